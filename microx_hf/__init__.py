@@ -1,0 +1,48 @@
+"""MicroX: emotion recognition from face videos, one ConvLSTM per facial region, Hugging Face native.
+
+`MicroXForVideoClassification.from_pretrained(...)` (or `MicroXModel`, the same network) loads a checkpoint;
+`MicroXFeatureExtractor` turns a video into region crops; `predict(video)` does both.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+
+from .configuration_microx import PAPER_LABELS, MicroXConfig
+from .errors import (
+    BackendUnavailableError,
+    DatasetFormatError,
+    InvalidVideoError,
+    MicroXError,
+    NoFaceDetectedError,
+    VideoDecodeError,
+    VideoLimitError,
+    VideoNotFoundError,
+)
+from .modeling_microx import MicroXForVideoClassification, MicroXModel, MicroXOutput
+
+__version__ = "0.1.0"
+
+AutoConfig.register("microx", MicroXConfig, exist_ok=True)
+AutoModel.register(MicroXConfig, MicroXModel, exist_ok=True)
+AutoModelForVideoClassification.register(MicroXConfig, MicroXForVideoClassification, exist_ok=True)
+
+# Saved checkpoints carry the config and model code, so they load with `trust_remote_code=True` where this
+# package is not installed. `register_for_auto_class` writes `auto_map` for one model class only; the
+# AutoModel entry is added in `MicroXPreTrainedModel.save_pretrained`.
+MicroXConfig.register_for_auto_class()
+MicroXForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+__all__ = [
+    "PAPER_LABELS",
+    "BackendUnavailableError",
+    "DatasetFormatError",
+    "InvalidVideoError",
+    "MicroXConfig",
+    "MicroXError",
+    "MicroXForVideoClassification",
+    "MicroXModel",
+    "MicroXOutput",
+    "NoFaceDetectedError",
+    "VideoDecodeError",
+    "VideoLimitError",
+    "VideoNotFoundError",
+]

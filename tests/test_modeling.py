@@ -1,0 +1,324 @@
+"""MicroXConfig and the model: shapes, masking, save/load (also through Auto classes and remote code), errors."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+
+from microx_hf import MicroXConfig, MicroXForVideoClassification, MicroXModel
+from microx_hf.configuration_microx import PAPER_LABELS
+
+# Odd sizes catch shape bugs; 3 frames and 17x17 crops keep it fast.
+TINY = {"image_size": 17, "num_frames": 3, "stem_channels": [5], "hidden_size": 7, "head_hidden_size": 11}
+TINY_PAPER = {"image_size": 13, "num_frames": 3, "hidden_size": 5, "head_hidden_size": 9}
+
+
+def tiny_config(preset: str = "default", **overrides) -> MicroXConfig:
+    return MicroXConfig.from_preset(preset, **{**(TINY if preset == "default" else TINY_PAPER), **overrides})
+
+
+def inputs(config: MicroXConfig, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, len(config.regions), config.num_frames, config.num_channels, config.image_size, config.image_size)
+    return torch.randn(shape, generator=g), torch.ones(shape[:3], dtype=torch.bool)
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [
+        ("default", {}),
+        ("default", {"fusion": "mean"}),
+        ("default", {"fusion": "paper", "num_convlstm_layers": 2}),
+        ("default", {"regions": ["face", "left_brow", "right_brow", "mouth"], "stem_channels": []}),
+        ("paper", {}),
+        ("paper", {"fusion": "attention", "head": "pool"}),
+    ],
+)
+def test_shapes_and_finiteness(preset, overrides):
+    config = tiny_config(preset, **overrides)
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config, batch=3)
+    labels = torch.tensor([0, 3, 6])
+    out = model(pixel_values, region_mask=mask, labels=labels)
+    num_regions = len(config.regions)
+    assert out.logits.shape == (3, 7)
+    assert out.region_logits.shape == (3, num_regions, 7)
+    assert out.region_weights.shape == (3, num_regions)
+    assert torch.isfinite(out.loss) and torch.isfinite(out.logits).all() and torch.isfinite(out.region_logits).all()
+    torch.testing.assert_close(out.region_weights.sum(dim=1), torch.ones(3))
+    out.loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("fusion", ["attention", "mean", "paper"])
+def test_masked_region_pixels_do_not_change_the_output(fusion):
+    config = tiny_config(fusion=fusion)
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config)
+    mask[0, 2] = False  # the left eye of sample 0 is hidden for the whole window
+    mask[1, :, 1] = False  # every region of sample 1 is missing in frame 1
+    garbage = pixel_values.clone()
+    garbage[0, 2] = 50 * torch.randn_like(garbage[0, 2])
+    garbage[1, :, 1] = -30.0
+    out, out_garbage = model(pixel_values, region_mask=mask), model(garbage, region_mask=mask)
+    torch.testing.assert_close(out.logits, out_garbage.logits, rtol=0, atol=0)
+    assert out.region_weights[0, 2] == 0
+    # And the mask matters: unmasking the same garbage changes the answer.
+    assert not torch.allclose(model(garbage).logits, out.logits)
+
+
+def test_fully_masked_window_gives_uniform_logits():
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config, batch=1)
+    out = model(pixel_values, region_mask=torch.zeros_like(mask))
+    assert torch.equal(out.logits, torch.zeros_like(out.logits))
+    assert torch.equal(out.region_weights, torch.zeros_like(out.region_weights))
+
+
+def test_region_dropout_hides_regions_in_training_only():
+    config = tiny_config(region_dropout=0.9)
+    model = MicroXForVideoClassification(config)
+    mask = torch.ones(64, len(config.regions), config.num_frames, dtype=torch.bool)
+    torch.manual_seed(0)
+    dropped = model._drop_regions(mask)
+    assert dropped.any(dim=(1, 2)).all(), "a sample must keep at least one region"
+    assert (~dropped).any(), "with p=0.9 some regions must be hidden"
+    # A region is dropped for the whole window, not frame by frame.
+    per_region = dropped.any(dim=2)
+    assert torch.equal(per_region[..., None].expand_as(dropped), dropped)
+    model.eval()
+    pixel_values, mask = inputs(config)
+    torch.testing.assert_close(model(pixel_values).logits, model(pixel_values, region_mask=mask).logits)
+
+
+def test_paper_preset_parameter_count_matches_the_published_architecture():
+    config = MicroXConfig.from_preset("paper")
+    assert (config.image_size, config.hidden_size, config.kernel_size, config.head_hidden_size) == (60, 64, 3, 256)
+    assert config.regions == ["face", "left_eye", "right_eye", "nose", "mouth"]
+    filters, k, channels, dense, labels, regions = 64, 3, 3, 256, 7, 5
+    # Keras ConvLSTM2D: input kernel k*k*C*4F + recurrent kernel k*k*F*4F + bias 4F.
+    convlstm = k * k * channels * 4 * filters + k * k * filters * 4 * filters + 4 * filters
+    side = 60 - (k - 1)  # `valid` padding: 58x58
+    flatten_dense = side * side * filters * dense + dense
+    region_softmax = dense * labels + labels
+    fusion = regions * labels * labels + labels
+    expected = regions * (convlstm + flatten_dense + region_softmax) + fusion
+    with torch.device("meta"):  # 276 M parameters: count them without allocating 1 GB
+        model = MicroXForVideoClassification(config)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_default_is_small():
+    with torch.device("meta"):
+        model = MicroXForVideoClassification(MicroXConfig())
+    # Under 20 MB as float32 safetensors.
+    assert sum(p.numel() for p in model.parameters()) * 4 < 20e6
+
+
+def test_default_labels_and_config_round_trip(tmp_path):
+    config = MicroXConfig()
+    assert [config.id2label[i] for i in range(7)] == PAPER_LABELS
+    assert config.label2id == {name: i for i, name in enumerate(PAPER_LABELS)}
+    custom = MicroXConfig(id2label={0: "calm", 1: "angry", 2: "happy"}, label2id={"calm": 0, "angry": 1, "happy": 2})
+    assert custom.num_labels == 3
+    custom.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, MicroXConfig)
+    drop = {"_name_or_path"}
+    assert {k: v for k, v in loaded.to_dict().items() if k not in drop} == {
+        k: v for k, v in custom.to_dict().items() if k not in drop
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"regions": ["face", "ear"]}, "unknown region"),
+        ({"regions": []}, "non-empty"),
+        ({"regions": ["face", "face"]}, "once"),
+        ({"fusion": "concat"}, "fusion"),
+        ({"head": "dense"}, "head"),
+        ({"convlstm_padding": "full"}, "convlstm_padding"),
+        ({"dropout": 1.5}, "probability"),
+        ({"num_frames": 0}, "positive integer"),
+        ({"kernel_size": 4}, "odd kernel"),
+        ({"image_size": 2, "convlstm_padding": "valid", "stem_channels": [4, 4]}, "too small"),
+        ({"id2label": {0: "only"}}, "at least two labels"),
+    ],
+)
+def test_bad_configs_raise_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MicroXConfig(**overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="choose one of"):
+        MicroXConfig.from_preset("fast")
+
+
+def test_bad_input_shapes_raise_clear_errors():
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config)
+    with pytest.raises(ValueError, match=r"\(B, R, T, C, H, W\)"):
+        model(pixel_values[:, :3])  # wrong number of regions
+    with pytest.raises(ValueError, match=r"\(B, R, T, C, H, W\)"):
+        model(pixel_values[0])  # no batch axis
+    with pytest.raises(ValueError, match="region_mask"):
+        model(pixel_values, region_mask=mask[:, :, :2])
+    with pytest.raises(ValueError, match="float"):
+        model((pixel_values * 100).to(torch.uint8))
+
+
+def assert_same_outputs(a, b, config):
+    pixel_values, mask = inputs(config, seed=1)
+    mask[1, 0, 0] = False
+    a.eval()
+    b.eval()
+    out_a, out_b = a(pixel_values, region_mask=mask), b(pixel_values, region_mask=mask)
+    torch.testing.assert_close(out_a.logits, out_b.logits, rtol=0, atol=0)
+    torch.testing.assert_close(out_a.region_logits, out_b.region_logits, rtol=0, atol=0)
+
+
+def test_save_load_exact_and_through_auto_classes(tmp_path):
+    config = tiny_config()
+    model = MicroXForVideoClassification(config)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["auto_map"]["AutoModel"] == "modeling_microx.MicroXModel"
+    assert saved["auto_map"]["AutoModelForVideoClassification"] == "modeling_microx.MicroXForVideoClassification"
+    for loader in (
+        MicroXForVideoClassification.from_pretrained,
+        MicroXModel.from_pretrained,
+        AutoModel.from_pretrained,
+        AutoModelForVideoClassification.from_pretrained,
+    ):
+        loaded = loader(tmp_path)
+        assert isinstance(loaded, MicroXModel)
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, loaded.state_dict()[key]), key
+        assert_same_outputs(model, loaded, config)
+    assert type(AutoModel.from_pretrained(tmp_path)) is MicroXModel
+    assert type(AutoModelForVideoClassification.from_pretrained(tmp_path)) is MicroXForVideoClassification
+
+
+def test_batchnorm_statistics_survive_save_load(tmp_path):
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).train()
+    pixel_values, mask = inputs(config, batch=4)
+    model(pixel_values + 3.0, region_mask=mask)  # moves the running statistics away from their initial values
+    model.save_pretrained(tmp_path)
+    loaded = MicroXForVideoClassification.from_pretrained(tmp_path)
+    assert_same_outputs(model, loaded, config)
+
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, importlib.util, json, sys
+
+    class BlockMicroX(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "microx_hf" or name.startswith("microx_hf."):
+                raise ModuleNotFoundError(f"blocked: {name}")
+            return None
+
+    sys.meta_path.insert(0, BlockMicroX())
+    sys.path = [p for p in sys.path if p not in ("", REPO)]
+    try:
+        import microx_hf  # noqa: F401
+    except ModuleNotFoundError:
+        pass
+    else:
+        raise SystemExit("microx_hf must not be importable here")
+
+    import torch
+    from transformers import AutoModel, AutoModelForVideoClassification
+    torch.set_num_threads(1)
+    folder = sys.argv[1]
+    data = torch.load(folder + "/inputs.pt")
+    result = {}
+    for name, auto in (("video", AutoModelForVideoClassification), ("model", AutoModel)):
+        model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        with torch.no_grad():
+            out = model(data["pixel_values"], region_mask=data["region_mask"])
+        result[name] = {"class": type(model).__name__, "max_diff": (out.logits - data["logits"]).abs().max().item()}
+    print(json.dumps(result))
+    """
+)
+
+
+def test_loads_with_trust_remote_code_without_the_package(tmp_path):
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    pixel_values, mask = inputs(config, seed=2)
+    mask[0, 1] = False
+    with torch.no_grad():
+        logits = model(pixel_values, region_mask=mask).logits
+    torch.save({"pixel_values": pixel_values, "region_mask": mask, "logits": logits}, tmp_path / "ckpt" / "inputs.pt")
+    repo_root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    script = REMOTE_CODE_SCRIPT.replace("REPO", repr(repo_root))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "ckpt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["video"]["class"] == "MicroXForVideoClassification"
+    assert result["model"]["class"] == "MicroXModel"
+    assert result["video"]["max_diff"] == 0.0 and result["model"]["max_diff"] == 0.0
+
+
+def test_travelling_files_import_only_torch_numpy_transformers():
+    import ast
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "microx_hf"
+    allowed = {"torch", "numpy", "transformers", "dataclasses", "typing", "math", "__future__"}
+    for name in ("configuration_microx.py", "modeling_microx.py"):
+        tree = ast.parse((package / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{name} imports {roots - allowed}"
+
+
+def test_learns_a_tiny_temporal_task():
+    """Two classes that differ only in the direction of a brightness ramp over time: the ConvLSTM must use order."""
+    torch.manual_seed(0)
+    config = tiny_config(regions=["face", "mouth"], num_frames=4, dropout=0.0, head_dropout=0.0)
+    model = MicroXForVideoClassification(config)
+    ramp = torch.linspace(-1, 1, config.num_frames).view(1, 1, -1, 1, 1, 1)
+    base = 0.3 * torch.randn(32, 2, config.num_frames, 3, config.image_size, config.image_size)
+    labels = torch.arange(32) % 2
+    pixel_values = base + torch.where(labels.view(-1, 1, 1, 1, 1, 1) == 1, ramp, ramp.flip(2))
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        optimiser.zero_grad()
+        loss = model(pixel_values, labels=labels).loss
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    accuracy = (model(pixel_values).logits.argmax(-1) == labels).float().mean().item()
+    assert accuracy == 1.0, (loss.item(), accuracy)
