@@ -268,6 +268,14 @@ def make_empty_file(path: str | Path) -> Path:
     return path
 
 
+def make_zero_frame_video(path: str | Path, fourcc: str = "mp4v") -> Path:
+    """A video container with a header but no frames (a writer opened and closed at once)."""
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 48))
+    writer.release()
+    return path
+
+
 def make_truncated_video(src: str | Path, dst: str | Path, keep: float = 0.5) -> Path:
     """Copy the first `keep` fraction of the bytes of a good video (a cut-off download)."""
     data = Path(src).read_bytes()
@@ -325,8 +333,20 @@ def make_rotated_video(src: str | Path, dst: str | Path, rotation: int = 90) -> 
 
 
 def make_h264_video(src: str | Path, dst: str | Path) -> Path:
-    """Re-encode a video as H.264 (yuv420p), the codec of most real clips."""
-    _ffmpeg("-i", str(src), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(dst))
+    """Re-encode a video as H.264 (yuv420p), the codec of most real clips, with its index (moov) first."""
+    _ffmpeg(
+        "-i",
+        str(src),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(dst),
+    )
     return Path(dst)
 
 
@@ -339,24 +359,24 @@ def make_vfr_video(
     """
     timestamps = np.asarray(timestamps, dtype=float)
     frames = face_frames(len(timestamps), size, motion)
+    # setpts gives frame N its time; a nested if() is plain ffmpeg expression syntax and fine for short clips.
+    expr = f"{timestamps[-1]:.6f}"
+    for i in range(len(timestamps) - 2, -1, -1):
+        expr = f"if(eq(N,{i}),{timestamps[i]:.6f},{expr})"
     with tempfile.TemporaryDirectory() as tmp:
-        lines = ["ffconcat version 1.0"]
-        durations = np.diff(np.append(timestamps, timestamps[-1] + (timestamps[-1] - timestamps[-2])))
-        for i, (frame, duration) in enumerate(zip(frames, durations, strict=True)):
-            name = f"f{i:05d}.png"
-            cv2.imwrite(str(Path(tmp) / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            lines += [f"file {name}", f"duration {duration:.6f}"]
-        lines.append(f"file f{len(frames) - 1:05d}.png")  # the concat demuxer drops the last duration otherwise
-        (Path(tmp) / "list.txt").write_text("\n".join(lines) + "\n")
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(Path(tmp) / f"f{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         _ffmpeg(
-            "-f",
-            "concat",
+            "-framerate",
+            "1",
             "-i",
-            str(Path(tmp) / "list.txt"),
+            str(Path(tmp) / "f%05d.png"),
+            "-vf",
+            f"settb=1/90000,setpts='({expr})/TB'",
             "-fps_mode",
-            "vfr",
-            "-frames:v",
-            str(len(frames)),
+            "passthrough",
+            "-enc_time_base",
+            "1/90000",
             "-c:v",
             "libx264",
             "-preset",
