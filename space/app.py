@@ -1,0 +1,259 @@
+"""MicroX Space: upload a face video and see the emotion it shows, its course over time, and why.
+
+A thin consumer of the `microx_hf` library (the shape of hysts' Space apps: constants, load once, one typed
+handler, a `gr.Blocks` layout). All decoding, landmarks, region crops and the model live in the library:
+`microx_hf.predict.predict` turns a video into a `Prediction`, `microx_hf.visualize` draws the crops and the face
+track. Any `MicroXError` (not a video, no face, too long) is shown as a message in the page.
+
+Settings come from the environment:
+    MICROX_MODEL           Hub id or local folder of the model (default: the checkpoint committed with the project)
+    MICROX_MAX_DURATION    longest video accepted, in seconds (default 60)
+    MICROX_MAX_FILE_SIZE   largest upload accepted (default "50mb")
+    MICROX_CONCURRENCY     videos analysed at the same time (default 1; more queue up, up to MICROX_QUEUE_SIZE)
+
+Run locally (from the repository root): `python space/app.py --port 7860`, then open http://127.0.0.1:7860.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+try:
+    import microx_hf  # noqa: F401
+except ImportError:  # run from a source checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from microx_hf.predict import Prediction, load_model, predict
+from microx_hf.visualize import contact_sheet, face_track_preview
+
+from microx_hf.errors import MicroXError
+
+logger = logging.getLogger("microx_space")
+
+TITLE = "MicroX: emotion from face videos, region by region"
+DESCRIPTION = """\
+Upload a short video of one face (or record one with your webcam). MicroX cuts it into 1/3-second windows, crops
+the face, eyes, nose and mouth in every frame, and reads each region's motion with its own ConvLSTM. You see the
+emotion of the whole clip, how each emotion's probability moves over time, the region crops of the window that
+decided the most, and how much each region contributed.
+"""
+MODEL_ID = os.environ.get("MICROX_MODEL") or None  # None: the checkpoint that ships with the project
+MAX_DURATION_S = float(os.environ.get("MICROX_MAX_DURATION", "60"))
+MAX_FILE_SIZE = os.environ.get("MICROX_MAX_FILE_SIZE", "50mb")
+CONCURRENCY_LIMIT = int(os.environ.get("MICROX_CONCURRENCY", "1"))
+QUEUE_SIZE = int(os.environ.get("MICROX_QUEUE_SIZE", "16"))
+VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg", ".ogv", ".3gp", ".wmv"]
+PREVIEW_SECONDS = 3.0  # length of the face-track preview
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES = sorted(str(path) for path in EXAMPLES_DIR.glob("*.webm"))
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
+
+model, feature_extractor = load_model(MODEL_ID)
+if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
+    feature_extractor.max_duration = MAX_DURATION_S
+
+
+def model_note(model_name: str | None) -> str:
+    """A short Markdown note on which model runs and what it was trained on, from its model card.
+
+    Reads the card (`README.md`) of a local model folder, or of a Hub repo when the Hub can be reached; falls back
+    to the model's label set when there is no card.
+    """
+    name = model_name or str(getattr(model, "name_or_path", "") or "the default checkpoint")
+    labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
+    summary = _card_training_summary(name)
+    trained_on = summary or "its model card does not say what it was trained on"
+    return f"**Model:** `{Path(name).name if Path(name).is_dir() else name}`: {trained_on} **Emotions:** {labels}."
+
+
+def _card_training_summary(name: str) -> str | None:
+    """The card's `datasets` and its first sentence about training data, or None without a card."""
+    from huggingface_hub import ModelCard
+
+    path = Path(name) / "README.md"
+    try:
+        card = ModelCard.load(path) if path.is_file() else ModelCard.load(name)
+    except Exception as error:  # offline, no card, a malformed header: the note is optional
+        logger.info("no model card for %s (%s)", name, error)
+        return None
+    for paragraph in card.text.split("\n\n"):
+        text = " ".join(paragraph.split())
+        if not text.startswith("#") and "trained on" in text.lower():
+            return text if text.endswith(".") else text + "."
+    datasets = card.data.to_dict().get("datasets")
+    return f"trained on {', '.join(datasets)}." if datasets else None
+
+
+def timeline_frame(prediction: Prediction) -> pd.DataFrame:
+    """Long-format table of each emotion's probability at the centre of each window, for `gr.LinePlot`."""
+    centers = prediction.window_starts + feature_extractor.num_frames / (2 * feature_extractor.fps)
+    probs = prediction.window_probs  # (W, L)
+    return pd.DataFrame(
+        {
+            "time (s)": np.repeat(centers, len(prediction.labels)).round(3),
+            "probability": probs.reshape(-1).round(4),
+            "emotion": np.tile(prediction.labels, len(centers)),
+        }
+    )
+
+
+def telling_window(prediction: Prediction) -> int:
+    """Index of the window that speaks most for the clip's label (its highest probability)."""
+    return int(np.argmax(prediction.window_probs[:, prediction.labels.index(prediction.label)]))
+
+
+def write_preview(frames: np.ndarray, fps: float) -> str:
+    """Write RGB frames (N, H, W, 3) as a VP8 WebM that browsers play without ffmpeg on the server."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(suffix=".webm", prefix="track_", dir=OUTPUT_DIR)
+    os.close(handle)
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"VP80"), float(fps), (width, height))
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarray, str]], dict, str, str, dict]:
+    """Analyse one uploaded video.
+
+    Returns:
+        The clip's emotion scores, the timeline table, the region crops of the most telling window (one gallery
+        item per region), the per-region contributions, the face-track preview's path, a Markdown summary, and
+        the JSON-safe prediction.
+    """
+    if not video:
+        raise gr.Error("Upload a video (or record one) first.", title="No video")
+    if Path(video).suffix.lower() not in VIDEO_TYPES:
+        raise gr.Error(
+            f"{Path(video).name} is not a video file this app accepts: upload one of {', '.join(VIDEO_TYPES)}.",
+            title="Not a video",
+            print_exception=False,
+        )
+    try:
+        prediction = predict(video, model=model, feature_extractor=feature_extractor)
+    except MicroXError as error:
+        logger.info("rejected %s: %s", Path(video).name, error)
+        raise gr.Error(str(error), title=type(error).__name__, print_exception=False) from None
+    except Exception:
+        logger.exception("analysis of %s failed", video)
+        raise gr.Error(
+            "Analysing this video failed unexpectedly. Try another file, or report the problem with the video "
+            "attached.",
+            title="Something went wrong",
+            print_exception=False,
+        ) from None
+
+    window = telling_window(prediction)
+    start = prediction.window_starts[window]
+    crops = contact_sheet(prediction.clip, window=window, num_frames=feature_extractor.num_frames)
+    weights = prediction.region_weights[window]
+    gallery = [
+        (sheet, f"{region}: {weight:.0%} of this window's decision")
+        for region, sheet, weight in zip(prediction.regions, crops, weights, strict=True)
+    ]
+    preview = write_preview(face_track_preview(video, prediction.clip, seconds=PREVIEW_SECONDS), prediction.clip.fps)
+    end = start + feature_extractor.num_frames / feature_extractor.fps
+    summary = (
+        f"**{prediction.label}** over {len(prediction.window_starts)} windows. The most telling window runs from "
+        f"{start:.2f} s to {end:.2f} s ({prediction.window_probs[window].max():.0%} {prediction.label}). "
+        f"Face found in {prediction.face_fraction:.0%} of the frames (landmarks: {prediction.landmark_backend})."
+    )
+    return (
+        prediction.scores,
+        timeline_frame(prediction),
+        gallery,
+        prediction.region_contributions,
+        preview,
+        summary,
+        prediction.to_dict(),
+    )
+
+
+with gr.Blocks(title="MicroX") as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+    gr.Markdown(model_note(MODEL_ID), elem_id="model-note")
+    with gr.Row():
+        with gr.Column(scale=1):
+            video_in = gr.Video(
+                label=f"Face video (up to {MAX_DURATION_S:.0f} s, {MAX_FILE_SIZE})",
+                sources=["upload", "webcam"],
+                include_audio=True,  # keep uploads as they are: no ffmpeg re-encode on the server
+                elem_id="video-in",
+            )
+            run_button = gr.Button("Analyse", variant="primary", elem_id="run")
+            gr.Examples(examples=EXAMPLES, inputs=video_in, label="Examples (public-domain faces)")
+        with gr.Column(scale=1):
+            emotion_out = gr.Label(
+                label="Emotion of the clip", num_top_classes=model.config.num_labels, elem_id="emotion"
+            )
+            summary_out = gr.Markdown(elem_id="summary")
+            regions_out = gr.Label(label="Contribution of each region", elem_id="regions")
+    timeline_out = gr.LinePlot(
+        x="time (s)",
+        y="probability",
+        color="emotion",
+        y_lim=[0, 1],
+        label="Each emotion's probability over time (window centres)",
+        elem_id="timeline",
+    )
+    with gr.Row():
+        crops_out = gr.Gallery(
+            label="Region crops of the most telling window (one row per region)",
+            columns=1,
+            object_fit="contain",
+            height="auto",
+            elem_id="crops",
+        )
+        preview_out = gr.Video(label=f"Face track (first {PREVIEW_SECONDS:.0f} s)", elem_id="preview")
+    with gr.Accordion("Raw result (JSON)", open=False):
+        json_out = gr.JSON(elem_id="raw")
+
+    run_button.click(
+        analyze,
+        inputs=video_in,
+        outputs=[emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out],
+        api_name="analyze",
+        concurrency_limit=CONCURRENCY_LIMIT,
+    )
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False) -> str:
+    """Serve the app with its queue and upload limit; returns its URL (blocks unless `prevent_thread_lock`)."""
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=[str(OUTPUT_DIR), str(EXAMPLES_DIR)],
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=prevent_thread_lock,
+    )
+    return url
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Launch the app (on 127.0.0.1 unless GRADIO_SERVER_NAME or --host says otherwise)."""
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    launch(args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

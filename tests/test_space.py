@@ -1,0 +1,231 @@
+"""The Gradio Space (`space/app.py`): its handler, its HTTP API through `gradio_client`, and the page in a real
+Chromium driven by Playwright.
+
+The app runs a tiny random MicroX model saved to a temporary folder (`MICROX_MODEL`), with the real dlib landmark
+backend, on real video files made from the public-domain astronaut photo; the server listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import pytest
+
+from tests.media import make_face_video, make_noface_video, make_text_file
+
+REPO = Path(__file__).resolve().parents[1]
+APP_PATH = REPO / "space" / "app.py"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = os.environ.get("MICROX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+MAX_DURATION_S = 3.0  # the app's limit in these tests, so that a "too long" video stays small
+MAX_FILE_SIZE = "2mb"
+TRAINING_SENTENCE = "This test model was trained on nothing at all: its weights are random."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """The files the tests upload: a face video, a face-free video, a text file, one too long and one too big."""
+    folder = tmp_path_factory.mktemp("space_media")
+    return {
+        "face": make_face_video(folder / "face.mp4", n_frames=24, size=(320, 240), motion="pan"),
+        "noface": make_noface_video(folder / "noface.mp4", n_frames=12, size=(320, 240)),
+        "text": make_text_file(folder / "notes.txt"),
+        "fake_mp4": make_text_file(folder / "holiday.mp4"),
+        "long": make_face_video(folder / "long.mp4", n_frames=120, fps=30.0, size=(160, 120)),
+        "big": _big_file(folder / "big.mp4", 3_000_000),
+    }
+
+
+def _big_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random model and its feature extractor, saved like a checkpoint, with a model card."""
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    from microx_hf.configuration_microx import MicroXConfig
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    config = MicroXConfig(num_frames=4, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8)
+    MicroXForVideoClassification(config).save_pretrained(folder)
+    MicroXFeatureExtractor(
+        num_frames=4, window_stride=4, crop_size=16, regions=config.regions, landmark_backend="dlib"
+    ).save_pretrained(folder)
+    (folder / "README.md").write_text(f"---\nlicense: apache-2.0\n---\n# Tiny test model\n\n{TRAINING_SENTENCE}\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir):
+    """`space/app.py` imported with the tiny model and small limits (its settings are read at import)."""
+    settings = {
+        "MICROX_MODEL": str(tiny_model_dir),
+        "MICROX_MAX_DURATION": str(MAX_DURATION_S),
+        "MICROX_MAX_FILE_SIZE": MAX_FILE_SIZE,
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        spec = importlib.util.spec_from_file_location("microx_space_app", APP_PATH)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    yield module
+    sys.modules.pop("microx_space_app", None)
+
+
+@pytest.fixture(scope="module")
+def server(app) -> str:
+    """The app served on 127.0.0.1 with its own queue and limits; yields its URL."""
+    url = app.launch(host="127.0.0.1", port=_free_port(), prevent_thread_lock=True)
+    yield url
+    app.demo.close()
+
+
+# The handler ------------------------------------------------------------------------------------------------------
+
+
+def test_handler_returns_every_output(app, media):
+    scores, timeline, gallery, contributions, preview, summary, raw = app.analyze(str(media["face"]))
+    labels = [app.model.config.id2label[i] for i in range(app.model.config.num_labels)]
+    assert sorted(scores) == sorted(labels)
+    assert sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
+    # 24 frames at 30 fps, windows of 4 frames every 4: 6 windows, one row per window and emotion.
+    assert len(timeline) == 6 * len(labels)
+    assert set(timeline["emotion"]) == set(labels)
+    assert timeline["probability"].between(0, 1).all()
+    assert timeline["time (s)"].is_monotonic_increasing
+    assert [caption.split(":")[0] for _, caption in gallery] == app.model.config.regions
+    assert sorted(contributions) == sorted(app.model.config.regions)
+    assert sum(contributions.values()) == pytest.approx(1.0, abs=1e-3)
+    capture = cv2.VideoCapture(preview)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.ndim == 3, "the face-track preview must be a readable video"
+    best = max(scores, key=scores.get)
+    assert f"**{best}**" in summary
+    assert raw["label"] == best
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("text", "video"), ("fake_mp4", "video"), ("noface", "face"), ("long", "long")],
+)
+def test_handler_turns_user_errors_into_messages(app, media, name, message):
+    with pytest.raises(gr.Error) as info:
+        app.analyze(str(media[name]))
+    assert message in info.value.message.lower()
+    assert "Traceback" not in info.value.message
+
+
+def test_handler_without_a_video(app):
+    with pytest.raises(gr.Error, match="Upload a video"):
+        app.analyze(None)
+
+
+def test_model_note_says_what_the_model_was_trained_on(app):
+    note = app.model_note(str(app.MODEL_ID))
+    assert TRAINING_SENTENCE in note
+    assert "neutral" in note and "happy" in note
+
+
+# Over HTTP ----------------------------------------------------------------------------------------------------------
+
+
+def test_gradio_client_predicts_and_reports_errors(server, media, app):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    try:
+        scores, timeline, gallery, contributions, preview, summary, raw = client.predict(
+            handle_file(str(media["face"])), api_name="/analyze"
+        )
+        assert scores["label"] == raw["label"]
+        assert {c["label"] for c in scores["confidences"]} == set(app.model.config.id2label.values())
+        assert len(gallery) == len(app.model.config.regions)
+        assert Path(preview["video"] if isinstance(preview, dict) else preview).is_file()
+        with pytest.raises(Exception, match="(?i)not .*video|video.*(read|open|decode)"):
+            client.predict(handle_file(str(media["text"])), api_name="/analyze")
+    finally:
+        client.close()
+
+
+def test_server_refuses_uploads_over_the_size_limit(server, media):
+    import httpx
+
+    with open(media["big"], "rb") as handle:
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.mp4", handle, "video/mp4")})
+    assert response.status_code == 413
+
+
+# In a real browser --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_page_in_chromium(server, media, app):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/install_browser.sh (or deselect -m 'not browser')")
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    labels = list(app.model.config.id2label.values())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(server)
+            expect(page.locator("#model-note")).to_contain_text(TRAINING_SENTENCE)
+
+            page.locator("#video-in input[type=file]").set_input_files(str(media["face"]))
+            page.locator("#run").click()
+            summary = page.locator("#summary")
+            expect(summary).to_contain_text("most telling window", timeout=60_000)
+            best = page.locator("#emotion h2, #emotion .output-class").first.inner_text().strip()
+            assert best in labels
+            assert best in summary.inner_text()
+            expect(page.locator("#timeline svg").first).to_be_visible()
+            assert page.locator("#timeline svg path").count() > 0
+            expect(page.locator("#crops img")).to_have_count(len(app.model.config.regions))
+            expect(page.locator("#preview video")).to_have_count(1)
+            page.screenshot(path=str(ARTIFACTS / "space.png"), full_page=True)
+
+            # A text file named like a video passes the browser's type check; the library's message shows.
+            page.locator("#video-in button[aria-label='Clear']").click()
+            page.locator("#video-in input[type=file]").set_input_files(str(media["fake_mp4"]))
+            page.locator("#run").click()
+            toast = page.locator(".toast-body").filter(has_text="InvalidVideoError")
+            expect(toast).to_be_visible(timeout=30_000)
+            assert "Traceback" not in toast.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
+        finally:
+            browser.close()
