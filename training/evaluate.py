@@ -1,0 +1,193 @@
+"""Evaluate a MicroX checkpoint on a processed-clip dataset: clip-level predictions from all windows of each clip.
+
+Each clip is cut into windows (`expand_windows`, the feature extractor's stride); the clip's prediction is the
+mean of its window probabilities, the same rule `microx_hf.predict` applies to a user's video. The script writes
+``results.json`` (accuracy, UAR, macro-F1, per-class precision/recall, the confusion matrix, and the same at window
+level), ``confusion_matrix.json`` and ``confusion_matrix.png`` into the output folder.
+
+Usage::
+
+    python -m training.evaluate --model_name_or_path runs/baum1s --dataset_name_or_path data/baum1s \
+        --split test --output_dir runs/baum1s/eval
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import HfArgumentParser
+
+from training.metrics import aggregate_clip_probs, classification_metrics, save_confusion_matrix, softmax
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict_windows(
+    model: torch.nn.Module, windows: Dataset, batch_size: int = 32, device: str | torch.device | None = None
+) -> np.ndarray:
+    """Class probabilities ``(W, L)`` of every row of a windows dataset that already has its `WindowTransform`."""
+    from training.data import collate_windows
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = torch.utils.data.DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_windows)
+    chunks = []
+    for batch in loader:
+        pixel_values = batch["pixel_values"].to(device=device, dtype=next(model.parameters()).dtype)
+        region_mask = batch["region_mask"].to(device)
+        logits = model(pixel_values=pixel_values, region_mask=region_mask).logits
+        chunks.append(logits.float().cpu().numpy())
+    model.train(was_training)
+    if not chunks:
+        raise ValueError("the evaluation set is empty")
+    return softmax(np.concatenate(chunks))
+
+
+def evaluate_dataset(
+    model: torch.nn.Module,
+    feature_extractor: Any,
+    clips: Dataset,
+    output_dir: str | Path | None = None,
+    window_stride: int | None = None,
+    batch_size: int = 32,
+    windows_are_clips: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Clip-level and window-level metrics of ``model`` on ``clips``; writes the artifacts when ``output_dir`` is set.
+
+    Args:
+        model: a `MicroXForVideoClassification`.
+        feature_extractor: its `MicroXFeatureExtractor` (for normalisation and the window stride).
+        clips: processed clips (rows are clips), without a transform.
+        output_dir: where ``results.json`` and the confusion matrix go.
+        window_stride: frames between window starts; default the feature extractor's ``window_stride``.
+        batch_size: windows per forward pass.
+        windows_are_clips: the rows are already single windows (the paper protocol): score each on its own.
+        metadata: extra keys recorded in ``results.json`` (protocol, fold, dataset...).
+
+    Returns:
+        The content of ``results.json``.
+    """
+    from training.data import WindowTransform, expand_windows
+
+    config = model.config
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    names = clips.features["label"].names
+    if list(names) != labels:
+        raise ValueError(f"the dataset's labels {names} differ from the model's {labels}")
+    stride = window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
+    if windows_are_clips:
+        windows = clips.add_column("clip_id", list(range(len(clips))))
+    else:
+        windows = expand_windows(clips, config.num_frames, stride)
+    clip_ids = windows["clip_id"]
+    window_labels = np.asarray(windows["label"])
+    transform = WindowTransform(
+        list(config.regions),
+        config.num_frames,
+        feature_extractor.image_mean,
+        feature_extractor.image_std,
+        train=False,
+        seed=0,
+    )
+    probs = predict_windows(model, windows.with_transform(transform), batch_size)
+
+    order, clip_probs = aggregate_clip_probs(probs, clip_ids)
+    first_row = {}
+    for row, clip in enumerate(clip_ids):
+        first_row.setdefault(clip, row)
+    clip_labels = window_labels[[first_row[c] for c in order]]
+    clip_metrics = classification_metrics(clip_labels, clip_probs.argmax(axis=1), labels)
+    window_metrics = classification_metrics(window_labels, probs.argmax(axis=1), labels)
+    results: dict[str, Any] = {
+        **(metadata or {}),
+        "level": "window" if windows_are_clips else "clip",
+        "aggregation": "each window alone" if windows_are_clips else "mean of window probabilities",
+        "num_clips": len(order),
+        "num_windows": len(clip_ids),
+        "window_stride": stride,
+        "num_frames": config.num_frames,
+        "accuracy": clip_metrics["accuracy"],
+        "uar": clip_metrics["uar"],
+        "macro_f1": clip_metrics["macro_f1"],
+        "metrics": clip_metrics,
+        "window_metrics": window_metrics,
+    }
+    logger.info(
+        "test (%s level): accuracy %.4f, UAR %.4f, macro-F1 %.4f over %d clips",
+        results["level"],
+        results["accuracy"],
+        results["uar"],
+        results["macro_f1"],
+        len(order),
+    )
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        title = f"{results.get('protocol', '')} {results.get('fold', '')}: UAR {results['uar']:.3f}".strip()
+        save_confusion_matrix(clip_metrics["confusion_matrix"], labels, output_dir / "confusion_matrix.png", title)
+        logger.info("wrote %s", output_dir / "results.json")
+    return results
+
+
+@dataclass
+class EvalArguments:
+    """What to evaluate on which data."""
+
+    model_name_or_path: str = field(default=None, metadata={"help": "A trained checkpoint folder or Hub id."})
+    dataset_name_or_path: str = field(default=None, metadata={"help": "A processed-clip dataset (folder or Hub)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    split: str = field(default="test", metadata={"help": "Split to evaluate."})
+    output_dir: str = field(default=None, metadata={"help": "Where results.json and the confusion matrix go."})
+    window_stride: int | None = field(default=None, metadata={"help": "Frames between windows."})
+    batch_size: int = field(default=32, metadata={"help": "Windows per forward pass."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda'...; default CUDA when available."})
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point; returns the results."""
+    from datasets import Dataset as _Dataset
+    from datasets import load_dataset, load_from_disk
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(
+        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
+    )
+    for name in ("model_name_or_path", "dataset_name_or_path", "output_dir"):
+        if getattr(args, name) is None:
+            raise ValueError(f"give --{name}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = MicroXForVideoClassification.from_pretrained(args.model_name_or_path).to(device)
+    feature_extractor = MicroXFeatureExtractor.from_pretrained(args.model_name_or_path)
+    if Path(args.dataset_name_or_path).exists():
+        data = load_from_disk(args.dataset_name_or_path)
+    else:
+        data = load_dataset(args.dataset_name_or_path, args.dataset_config_name)
+    clips = data if isinstance(data, _Dataset) else data[args.split]
+    return evaluate_dataset(
+        model,
+        feature_extractor,
+        clips,
+        args.output_dir,
+        window_stride=args.window_stride,
+        batch_size=args.batch_size,
+        metadata={"model": args.model_name_or_path, "dataset": args.dataset_name_or_path, "split": args.split},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+"""Release a trained MicroX checkpoint to the Hugging Face Hub: verify, write the model card, push.
+
+Steps:
+1. Load the checkpoint (model and feature extractor) and save both into a staging folder.
+2. Reload the staged folder and check that it gives *identical* outputs (logits, region logits, region weights) on
+   a fixed input with a masked region; refuse to release otherwise.
+3. Fill `model_card.md` (the repository's template) with the real results: YAML metadata with a model-index of
+   eval results (`huggingface_hub.ModelCard`, `ModelCardData`, `EvalResult`), intended and out-of-scope uses
+   (including the EU AI Act's prohibition of emotion recognition at work and in education), limitations, biases,
+   and the licences of the landmark models and datasets.
+4. Push the staging folder as one commit (`HfApi.upload_folder`), optionally as a pull request, and tag it.
+
+``--dry_run`` stops after step 3: the staging folder (``--output_dir``) is exactly what would be pushed::
+
+    python -m training.release --checkpoint runs/baum1s --repo_id me/microx-baum1s --folds_results runs/loso/folds.json \
+        --tag v0.1.0 --output_dir release/ --dry_run
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from transformers import HfArgumentParser
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
+METRICS = (  # (results key, metric type, display name, metric args)
+    ("accuracy", "accuracy", "Accuracy", None),
+    ("uar", "recall", "UAR (unweighted average recall)", {"average": "macro"}),
+    ("macro_f1", "f1", "Macro-F1", {"average": "macro"}),
+)
+PROTOCOL_NAMES = {
+    "kfold": "subject-independent k-fold",
+    "loso": "leave-one-subject-out",
+    "paper": "paper protocol: random 80/20 over 10-frame windows (optimistic)",
+    "given": "the dataset's own splits",
+}
+
+
+@dataclass
+class ReleaseArguments:
+    """What to release, where to, and with which results."""
+
+    checkpoint: str = field(default=None, metadata={"help": "Trained checkpoint folder (model + feature extractor)."})
+    repo_id: str = field(default=None, metadata={"help": "Hub repository, e.g. 'me/microx-baum1s'."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Staging folder: exactly what is pushed (default: a temporary folder)."}
+    )
+    dry_run: bool = field(default=False, metadata={"help": "Write the staging folder and stop before pushing."})
+    results: str | None = field(
+        default=None,
+        metadata={"help": "results.json of the checkpoint's test set (default: <checkpoint>/results.json)."},
+    )
+    folds_results: str | None = field(
+        default=None, metadata={"help": "folds.json of a subject-independent fold run: the headline results."}
+    )
+    paper_results: str | None = field(
+        default=None, metadata={"help": "results.json under the paper protocol, shown for comparison only."}
+    )
+    dataset_name: str = field(default="BAUM-1s", metadata={"help": "Display name of the training data."})
+    dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the dataset, for the card metadata."})
+    dataset_description: str | None = field(default=None, metadata={"help": "One line about the training data."})
+    license: str = field(default="other", metadata={"help": "Licence id of the weights (card metadata)."})
+    license_note: str | None = field(
+        default="the training data's non-commercial terms apply to the weights",
+        metadata={"help": "A sentence on the weights' licence."},
+    )
+    model_name: str | None = field(default=None, metadata={"help": "Card title (default: from repo_id)."})
+    tag: str | None = field(default=None, metadata={"help": "Git tag for this release, e.g. 'v0.1.0'."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to push to (created if missing)."})
+    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing directly."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+
+
+def _load(folder: str | Path):
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    model = MicroXForVideoClassification.from_pretrained(str(folder))
+    feature_extractor = MicroXFeatureExtractor.from_pretrained(str(folder))
+    return model.eval(), feature_extractor
+
+
+def probe_inputs(config: Any, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A fixed input for the reload check: random crops, the second sample missing its last region in some frames."""
+    generator = torch.Generator().manual_seed(seed)
+    r, t = len(config.regions), config.num_frames
+    shape = (batch, r, t, config.num_channels, config.image_size, config.image_size)  # (B, R, T, C, H, W)
+    pixel_values = torch.randn(shape, generator=generator)
+    region_mask = torch.ones(batch, r, t, dtype=torch.bool)
+    region_mask[-1, -1, : max(1, t // 2)] = False
+    return {"pixel_values": pixel_values, "region_mask": region_mask}
+
+
+@torch.no_grad()
+def check_reload(model: torch.nn.Module, folder: str | Path) -> None:
+    """Raise `RuntimeError` unless the model saved in ``folder`` gives exactly ``model``'s outputs."""
+    reloaded, _ = _load(folder)
+    inputs = probe_inputs(model.config)
+    model.eval()
+    expected, actual = model(**inputs), reloaded(**inputs)
+    for key in ("logits", "region_logits", "region_weights"):
+        if not torch.equal(expected[key], actual[key]):
+            diff = (expected[key] - actual[key]).abs().max().item()
+            raise RuntimeError(f"the saved model does not reproduce {key} after reloading (max difference {diff})")
+    logger.info("reload check passed: identical logits, region logits and region weights")
+
+
+def _read_json(path: str | Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {path} does not exist; train and evaluate first (training/train.py)")
+    return json.loads(path.read_text())
+
+
+def _value(result: dict[str, Any], key: str) -> float:
+    value = result[key]
+    return float(value["mean"] if isinstance(value, dict) else value)
+
+
+def eval_results(
+    args: ReleaseArguments, results: dict | None, folds: dict | None, paper: dict | None
+) -> list[EvalResult]:
+    """The model-index entries: fold means first (the headline), then the checkpoint's test, then the paper protocol."""
+    entries = []
+    dataset_type = args.dataset_id or args.dataset_name.lower().replace(" ", "-")
+    for source, split in ((folds, "test"), (results, "test"), (paper, "test")):
+        if source is None:
+            continue
+        protocol = source.get("protocol") or "given"
+        summary = PROTOCOL_NAMES.get(protocol, protocol)
+        if source is folds:
+            summary = f"{summary}, mean over {source['num_folds']} folds"
+        for key, metric_type, name, metric_args in METRICS:
+            entries.append(
+                EvalResult(
+                    task_type="video-classification",
+                    task_name="Facial expression recognition",
+                    dataset_type=dataset_type,
+                    dataset_name=args.dataset_name,
+                    dataset_split=split,
+                    dataset_args={"protocol": protocol},
+                    metric_type=metric_type,
+                    metric_name=f"{name} ({summary})",
+                    metric_value=round(_value(source, key), 4),
+                    metric_args=metric_args,
+                )
+            )
+    return entries
+
+
+def _results_table(results: dict | None, folds: dict | None, paper: dict | None) -> str:
+    rows = ["| Protocol | Clips | Accuracy | UAR | Macro-F1 |", "|---|---|---|---|---|"]
+    if folds is not None:
+        cells = [f"{folds[k]['mean']:.3f} ± {folds[k]['std']:.3f}" for k in ("accuracy", "uar", "macro_f1")]
+        name = f"{PROTOCOL_NAMES.get(folds['protocol'], folds['protocol'])}, {folds['num_folds']} folds"
+        rows.append(f"| {name} | {folds['pooled']['num_examples']} | " + " | ".join(cells) + " |")
+    for source, label in ((results, "this checkpoint's test set"), (paper, None)):
+        if source is None:
+            continue
+        protocol = PROTOCOL_NAMES.get(source.get("protocol") or "given", source.get("protocol"))
+        name = label or protocol
+        if label and source.get("protocol"):
+            name = f"{label} ({protocol}{', ' + source['fold'] if source.get('fold') else ''})"
+        count = source.get("num_clips", "")
+        cells = [f"{source[k]:.3f}" for k in ("accuracy", "uar", "macro_f1")]
+        rows.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
+    rows.append("| MicroX paper, BAUM-1, random window split (published) | | 0.552 | | |")
+    return "\n".join(rows)
+
+
+def _per_class_table(metrics: dict | None) -> str:
+    if not metrics:
+        return ""
+    rows = ["| Class | Precision | Recall | F1 | Support |", "|---|---|---|---|---|"]
+    for name, m in metrics["per_class"].items():
+        rows.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    return "\n".join(rows)
+
+
+def build_card(
+    args: ReleaseArguments,
+    model: Any,
+    feature_extractor: Any,
+    results: dict | None,
+    folds: dict | None,
+    paper: dict | None,
+    has_confusion_png: bool,
+) -> ModelCard:
+    """The filled model card."""
+    config = model.config
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    model_name = args.model_name or f"MicroX ({args.repo_id.split('/')[-1]})"
+    card_data = ModelCardData(
+        license=args.license,
+        library_name="transformers",
+        pipeline_tag="video-classification",
+        tags=["microx", "emotion-recognition", "facial-expression-recognition", "convlstm", "video-classification"],
+        datasets=[args.dataset_id] if args.dataset_id else None,
+        metrics=["accuracy", "recall", "f1"],
+        model_name=model_name,
+        eval_results=eval_results(args, results, folds, paper) or None,
+    )
+    if folds is not None:
+        evaluation_summary = (
+            f"Headline: {PROTOCOL_NAMES.get(folds['protocol'], folds['protocol'])} on {args.dataset_name}, "
+            f"mean ± standard deviation over {folds['num_folds']} folds, clip-level (mean of window probabilities)."
+        )
+    elif results is not None:
+        evaluation_summary = f"Clip-level results on the test set of {args.dataset_name}."
+    else:
+        evaluation_summary = "No evaluation results were supplied for this release."
+    if results is not None and not results.get("subject_independent", True):
+        evaluation_summary += " The test set shares subjects with the training set: the numbers are optimistic."
+    per_class_source = "pooled over folds" if folds is not None else "this checkpoint's test set"
+    per_class = folds["pooled"] if folds is not None else (results or {}).get("metrics")
+    protocol = (results or folds or {}).get("protocol") or "given"
+    description = args.dataset_description or (
+        f"{args.dataset_name}, {results.get('num_train_clips', '?')} training clips" if results else args.dataset_name
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        repo_id=args.repo_id,
+        tag=args.tag,
+        regions=list(config.regions),
+        preset=(results or {}).get("preset", "custom"),
+        num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
+        labels=labels,
+        fps=getattr(feature_extractor, "fps", "?"),
+        num_frames=config.num_frames,
+        window_stride=getattr(feature_extractor, "window_stride", "?"),
+        crop_size=config.image_size,
+        landmark_backend=getattr(feature_extractor, "landmark_backend", "?"),
+        evaluation_summary=evaluation_summary,
+        results_table=_results_table(results, folds, paper),
+        per_class_table=_per_class_table(per_class),
+        per_class_source=per_class_source,
+        has_confusion_png=has_confusion_png,
+        dataset_description=description,
+        dataset_short=args.dataset_name,
+        protocol_description=PROTOCOL_NAMES.get(protocol, protocol),
+        class_balance=((results or {}).get("class_balance") or "class weighting").replace("_", " "),
+        license=args.license,
+        license_note=args.license_note,
+        release_name=args.tag or args.revision or "main",
+        date=datetime.date.today().isoformat(),
+    )
+
+
+def stage(args: ReleaseArguments, folder: Path) -> Path:
+    """Write the release folder: model, feature extractor, card, results; verify the reload."""
+    model, feature_extractor = _load(args.checkpoint)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"staging folder {folder} is not empty; give a new --output_dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    feature_extractor.save_pretrained(folder)
+    check_reload(model, folder)
+
+    results_path = args.results or Path(args.checkpoint) / "results.json"
+    results = _read_json(results_path) if args.results or Path(results_path).is_file() else None
+    folds = _read_json(args.folds_results)
+    paper = _read_json(args.paper_results)
+    if results is not None:
+        shutil.copy(results_path, folder / "results.json")
+        png = Path(results_path).parent / "confusion_matrix.png"
+        if png.is_file():
+            shutil.copy(png, folder / "confusion_matrix.png")
+    if folds is not None:
+        shutil.copy(args.folds_results, folder / "folds.json")
+    if paper is not None:
+        shutil.copy(args.paper_results, folder / "results_paper_protocol.json")
+    card = build_card(
+        args, model, feature_extractor, results, folds, paper, (folder / "confusion_matrix.png").is_file()
+    )
+    card.save(folder / "README.md")
+    logger.info("staged release in %s: %s", folder, sorted(p.name for p in folder.iterdir()))
+    return folder
+
+
+def push(args: ReleaseArguments, folder: Path) -> dict[str, Any]:
+    """Upload the staged folder as one commit (or pull request) and tag it."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    repo_url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
+    if args.revision:
+        api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=args.repo_id,
+        folder_path=str(folder),
+        revision=args.revision,
+        commit_message=args.commit_message or f"Release {args.tag or 'MicroX model'}",
+        create_pr=args.create_pr,
+    )
+    info = {"repo_url": str(repo_url), "commit": commit.oid, "commit_url": commit.commit_url, "pr_url": commit.pr_url}
+    if args.tag:
+        if args.create_pr:
+            logger.warning("not tagging %s: the release is a pull request; tag it after merging", args.tag)
+        else:
+            api.create_tag(args.repo_id, tag=args.tag, revision=commit.oid, tag_message=f"MicroX release {args.tag}")
+            info["tag"] = args.tag
+    logger.info("pushed %s", info)
+    return info
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point; returns the staging folder and, unless a dry run, the push's commit."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    (args,) = HfArgumentParser(ReleaseArguments).parse_args_into_dataclasses(
+        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
+    )
+    if args.checkpoint is None or args.repo_id is None:
+        raise ValueError("give --checkpoint (a trained model folder) and --repo_id (e.g. me/microx-baum1s)")
+    folder = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="microx-release-"))
+    stage(args, folder)
+    if args.dry_run:
+        logger.info("dry run: nothing pushed; %s is exactly what would be pushed", folder)
+        return {"folder": str(folder)}
+    return {"folder": str(folder), **push(args, folder)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+"""Train MicroX with the transformers `Trainer` on a processed-clip dataset, then evaluate it clip by clip.
+
+Usage (flags, or a JSON file with the same keys as the first argument; flags after it override the file)::
+
+    python -m training.train --dataset_name_or_path data/baum1s --output_dir runs/baum1s \
+        --protocol kfold --num_folds 5 --fold 0 --num_train_epochs 30 --per_device_train_batch_size 8
+    python -m training.train configs/baum1s.json --fold 2
+    accelerate launch -m training.train configs/baum1s.json        # several GPUs: the Trainer's own support
+
+Each training step sees one random 10-frame window per clip (`training.data.WindowTransform`), so an epoch is one
+pass over the clips and long clips do not dominate. Validation (for early stopping) and the final test use every
+window of a clip (`expand_windows`); the test reports clip-level predictions, the mean of the window
+probabilities (`training.evaluate`).
+
+Protocols (`--protocol`): ``given`` uses the dataset's own splits; ``kfold`` and ``loso`` build subject-independent
+folds over all of its rows (`training.splits`) and train fold ``--fold``; ``paper`` reproduces the MicroX paper's
+random 80/20 split over 10-frame windows, which is optimistic and reported only for comparison. The validation set
+is made of whole subjects held out of the training part, unless the dataset has a validation split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
+from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+
+from microx_hf.configuration_microx import KNOWN_REGIONS, MicroXConfig
+from microx_hf.errors import DatasetFormatError
+from microx_hf.modeling_microx import MicroXForVideoClassification
+from training.splits import PROTOCOLS, assert_subject_independent, make_folds, paper_split, subject_holdout
+
+logger = logging.getLogger(__name__)
+
+CLASS_BALANCE = ("none", "weighted_loss", "balanced_sampler")
+MIXED_PRECISION = ("no", "auto", "bf16", "fp16")
+
+
+@dataclass
+class ModelArguments:
+    """Which network to train."""
+
+    preset: str = field(default="default", metadata={"help": "MicroXConfig preset: 'default' or 'paper'."})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "JSON object of MicroXConfig fields overriding the preset, e.g. '{\"hidden_size\": 48}'."},
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from this checkpoint (folder or Hub id) instead of a fresh preset."}
+    )
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "'no', 'bf16', 'fp16', or 'auto': bf16 where the GPU has it, else fp16 on a GPU, else fp32."},
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which data, which protocol, how to sample it."""
+
+    dataset_name_or_path: str = field(
+        default=None, metadata={"help": "A folder written by `prepare_dataset` (load_from_disk) or a Hub dataset id."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_split: str = field(default="train", metadata={"help": "Split to train on (protocol 'given')."})
+    validation_split: str | None = field(
+        default="validation", metadata={"help": "Validation split; when absent, whole subjects are held out."}
+    )
+    test_split: str | None = field(default="test", metadata={"help": "Test split (protocol 'given')."})
+    protocol: str = field(
+        default="given",
+        metadata={"help": "'given' (the dataset's splits), 'kfold', 'loso' (subject-independent) or 'paper'."},
+    )
+    fold: int = field(default=0, metadata={"help": "Which fold of 'kfold'/'loso' to train (0-based)."})
+    num_folds: int = field(default=5, metadata={"help": "k of the subject-independent k-fold."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the fold and validation assignment."})
+    validation_fraction: float = field(
+        default=0.15, metadata={"help": "Share of training rows (whole subjects) held out for validation; 0: none."}
+    )
+    eval_window_stride: int | None = field(
+        default=None, metadata={"help": "Stride between evaluation windows; default the feature extractor's."}
+    )
+    class_balance: str = field(
+        default="weighted_loss",
+        metadata={"help": "'weighted_loss' (inverse class frequency), 'balanced_sampler' or 'none'."},
+    )
+    early_stopping_patience: int = field(
+        default=5, metadata={"help": "Evaluations without improvement before stopping; 0 disables."}
+    )
+    max_train_clips: int | None = field(default=None, metadata={"help": "Use only this many training clips."})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Parse flags; a first argument ending in ``.json`` is a config file whose keys the flags may override."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    if argv and argv[0].endswith(".json"):
+        config_path = Path(argv.pop(0))
+        if not config_path.is_file():
+            raise FileNotFoundError(f"training config {config_path} does not exist")
+        values = json.loads(config_path.read_text())
+        known = {f.name for dc in parser.dataclass_types for f in dataclasses.fields(dc)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{config_path} has unknown keys {unknown}; see `python -m training.train --help`")
+        parser.set_defaults(**values)
+        # A required flag given in the file is no longer required on the command line.
+        for action in parser._actions:
+            if action.dest in values:
+                action.required = False
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    if data_args.dataset_name_or_path is None:
+        raise ValueError("give --dataset_name_or_path (a folder written by prepare_dataset, or a Hub dataset id)")
+    if data_args.protocol not in ("given", *PROTOCOLS):
+        raise ValueError(f"--protocol {data_args.protocol!r} is unknown; choose 'given' or one of {PROTOCOLS}")
+    if data_args.class_balance not in CLASS_BALANCE:
+        raise ValueError(f"--class_balance {data_args.class_balance!r} is unknown; choose one of {CLASS_BALANCE}")
+    if model_args.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"--mixed_precision {model_args.mixed_precision!r}; choose one of {MIXED_PRECISION}")
+    return model_args, data_args, training_args
+
+
+def load_clips(data_args: DataArguments) -> DatasetDict:
+    """The processed-clip dataset as a `DatasetDict`, from a local folder or the Hub."""
+    path = Path(data_args.dataset_name_or_path)
+    if path.exists():
+        loaded = load_from_disk(str(path))
+    else:
+        loaded = load_dataset(data_args.dataset_name_or_path, data_args.dataset_config_name)
+    if isinstance(loaded, Dataset):
+        loaded = DatasetDict({data_args.train_split: loaded})
+    for split in loaded.values():
+        for column in ("label", "subject", "region_mask"):
+            if column not in split.column_names:
+                raise DatasetFormatError(
+                    f"{data_args.dataset_name_or_path} has no {column!r} column (columns: {split.column_names}); "
+                    "prepare it with `python -m training.prepare_dataset`"
+                )
+        if not isinstance(split.features["label"], ClassLabel):
+            raise DatasetFormatError(
+                "the 'label' column must be a ClassLabel; prepare the dataset with prepare_dataset"
+            )
+    return loaded
+
+
+def extractor_settings(clips: Dataset) -> dict[str, Any]:
+    """The feature-extractor settings the dataset was prepared with (JSON in ``info.description``), or {}."""
+    try:
+        settings = json.loads(clips.info.description or "{}")
+    except json.JSONDecodeError:
+        logger.warning("the dataset description is not JSON: using default feature-extractor settings")
+        return {}
+    settings = settings.get("feature_extractor", settings) if isinstance(settings, dict) else {}
+    return settings if isinstance(settings, dict) else {}
+
+
+@dataclass
+class Splits:
+    """The data of one run: clips to train on, clips (or windows) to validate and test on."""
+
+    train: Dataset
+    validation: Dataset | None
+    test: Dataset | None
+    protocol: str
+    fold_name: str
+    subject_independent: bool
+    test_subjects: list[str] = field(default_factory=list)
+    windows_are_clips: bool = False  # the paper protocol: train and test rows are already single windows
+
+
+def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, seed: int) -> Splits:
+    """Apply the protocol to the dataset."""
+    if data_args.protocol == "given":
+        if data_args.train_split not in clips:
+            raise DatasetFormatError(f"no split {data_args.train_split!r}; the dataset has {list(clips)}")
+        train = clips[data_args.train_split]
+        test = clips[data_args.test_split] if data_args.test_split in clips else None
+        if test is None:
+            logger.warning("no test split %r: the run will report no test results", data_args.test_split)
+        validation = clips[data_args.validation_split] if data_args.validation_split in clips else None
+        splits = Splits(train, validation, test, "given", "given", subject_independent=True)
+        if test is not None:
+            shared = set(train["subject"]) & set(test["subject"])
+            if shared:
+                logger.warning("the given splits share subjects %s: results are not subject-independent", shared)
+                splits.subject_independent = False
+    else:
+        full = concatenate_datasets(list(clips.values())) if len(clips) > 1 else next(iter(clips.values()))
+        if data_args.protocol == "paper":
+            from training.data import expand_windows
+
+            # The paper cut clips into non-overlapping 10-frame segments and split those at random.
+            full = expand_windows(full, num_frames, num_frames)
+            fold = paper_split(len(full), 0.2, data_args.split_seed)
+        else:
+            subjects = full["subject"]
+            folds = make_folds(subjects, data_args.protocol, data_args.num_folds, data_args.split_seed)
+            if not 0 <= data_args.fold < len(folds):
+                raise ValueError(
+                    f"--fold {data_args.fold} is out of range: {data_args.protocol} has {len(folds)} folds"
+                )
+            fold = folds[data_args.fold]
+            assert_subject_independent(fold, subjects)
+        splits = Splits(
+            full.select(fold.train),
+            None,
+            full.select(fold.test),
+            data_args.protocol,
+            fold.name,
+            fold.subject_independent,
+            fold.test_subjects,
+            windows_are_clips=data_args.protocol == "paper",
+        )
+    if splits.validation is None and data_args.validation_fraction > 0:
+        if splits.windows_are_clips:
+            held = paper_split(len(splits.train), data_args.validation_fraction, seed)
+            keep, val = held.train, held.test
+        elif len(set(splits.train["subject"])) >= 2:
+            keep, val = subject_holdout(splits.train["subject"], data_args.validation_fraction, data_args.split_seed)
+        else:
+            keep, val = None, None
+            logger.warning("one training subject only: no validation set, so no early stopping")
+        if keep is not None:
+            splits.validation = splits.train.select(val)
+            splits.train = splits.train.select(keep)
+    if data_args.max_train_clips is not None:
+        splits.train = splits.train.select(range(min(data_args.max_train_clips, len(splits.train))))
+    logger.info(
+        "protocol %s (%s): %d training rows, %s validation, %s test",
+        splits.protocol,
+        splits.fold_name,
+        len(splits.train),
+        len(splits.validation) if splits.validation is not None else "no",
+        len(splits.test) if splits.test is not None else "no",
+    )
+    return splits
+
+
+def build_config(model_args: ModelArguments, clips: Dataset, settings: dict[str, Any]) -> MicroXConfig:
+    """The model config: the preset, the user's overrides, and what the dataset fixes (labels, regions, crop size)."""
+    names = clips.features["label"].names
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}")
+    data_regions = [r for r in settings.get("regions", KNOWN_REGIONS) if r in clips.column_names]
+    regions = overrides.pop("regions", None) or data_regions
+    missing = [r for r in regions if r not in clips.column_names]
+    if missing or not regions:
+        raise DatasetFormatError(
+            f"regions {missing or regions} have no column in the dataset (columns: {clips.column_names}); "
+            "prepare the dataset with those regions or drop them from the config"
+        )
+    crop_size = int(clips.features[regions[0]].shape[-1])
+    if overrides.get("image_size", crop_size) != crop_size:
+        raise DatasetFormatError(
+            f"config image_size={overrides['image_size']} but the dataset holds {crop_size}x{crop_size} crops; "
+            "prepare the dataset with --crop_size equal to the model's image_size"
+        )
+    overrides.update(image_size=crop_size, regions=list(regions))
+    overrides.setdefault("num_frames", int(settings.get("num_frames", 10)))
+    id2label = dict(enumerate(names))
+    label2id = {name: i for i, name in id2label.items()}
+    return MicroXConfig.from_preset(model_args.preset, id2label=id2label, label2id=label2id, **overrides)
+
+
+def build_feature_extractor(config: MicroXConfig, settings: dict[str, Any]):
+    """The feature extractor that reproduces the dataset's preprocessing, for the model's frames and regions."""
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    settings = {k: v for k, v in settings.items() if k not in ("feature_extractor_type", "image_processor_type")}
+    overrides = {"num_frames": config.num_frames, "regions": list(config.regions), "crop_size": config.image_size}
+    return MicroXFeatureExtractor.from_dict({**settings, **overrides})
+
+
+def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
+    """Inverse class frequencies scaled so that the mean weight over the training rows is 1 (absent classes: 0)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
+    weights = np.zeros(num_labels)
+    present = counts > 0
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class WeightedLoss:
+    """``compute_loss_func`` for the Trainer: cross-entropy with per-class weights on the fused logits."""
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights
+
+    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        weights = self.weights.to(device=logits.device, dtype=logits.dtype)
+        losses = F.cross_entropy(logits, labels.to(logits.device).long(), weight=weights, reduction="none")
+        if num_items_in_batch is None:
+            return losses.sum() / weights[labels.long()].sum().clamp_min(1e-12)
+        # Over an accumulated batch the Trainer expects a sum normalised by the number of items; the weights have
+        # mean 1 over the training rows, so this matches the weighted mean in expectation.
+        return losses.sum() / num_items_in_batch
+
+
+class MicroXTrainer(Trainer):
+    """The Trainer, with an optional class-balanced sampler (each class drawn equally often)."""
+
+    def __init__(self, *args, sample_weights: np.ndarray | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sample_weights = sample_weights
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.sample_weights is None:
+            return super()._get_train_sampler(train_dataset)
+        generator = torch.Generator().manual_seed(self.args.data_seed or self.args.seed)
+        return torch.utils.data.WeightedRandomSampler(
+            torch.as_tensor(self.sample_weights, dtype=torch.double),
+            num_samples=len(self.sample_weights),
+            replacement=True,
+            generator=generator,
+        )
+
+
+def resolve_precision(model_args: ModelArguments, training_args: TrainingArguments) -> TrainingArguments:
+    """Apply ``--mixed_precision``: the same command runs in fp32 on a CPU and in bf16/fp16 on a GPU."""
+    choice = model_args.mixed_precision
+    if choice == "no":
+        return training_args
+    cuda = torch.cuda.is_available()
+    if choice == "auto":
+        choice = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
+    elif not cuda:
+        raise RuntimeError(f"--mixed_precision {choice} needs a CUDA GPU; use 'auto' to fall back to fp32 on a CPU")
+    logger.info("mixed precision: %s", choice)
+    return dataclasses.replace(training_args, bf16=choice == "bf16", fp16=choice == "fp16")
+
+
+def prepare_training_args(
+    training_args: TrainingArguments, data_args: DataArguments, has_validation: bool
+) -> TrainingArguments:
+    """Settings the data pipeline needs, and evaluation every epoch for early stopping unless the user chose."""
+    changes: dict[str, Any] = {"remove_unused_columns": False, "label_names": ["labels"]}
+    if has_validation and data_args.early_stopping_patience > 0 and training_args.eval_strategy == IntervalStrategy.NO:
+        logger.info("early stopping: evaluating and saving every epoch, keeping the best model by validation UAR")
+        changes.update(
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            load_best_model_at_end=True,
+            metric_for_best_model=training_args.metric_for_best_model or "uar",
+        )
+        if training_args.metric_for_best_model is None:
+            changes["greater_is_better"] = True
+    if not has_validation and training_args.eval_strategy != IntervalStrategy.NO:
+        raise ValueError(
+            "eval_strategy is set but there is no validation data: give a dataset with a validation split or "
+            "--validation_fraction > 0 with at least two training subjects"
+        )
+    return dataclasses.replace(training_args, **changes)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, save the model and its feature extractor, evaluate on the test part; returns the test results."""
+    model_args, data_args, training_args = parse_args(argv)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
+    )
+    from training.data import WindowTransform, collate_windows, expand_windows
+    from training.evaluate import evaluate_dataset
+
+    set_seed(training_args.seed)
+    clips = load_clips(data_args)
+    first = next(iter(clips.values()))
+    settings = extractor_settings(first)
+
+    if model_args.model_name_or_path:
+        from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+        model = MicroXForVideoClassification.from_pretrained(model_args.model_name_or_path)
+        feature_extractor = MicroXFeatureExtractor.from_pretrained(model_args.model_name_or_path)
+        config = model.config
+        if list(config.id2label.values()) != list(first.features["label"].names):
+            raise DatasetFormatError(
+                f"the checkpoint's labels {list(config.id2label.values())} differ from the dataset's "
+                f"{first.features['label'].names}; relabel the dataset or train from a preset"
+            )
+    else:
+        config = build_config(model_args, first, settings)
+        model = MicroXForVideoClassification(config)
+        feature_extractor = build_feature_extractor(config, settings)
+
+    splits = make_splits(clips, data_args, config.num_frames, training_args.seed)
+    stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
+
+    def transform(train: bool) -> WindowTransform:
+        return WindowTransform(
+            list(config.regions),
+            config.num_frames,
+            feature_extractor.image_mean,
+            feature_extractor.image_std,
+            train=train,
+            seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+        )
+
+    train_set = splits.train.with_transform(transform(train=True))
+    eval_set = None
+    if splits.validation is not None:
+        windows = (
+            splits.validation
+            if splits.windows_are_clips
+            else expand_windows(splits.validation, config.num_frames, stride)
+        )
+        eval_set = windows.with_transform(transform(train=False))
+
+    training_args = resolve_precision(model_args, training_args)
+    training_args = prepare_training_args(training_args, data_args, eval_set is not None)
+
+    train_labels = splits.train["label"]
+    compute_loss_func, sample_weights = None, None
+    if data_args.class_balance == "weighted_loss":
+        weights = class_weights(train_labels, config.num_labels)
+        logger.info("class weights: %s", dict(zip(config.id2label.values(), weights.tolist(), strict=True)))
+        compute_loss_func = WeightedLoss(weights)
+    elif data_args.class_balance == "balanced_sampler":
+        sample_weights = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
+
+    from training.metrics import compute_window_metrics
+
+    callbacks = []
+    if eval_set is not None and data_args.early_stopping_patience > 0 and training_args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    trainer = MicroXTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=feature_extractor,
+        data_collator=collate_windows,
+        compute_metrics=compute_window_metrics,
+        compute_loss_func=compute_loss_func,
+        callbacks=callbacks,
+        sample_weights=sample_weights,
+    )
+
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and resume.lower() in ("last", "auto", "true"):
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            logger.info("no checkpoint in %s to resume from: starting afresh", training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()  # the best model when load_best_model_at_end, with the feature extractor
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    results: dict[str, Any] = {}
+    if splits.test is not None and trainer.is_world_process_zero():
+        results = evaluate_dataset(
+            trainer.model,
+            feature_extractor,
+            splits.test,
+            output_dir=training_args.output_dir,
+            window_stride=stride,
+            batch_size=training_args.per_device_eval_batch_size,
+            windows_are_clips=splits.windows_are_clips,
+            metadata={
+                "protocol": splits.protocol,
+                "fold": splits.fold_name,
+                "subject_independent": splits.subject_independent,
+                "test_subjects": splits.test_subjects,
+                "dataset": data_args.dataset_name_or_path,
+                "num_train_clips": len(splits.train),
+                "num_validation_rows": len(splits.validation) if splits.validation is not None else 0,
+                "class_balance": data_args.class_balance,
+                "preset": model_args.preset,
+                "seed": training_args.seed,
+            },
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main()
