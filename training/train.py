@@ -184,10 +184,10 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, s
         if data_args.train_split not in clips:
             raise DatasetFormatError(f"no split {data_args.train_split!r}; the dataset has {list(clips)}")
         train = clips[data_args.train_split]
-        test = clips[data_args.test_split] if data_args.test_split in clips else None
+        test = clips.get(data_args.test_split)
         if test is None:
             logger.warning("no test split %r: the run will report no test results", data_args.test_split)
-        validation = clips[data_args.validation_split] if data_args.validation_split in clips else None
+        validation = clips.get(data_args.validation_split)
         splits = Splits(train, validation, test, "given", "given", subject_independent=True)
         if test is not None:
             shared = set(train["subject"]) & set(test["subject"])
