@@ -1,0 +1,285 @@
+"""The test Hub (tests/hub_server.py) answers huggingface_hub, transformers and datasets as the real Hub would.
+
+Every test talks to the session's server through HF_ENDPOINT (set in conftest.py) with the real client libraries.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from tests.hub_server import start_hub_server
+
+WEIGHTS = bytes(range(256)) * 40  # 10 KiB, binary: goes to LFS by name and by content
+
+
+@pytest.fixture
+def api(hub) -> HfApi:
+    return HfApi(endpoint=hub.url, token=hub.token)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "weights").mkdir(parents=True)
+    (src / "notes.txt").write_text("a small text file\n")
+    (src / "weights" / "model.safetensors").write_bytes(WEIGHTS)
+    return src
+
+
+def test_client_points_at_the_test_hub(hub):
+    assert hub.url == constants.ENDPOINT
+    assert hub.url.startswith("http://127.0.0.1:")
+    assert constants.HF_HUB_DISABLE_XET and not constants.HF_HUB_OFFLINE
+    assert os.environ["HF_HOME"].startswith(str(Path(hub.state.root).parent))
+
+
+def test_upload_folder_then_download(api, hub, hub_repo_id, folder, tmp_path):
+    url = api.create_repo(hub_repo_id)
+    assert url.repo_id == hub_repo_id and url.endpoint == hub.url
+    api.create_repo(hub_repo_id, exist_ok=True)
+    with pytest.raises(HfHubHTTPError) as conflict:
+        api.create_repo(hub_repo_id)
+    assert conflict.value.response.status_code == 409
+
+    commit = api.upload_folder(folder_path=folder, repo_id=hub_repo_id, commit_message="add files")
+    assert len(commit.oid) == 40
+
+    info = api.model_info(hub_repo_id, files_metadata=True)
+    assert info.sha == commit.oid
+    files = {s.rfilename: s for s in info.siblings}
+    assert set(files) == {".gitattributes", "notes.txt", "weights/model.safetensors"}
+    assert files["notes.txt"].lfs is None
+    lfs = files["weights/model.safetensors"].lfs
+    assert lfs is not None and lfs.size == len(WEIGHTS)
+    assert lfs.sha256 == hashlib.sha256(WEIGHTS).hexdigest()
+    # the LFS object really went through the batch API and is stored under its sha256
+    assert (hub.state.root / "lfs" / lfs.sha256[:2] / lfs.sha256).read_bytes() == WEIGHTS
+
+    assert sorted(api.list_repo_files(hub_repo_id)) == sorted(files)
+    tree = {e.path: e for e in api.list_repo_tree(hub_repo_id, recursive=True)}
+    assert set(tree) == set(files) | {"weights"}
+    assert tree["weights/model.safetensors"].lfs.sha256 == lfs.sha256
+    top = [e.path for e in api.list_repo_tree(hub_repo_id)]
+    assert "weights/model.safetensors" not in top and "weights" in top
+    paths = api.get_paths_info(hub_repo_id, ["notes.txt", "weights", "missing.txt"])
+    assert [p.path for p in paths] == ["notes.txt", "weights"]
+
+    weights = hf_hub_download(hub_repo_id, "weights/model.safetensors", cache_dir=tmp_path / "cache")
+    assert Path(weights).read_bytes() == WEIGHTS
+    snapshot = Path(snapshot_download(hub_repo_id, cache_dir=tmp_path / "cache2"))
+    assert snapshot.name == commit.oid
+    assert (snapshot / "notes.txt").read_text() == "a small text file\n"
+    assert (snapshot / "weights" / "model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_dataset_repo_and_deletions(api, hub_repo_id, tmp_path):
+    api.create_repo(hub_repo_id, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"x,y\n1,2\n", path_in_repo="data/a.csv", repo_id=hub_repo_id, repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"x,y\n3,4\n", path_in_repo="data/b.csv", repo_id=hub_repo_id, repo_type="dataset")
+    assert api.file_exists(hub_repo_id, "data/b.csv", repo_type="dataset")
+    api.delete_file("data/a.csv", repo_id=hub_repo_id, repo_type="dataset")
+    assert api.list_repo_files(hub_repo_id, repo_type="dataset") == [".gitattributes", "data/b.csv"]
+    api.delete_folder("data", repo_id=hub_repo_id, repo_type="dataset")
+    assert api.list_repo_files(hub_repo_id, repo_type="dataset") == [".gitattributes"]
+    with pytest.raises(EntryNotFoundError):
+        api.delete_file("data/b.csv", repo_id=hub_repo_id, repo_type="dataset")
+    assert api.dataset_info(hub_repo_id).id == hub_repo_id
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(hub_repo_id)  # it is a dataset, not a model
+
+
+def test_tags_branches_and_pull_requests(api, hub_repo_id, tmp_path):
+    api.create_repo(hub_repo_id)
+    first = api.upload_file(path_or_fileobj=b"one", path_in_repo="f.txt", repo_id=hub_repo_id)
+    api.create_tag(hub_repo_id, tag="v1", tag_message="first")
+    with pytest.raises(HfHubHTTPError):
+        api.create_tag(hub_repo_id, tag="v1")
+    api.create_tag(hub_repo_id, tag="v1", exist_ok=True)
+    api.create_branch(hub_repo_id, branch="dev")
+    api.create_branch(hub_repo_id, branch="dev", exist_ok=True)
+    api.upload_file(path_or_fileobj=b"dev", path_in_repo="f.txt", repo_id=hub_repo_id, revision="dev")
+    second = api.upload_file(path_or_fileobj=b"two", path_in_repo="f.txt", repo_id=hub_repo_id)
+    pr = api.upload_file(path_or_fileobj=b"proposal", path_in_repo="f.txt", repo_id=hub_repo_id, create_pr=True)
+    assert pr.pr_revision == "refs/pr/1" and pr.pr_num == 1 and pr.pr_url.endswith("/discussions/1")
+    pr2 = api.upload_file(path_or_fileobj=b"more", path_in_repo="g.txt", repo_id=hub_repo_id, revision=pr.pr_revision)
+    assert pr2.pr_url is None
+
+    cache = tmp_path / "cache"
+
+    def read(revision: str, name: str = "f.txt") -> str:
+        return Path(hf_hub_download(hub_repo_id, name, revision=revision, cache_dir=cache)).read_text()
+
+    assert read("main") == "two"
+    assert read("v1") == "one"
+    assert read("dev") == "dev"
+    assert read("refs/pr/1") == "proposal" and read("refs/pr/1", "g.txt") == "more"
+    assert read(first.oid) == "one" and read(first.oid[:12]) == "one"
+    assert api.model_info(hub_repo_id, revision="v1").sha == first.oid
+    assert Path(snapshot_download(hub_repo_id, revision="refs/pr/1", cache_dir=cache)).name == pr2.oid
+
+    refs = api.list_repo_refs(hub_repo_id, include_pull_requests=True)
+    assert {b.name: b.target_commit for b in refs.branches}["main"] == second.oid
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", first.oid)]
+    assert [(p.ref, p.target_commit) for p in refs.pull_requests] == [("refs/pr/1", pr2.oid)]
+    assert [c.title for c in api.list_repo_commits(hub_repo_id)][:2] == ["Upload f.txt with huggingface_hub"] * 2
+    with pytest.raises(RevisionNotFoundError):
+        read("no-such-branch")
+    with pytest.raises(EntryNotFoundError):
+        read("main", "missing.txt")
+
+
+def test_errors_are_the_clients_normal_ones_and_fast(api, hub, hub_repo_id, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info("test-user/does-not-exist")
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("test-user/does-not-exist", "config.json", cache_dir=tmp_path)
+    with pytest.raises(RepositoryNotFoundError):
+        snapshot_download("test-user/does-not-exist", cache_dir=tmp_path)
+    wrong = HfApi(endpoint=hub.url, token="hf_wrong_token")
+    with pytest.raises(HfHubHTTPError) as unauthorized:
+        wrong.create_repo(hub_repo_id)
+    assert unauthorized.value.response.status_code == 401
+    with pytest.raises(HfHubHTTPError) as whoami:
+        wrong.whoami()
+    assert whoami.value.response.status_code == 401
+    assert api.whoami()["name"] == "test-user"
+    with pytest.raises(HfHubHTTPError) as anonymous:
+        HfApi(endpoint=hub.url, token=False).create_repo(hub_repo_id)
+    assert anonymous.value.response.status_code == 401
+    api.create_repo(hub_repo_id, private=True)
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.url, token=False).model_info(hub_repo_id)
+    assert api.model_info(hub_repo_id).private
+    assert time.monotonic() - start < 10, "errors must come back at once, not after retries"
+
+
+def test_server_restart_keeps_repos_and_cli_serves(tmp_path):
+    root = tmp_path / "hub"
+    with start_hub_server(root) as first:
+        api = HfApi(endpoint=first.url, token=first.token)
+        api.create_repo("someone/kept")
+        commit = api.upload_file(path_or_fileobj=WEIGHTS, path_in_repo="w.bin", repo_id="someone/kept")
+    with start_hub_server(root) as second:
+        api = HfApi(endpoint=second.url, token=second.token)
+        info = api.model_info("someone/kept", files_metadata=True)
+        assert info.sha == commit.oid and {s.rfilename: s.size for s in info.siblings}["w.bin"] == len(WEIGHTS)
+
+    # the stdlib-only CLI, for manual use
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("hub_server.py")), "--root", str(root), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while "HF_ENDPOINT=" not in line:
+            line = proc.stderr.readline()
+            assert line, "the CLI exited before serving"
+        url = line.split("HF_ENDPOINT=")[1].split()[0]
+        api = HfApi(endpoint=url, token="hf_test_token")
+        assert api.model_info("someone/kept").sha == commit.oid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def tiny_microx():
+    from microx_hf.configuration_microx import MicroXConfig
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    config = MicroXConfig.from_preset(
+        "default", regions=["face", "mouth"], num_frames=3, image_size=16, stem_channels=[4], hidden_size=5,
+        head_hidden_size=7,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return MicroXForVideoClassification(config).eval()
+
+
+def test_transformers_model_round_trip(hub_repo_id, tmp_path):
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    model = tiny_microx()
+    first = model.push_to_hub(hub_repo_id, commit_message="tiny MicroX")
+    api = HfApi()
+    api.create_tag(hub_repo_id, tag="v0.1", revision=first.oid)
+    files = api.list_repo_files(hub_repo_id)
+    assert "config.json" in files and "model.safetensors" in files
+    lfs = {s.rfilename: s.lfs for s in api.model_info(hub_repo_id, files_metadata=True).siblings}
+    assert lfs["model.safetensors"] is not None and lfs["config.json"] is None
+
+    # a second push to a branch must not change what the tag points to
+    changed = tiny_microx()
+    with torch.no_grad():
+        for p in changed.parameters():
+            p.add_(1.0)
+    changed.push_to_hub(hub_repo_id, revision="experiment")
+
+    loaded = MicroXForVideoClassification.from_pretrained(hub_repo_id, revision="v0.1", cache_dir=tmp_path)
+    expected = model.state_dict()
+    assert loaded.state_dict().keys() == expected.keys()
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0, msg=name)
+    other = MicroXForVideoClassification.from_pretrained(hub_repo_id, revision="experiment", cache_dir=tmp_path)
+    name = next(iter(expected))
+    torch.testing.assert_close(other.state_dict()[name], expected[name] + 1.0)
+    assert loaded.config.regions == ["face", "mouth"]
+
+
+def test_transformers_push_to_hub_create_pr(hub_repo_id, tmp_path):
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
+    model = tiny_microx()
+    model.push_to_hub(hub_repo_id)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    pr = model.push_to_hub(hub_repo_id, create_pr=True)
+    assert pr.pr_revision == "refs/pr/1"
+    loaded = MicroXForVideoClassification.from_pretrained(hub_repo_id, revision=pr.pr_revision, cache_dir=tmp_path)
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, model.state_dict()[name], rtol=0, atol=0)
+
+
+def test_datasets_push_to_hub_and_load_dataset(hub_repo_id, tmp_path):
+    import datasets
+
+    rows = {"text": ["a", "bb", "ccc", "dddd"], "label": [0, 1, 0, 1], "x": [[1.5, 2.0], [3.0], [], [4.0, 5.0, 6.0]]}
+    features = datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["neg", "pos"]),
+            "x": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+    original = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({k: v[:3] for k, v in rows.items()}, features=features),
+            "test": datasets.Dataset.from_dict({k: v[3:] for k, v in rows.items()}, features=features),
+        }
+    )
+    original.push_to_hub(hub_repo_id)
+    files = HfApi().list_repo_files(hub_repo_id, repo_type="dataset")
+    assert "README.md" in files and any(f.endswith(".parquet") for f in files), files
+
+    loaded = datasets.load_dataset(hub_repo_id, cache_dir=str(tmp_path / "datasets"))
+    assert set(loaded) == {"train", "test"}
+    for split in ("train", "test"):
+        assert loaded[split].features == features
+        assert loaded[split].to_dict() == original[split].to_dict()
+    # the dataset card carries the features; its YAML went through /api/validate-yaml
+    card = Path(hf_hub_download(hub_repo_id, "README.md", repo_type="dataset", cache_dir=tmp_path)).read_text()
+    assert "dataset_info:" in card and "class_label:" in card and "pos" in card
