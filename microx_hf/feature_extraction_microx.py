@@ -1,0 +1,392 @@
+"""MicroX feature extractor: a face video -> per-region crop windows for `MicroXForVideoClassification`.
+
+Pipeline (MicroX paper, SUTD 2020, with the speed-ups measured in DESIGN.md): decode at `fps` (OpenCV, by
+timestamps) -> follow one face (detect every `detect_every` frames on a grey frame of at most `detect_max_side`
+px, 68 iBUG landmarks every frame) -> crop each region (`microx_hf.regions`) to `crop_size` squares -> cut the
+clip into windows of `num_frames` frames every `window_stride` frames -> normalise.
+
+Frames are streamed: only the small crops of a long video are kept, never its frames. Frames without a face give
+zero crops and a False `mask`; the model ignores them. A clip shorter than one window is padded by repeating its
+last frame (`padded=True`).
+
+It subclasses `BaseImageProcessor` (not `BaseVideoProcessor`, which needs torchvision) so that its settings are
+saved with the model as `preprocessor_config.json` and come back with `from_pretrained` / `AutoImageProcessor`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+import cv2
+import numpy as np
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.image_processing_utils import BaseImageProcessor
+
+from .errors import InvalidVideoError
+from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_MEAN = [0.5, 0.5, 0.5]
+DEFAULT_IMAGE_STD = [0.5, 0.5, 0.5]
+
+
+class MicroXFeatureExtractorKwargs(TypedDict, total=False):
+    """The settings `from_pretrained(..., **kwargs)` may override."""
+
+    fps: float
+    num_frames: int
+    window_stride: int
+    regions: list[str]
+    crop_size: int
+    geometry: str
+    region_scales: dict[str, float]
+    align: bool
+    image_mean: list[float]
+    image_std: list[float]
+    landmark_backend: str
+    landmark_backend_used: str | None
+    detect_every: int
+    detect_max_side: int
+    max_duration: float | None
+    max_side: int | None
+
+
+@dataclass
+class ClipCrops:
+    """Region crops of every frame of one clip.
+
+    Attributes:
+        crops: (R, N, C, S, S) uint8, regions in `regions` order; zeros where `mask` is False.
+        mask: (R, N) bool, False where the region was not found.
+        timestamps: (N,) float seconds.
+        landmarks: (N, 68, 2) float32, NaN where no face.
+        regions: Region names.
+        landmark_backend: The backend that produced the landmarks (resolved, never "auto").
+        fps: Frame rate of the crops.
+        padded: Whether the clip was padded to one window by repeating its last frame.
+    """
+
+    crops: np.ndarray
+    mask: np.ndarray
+    timestamps: np.ndarray
+    landmarks: np.ndarray
+    regions: list[str]
+    landmark_backend: str
+    fps: float
+    padded: bool = False
+
+    @property
+    def num_frames(self) -> int:
+        """N, the number of frames (after padding)."""
+        return int(self.timestamps.shape[0])
+
+    @property
+    def face_fraction(self) -> float:
+        """Share of frames in which the face was found."""
+        return float(np.isfinite(self.landmarks[:, 0, 0]).mean()) if self.num_frames else 0.0
+
+
+class MicroXFeatureExtractor(BaseImageProcessor):
+    """Turns a face video into normalised region-crop windows.
+
+    Args:
+        fps: Frame rate the video is resampled to (the paper: 30 fps).
+        num_frames: Frames per window T (the paper: 10).
+        window_stride: Frames between the starts of consecutive windows.
+        regions: Region names, in the order of the model's R axis (see `microx_hf.regions.REGION_INDICES`).
+        crop_size: Side S of the square crops (the paper: 60).
+        geometry: "iod" (squares sized by inter-ocular distance) or "paper" (the paper's boxes + 5 px, stretched).
+        region_scales: Square side per region in inter-ocular distances ("iod"); missing regions use
+            `DEFAULT_REGION_SCALES`.
+        align: Rotate crops so the eyes are level ("iod" only).
+        image_mean: Per-channel mean subtracted after scaling to [0, 1].
+        image_std: Per-channel standard deviation divided by after that.
+        landmark_backend: "auto", "dlib" or "face_alignment" (see `microx_hf.landmarks`).
+        landmark_backend_used: The backend that produced the crops last (set by extraction; saved so a checkpoint
+            records which landmarks it was trained on).
+        detect_every: Run the face detector every k-th frame; landmarks run on every frame.
+        detect_max_side: Longest side of the grey frame the detector sees.
+        max_duration: Refuse videos longer than this many seconds (None: no limit).
+        max_side: Downscale frames whose longer side exceeds this (None: never).
+    """
+
+    model_input_names = ["pixel_values", "region_mask"]
+    valid_kwargs = MicroXFeatureExtractorKwargs
+
+    def __init__(
+        self,
+        fps: float = 30.0,
+        num_frames: int = 10,
+        window_stride: int = 5,
+        regions: list[str] | tuple[str, ...] | None = None,
+        crop_size: int = 48,
+        geometry: str = "iod",
+        region_scales: dict[str, float] | None = None,
+        align: bool = True,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        landmark_backend: str = "auto",
+        landmark_backend_used: str | None = None,
+        detect_every: int = 5,
+        detect_max_side: int = 480,
+        max_duration: float | None = 600.0,
+        max_side: int | None = 1280,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("image_processor_type", None)
+        super().__init__(**kwargs)
+        self.fps = float(fps)
+        self.num_frames = int(num_frames)
+        self.window_stride = int(window_stride)
+        self.regions = validate_regions(list(regions) if regions is not None else list(DEFAULT_REGIONS))
+        self.crop_size = int(crop_size)
+        self.geometry = geometry
+        scales = {**DEFAULT_REGION_SCALES, **(region_scales or {})}
+        self.region_scales = {name: float(scales[name]) for name in self.regions}
+        self.align = bool(align)
+        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else DEFAULT_IMAGE_MEAN)]
+        self.image_std = [float(v) for v in (image_std if image_std is not None else DEFAULT_IMAGE_STD)]
+        self.landmark_backend = landmark_backend
+        self.landmark_backend_used = landmark_backend_used
+        self.detect_every = int(detect_every)
+        self.detect_max_side = int(detect_max_side)
+        self.max_duration = None if max_duration is None else float(max_duration)
+        self.max_side = None if max_side is None else int(max_side)
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(name: str, value: Any, hint: str) -> ValueError:
+            return ValueError(f"MicroXFeatureExtractor: {name}={value!r} is invalid: {hint}")
+
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise bad("fps", self.fps, "pass a positive frame rate")
+        for name in ("num_frames", "window_stride", "crop_size", "detect_every"):
+            if getattr(self, name) < 1:
+                raise bad(name, getattr(self, name), "it must be at least 1")
+        if self.geometry not in GEOMETRIES:
+            raise bad("geometry", self.geometry, f"choose one of {GEOMETRIES}")
+        if any(v <= 0 for v in self.region_scales.values()):
+            raise bad("region_scales", self.region_scales, "every scale must be positive")
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give 3 values, positive std")
+        from .landmarks import registered_backends
+
+        if self.landmark_backend != "auto" and self.landmark_backend not in registered_backends():
+            raise bad("landmark_backend", self.landmark_backend, f"choose 'auto' or one of {registered_backends()}")
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> MicroXFeatureExtractor:
+        """An extractor whose regions, frames per window and crop size follow a `MicroXConfig`.
+
+        Args:
+            config: A `MicroXConfig` (anything with `regions`, `num_frames`, `image_size`).
+            **kwargs: Other settings.
+        """
+        return cls(regions=list(config.regions), num_frames=config.num_frames, crop_size=config.image_size, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        for key in list(output):
+            if key.startswith("_"):
+                output.pop(key)
+        return output
+
+    # --- extraction ----------------------------------------------------------------------------------------
+
+    def get_backend(self):
+        """The landmark backend this extractor uses (built once, shared)."""
+        from .landmarks import get_backend
+
+        return get_backend(self.landmark_backend)
+
+    def _frames(self, video: str | Path | np.ndarray | list[np.ndarray]) -> Iterator[tuple[float, np.ndarray]]:
+        if isinstance(video, (str, Path)):
+            from .video import iter_frames
+
+            yield from iter_frames(video, fps=self.fps, max_duration=self.max_duration, max_side=self.max_side)
+            return
+        if isinstance(video, np.ndarray):
+            if video.ndim == 3 and video.shape[-1] not in (1, 3):  # (N, H, W) grey
+                video = video[..., None]
+            if video.ndim != 4 or video.shape[-1] not in (1, 3):
+                raise InvalidVideoError(
+                    f"expected frames as an (N, H, W, 3) RGB or (N, H, W) grey uint8 array, got shape {video.shape}"
+                )
+        elif not isinstance(video, Iterable):
+            raise InvalidVideoError(
+                f"expected a video path, an (N, H, W, 3) array or a list of frames, got {type(video).__name__}"
+            )
+        for i, frame in enumerate(video):
+            yield i / self.fps, self._as_rgb(np.asarray(frame))
+
+    def _as_rgb(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 3 and frame.shape[-1] == 1:
+            frame = frame[..., 0]
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2RGB)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise InvalidVideoError(f"expected an (H, W, 3) RGB or (H, W) grey frame, got shape {frame.shape}")
+        if frame.dtype != np.uint8:
+            if np.issubdtype(frame.dtype, np.floating) and frame.size and frame.max() <= 1.0:
+                frame = frame * 255.0
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
+        if self.max_side is not None and max(frame.shape[:2]) > self.max_side:
+            scale = self.max_side / max(frame.shape[:2])
+            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(frame)
+
+    def extract_clip(self, video: str | Path | np.ndarray | list[np.ndarray]) -> ClipCrops:
+        """Region crops of every frame of a video.
+
+        Args:
+            video: A video file path, an (N, H, W, 3) RGB / (N, H, W) grey uint8 array, or a list of frames.
+                Arrays and lists are taken to be at `fps` already.
+
+        Returns:
+            A `ClipCrops` with N >= `num_frames` frames.
+
+        Raises:
+            InvalidVideoError: No frames, or frames of the wrong shape (and the errors of `microx_hf.video`).
+            BackendUnavailableError: The landmark backend cannot run here.
+        """
+        from .landmarks import FaceTracker
+
+        backend = self.get_backend()
+        tracker = FaceTracker(backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side)
+        r, s = len(self.regions), self.crop_size
+        crops: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
+        points: list[np.ndarray] = []
+        stamps: list[float] = []
+        empty_crop = np.zeros((r, 3, s, s), np.uint8)
+        no_points = np.full((68, 2), np.nan, np.float32)
+        for timestamp, frame in self._frames(video):
+            face = tracker.update(frame)
+            stamps.append(timestamp)
+            if face is None:
+                crops.append(empty_crop)
+                masks.append(np.zeros(r, bool))
+                points.append(no_points)
+                continue
+            frame_crops, frame_mask = self._crop_frame(frame, face.points)
+            crops.append(frame_crops)
+            masks.append(frame_mask)
+            points.append(face.points)
+        if not stamps:
+            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        self.landmark_backend_used = backend.name
+        padded = len(stamps) < self.num_frames
+        if padded:
+            missing = self.num_frames - len(stamps)
+            logger.info(
+                "clip has %d frames, fewer than num_frames=%d: repeating the last frame %d times",
+                len(stamps),
+                self.num_frames,
+                missing,
+            )
+            crops += [crops[-1]] * missing
+            masks += [masks[-1]] * missing
+            points += [points[-1]] * missing
+            stamps += [stamps[-1] + (i + 1) / self.fps for i in range(missing)]
+        found = sum(bool(m.any()) for m in masks)
+        logger.debug(
+            "extracted %d frames, face in %d, detector ran %d times", len(stamps), found, tracker.stats["detections"]
+        )
+        return ClipCrops(
+            crops=np.stack(crops, axis=1),  # (N, R, C, S, S) -> (R, N, C, S, S)
+            mask=np.stack(masks, axis=1),  # (R, N)
+            timestamps=np.asarray(stamps, dtype=np.float64),
+            landmarks=np.stack(points).astype(np.float32),
+            regions=list(self.regions),
+            landmark_backend=backend.name,
+            fps=self.fps,
+            padded=padded,
+        )
+
+    def _crop_frame(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked."""
+        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align)
+        height, width = frame.shape[:2]
+        crops = np.zeros((len(self.regions), 3, self.crop_size, self.crop_size), np.uint8)
+        mask = np.zeros(len(self.regions), bool)
+        for i, name in enumerate(self.regions):
+            box = boxes[name]
+            if not (0 <= box.cx < width and 0 <= box.cy < height):
+                continue
+            crops[i] = crop_region(frame, box, self.crop_size).transpose(2, 0, 1)  # (S, S, C) -> (C, S, S)
+            mask[i] = True
+        return crops, mask
+
+    # --- windows and tensors -------------------------------------------------------------------------------
+
+    def windows(self, clip: ClipCrops, stride: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cut a clip into windows of `num_frames` frames.
+
+        Args:
+            clip: From `extract_clip`.
+            stride: Frames between window starts (default `window_stride`).
+
+        Returns:
+            crops (B, R, T, C, S, S) uint8, mask (B, R, T) bool, starts (B,) float seconds.
+        """
+        from .video import window_starts
+
+        t = self.num_frames
+        if clip.num_frames < t:
+            raise ValueError(f"clip has {clip.num_frames} frames, fewer than num_frames={t}: use extract_clip")
+        starts = window_starts(clip.num_frames, t, stride or self.window_stride)
+        crops = np.stack([clip.crops[:, s : s + t] for s in starts])  # (B, R, T, C, S, S)
+        mask = np.stack([clip.mask[:, s : s + t] for s in starts])  # (B, R, T)
+        return crops, mask, clip.timestamps[starts].astype(np.float64)
+
+    def normalize(self, crops: Any) -> Any:
+        """uint8 crops (..., C, H, W) -> float32 ((x / 255 - image_mean) / image_std), numpy or torch alike."""
+        mean = np.asarray(self.image_mean, np.float32).reshape(3, 1, 1)
+        std = np.asarray(self.image_std, np.float32).reshape(3, 1, 1)
+        if hasattr(crops, "float") and not isinstance(crops, np.ndarray):  # torch
+            import torch
+
+            mean_t = torch.as_tensor(mean, device=crops.device)
+            std_t = torch.as_tensor(std, device=crops.device)
+            return (crops.float() / 255.0 - mean_t) / std_t
+        return ((np.asarray(crops, np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+    def preprocess(
+        self,
+        video: str | Path | np.ndarray | list[np.ndarray] | ClipCrops,
+        return_tensors: str | None = None,
+        stride: int | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """A video -> model inputs.
+
+        Args:
+            video: A path, frames (see `extract_clip`), or a `ClipCrops` already extracted.
+            return_tensors: "pt" for torch tensors, "np"/None for numpy arrays.
+            stride: Window stride (default `window_stride`).
+
+        Returns:
+            `BatchFeature` with pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool,
+            window_starts (B,) seconds, landmarks (N, 68, 2) and landmark_backend (str).
+        """
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}; settings belong to the extractor's constructor")
+        clip = video if isinstance(video, ClipCrops) else self.extract_clip(video)
+        crops, mask, starts = self.windows(clip, stride)
+        data = {
+            "pixel_values": self.normalize(crops),
+            "region_mask": mask,
+            "window_starts": starts,
+            "landmarks": clip.landmarks,
+            "landmark_backend": clip.landmark_backend,
+        }
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def __call__(self, video: Any, return_tensors: str | None = None, **kwargs: Any) -> BatchFeature:
+        """Same as `preprocess`."""
+        return self.preprocess(video, return_tensors=return_tensors, **kwargs)
