@@ -1,0 +1,279 @@
+"""Turn processed-clip rows (see `training.prepare_dataset`) into model inputs: windows, normalised, batched.
+
+Rows are whole clips; windows of `num_frames` frames are cut here, at load time: a random window per clip and
+epoch for training (seeded), the middle window for a single evaluation pass, or every window of every clip with
+`expand_windows` (each window keeps its `clip_id`, so clip-level scores can be pooled).
+
+Two ways to feed a loader:
+
+- `dataset.with_transform(WindowTransform(...))`: the `datasets` way; works with the Trainer when
+  `remove_unused_columns=False` (with `True` the Trainer drops the columns the transform needs and it raises
+  `KeyError`, DESIGN.md). `datasets` hands a transform Python lists, which costs about 1 ms per frame of a clip.
+- `WindowDataset(dataset, WindowTransform(...))`: a `torch.utils.data.Dataset` that reads each row's uint8 arrays
+  straight from Arrow (no Python lists), many times faster; works with `DataLoader` and with the Trainer.
+
+Both give rows `{"pixel_values": (R, T, C, S, S) float32, "region_mask": (R, T) bool, "labels": int}`, and
+`collate_windows` stacks them into the batch the model takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Array2D, Array4D, Dataset, Features, Value
+
+from microx_hf.regions import flip_permutation, hflip_crops
+from microx_hf.video import window_starts
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_MEAN = (0.5, 0.5, 0.5)
+_DEFAULT_STD = (0.5, 0.5, 0.5)
+
+
+def dataset_settings(dataset: Dataset) -> dict[str, Any]:
+    """The preparation record stored in `dataset.info.description` (feature-extractor settings, label scheme...).
+
+    Returns an empty dict (and logs a warning) for a dataset that was not made by `training.prepare_dataset`.
+    """
+    try:
+        record = json.loads(dataset.info.description or "")
+    except (json.JSONDecodeError, TypeError):
+        logger.warning("dataset has no MicroX preparation record in info.description; using defaults")
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def region_columns(dataset: Dataset) -> list[str]:
+    """The region columns of a processed-clip dataset, in the order the extractor wrote them."""
+    settings = dataset_settings(dataset).get("feature_extractor", {})
+    regions = settings.get("regions")
+    if regions:
+        return list(regions)
+    return [name for name, feature in dataset.features.items() if isinstance(feature, Array4D)]
+
+
+class WindowTransform:
+    """Cut one window from each clip row, normalise it and (optionally) mirror it.
+
+    Args:
+        regions: Region columns, in the order the model expects (`config.regions`).
+        num_frames: Frames per window (T).
+        image_mean: Per-channel mean on the 0..1 scale (the extractor's `image_mean`).
+        image_std: Per-channel standard deviation on the 0..1 scale.
+        train: Random window per call (seeded); False: the middle window (deterministic).
+        seed: Seed of the window and flip choices; each DataLoader worker derives its own stream from it.
+        flip_prob: Probability of a horizontal flip (training only); the flip swaps left/right regions.
+    """
+
+    def __init__(
+        self,
+        regions: Sequence[str],
+        num_frames: int,
+        image_mean: Sequence[float] = _DEFAULT_MEAN,
+        image_std: Sequence[float] = _DEFAULT_STD,
+        train: bool = True,
+        seed: int = 0,
+        flip_prob: float = 0.0,
+    ) -> None:
+        if num_frames < 1:
+            raise ValueError(f"num_frames={num_frames}: a window needs at least one frame")
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"flip_prob={flip_prob}: use a probability between 0 and 1")
+        self.regions = list(regions)
+        self.num_frames = int(num_frames)
+        self.train = train
+        self.seed = seed
+        self.flip_prob = flip_prob if train else 0.0
+        if self.flip_prob > 0:
+            flip_permutation(self.regions)  # raises when a left region lacks its right partner
+        self.mean = np.asarray(image_mean, np.float32).reshape(1, 1, -1, 1, 1) * 255.0
+        self.scale = 1.0 / (np.asarray(image_std, np.float32).reshape(1, 1, -1, 1, 1) * 255.0)
+        self._rng = np.random.default_rng(seed)
+        self._worker: int | None = None
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Dataset,
+        train: bool = True,
+        seed: int = 0,
+        flip_prob: float = 0.0,
+        regions: Sequence[str] | None = None,
+        num_frames: int | None = None,
+    ) -> WindowTransform:
+        """Build the transform from the settings the preparation saved in the dataset."""
+        settings = dataset_settings(dataset).get("feature_extractor", {})
+        return cls(
+            regions=list(regions) if regions is not None else region_columns(dataset),
+            num_frames=num_frames or int(settings.get("num_frames", 10)),
+            image_mean=settings.get("image_mean", _DEFAULT_MEAN),
+            image_std=settings.get("image_std", _DEFAULT_STD),
+            train=train, seed=seed, flip_prob=flip_prob,
+        )  # fmt: skip
+
+    def _generator(self) -> np.random.Generator:
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else None
+        if worker != self._worker:  # a DataLoader worker got a copy of the parent's state: give it its own stream
+            self._worker = worker
+            self._rng = np.random.default_rng([self.seed, -1 if worker is None else worker])
+        return self._rng
+
+    def window(self, crops: Sequence[np.ndarray], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One window from a clip.
+
+        Args:
+            crops: Per region (N, C, S, S) uint8, in `regions` order.
+            mask: (N, R) bool, frame-major as stored.
+
+        Returns:
+            pixel_values (R, T, C, S, S) float32 and region_mask (R, T) bool.
+        """
+        n = int(mask.shape[0])
+        if n < 1:
+            raise ValueError("a clip row has no frames")
+        rng = self._generator()
+        if n <= self.num_frames:
+            start = 0
+        elif self.train:
+            start = int(rng.integers(0, n - self.num_frames + 1))
+        else:
+            start = (n - self.num_frames) // 2
+        frames = np.minimum(np.arange(start, start + self.num_frames), n - 1)  # short clips repeat the last frame
+        pixels = np.stack([np.asarray(c)[frames] for c in crops])  # (R, T, C, S, S) uint8
+        window_mask = np.asarray(mask, dtype=bool)[frames].T  # (R, T)
+        if self.flip_prob > 0 and rng.random() < self.flip_prob:
+            pixels, window_mask = hflip_crops(pixels, window_mask, self.regions)
+        pixel_values = (pixels.astype(np.float32) - self.mean) * self.scale
+        return np.ascontiguousarray(pixel_values), np.ascontiguousarray(window_mask)
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        """The `with_transform` entry point: a batch of clip rows (column -> list) -> a batch of windows."""
+        missing = [c for c in (*self.regions, "region_mask", "label") if c not in batch]
+        if missing:
+            raise KeyError(
+                f"columns {missing} are missing from the batch; with the Trainer pass remove_unused_columns=False"
+            )
+        out: dict[str, list] = {"pixel_values": [], "region_mask": [], "labels": []}
+        for i in range(len(batch["label"])):
+            crops = [np.asarray(batch[r][i], dtype=np.uint8) for r in self.regions]
+            pixel_values, mask = self.window(crops, np.asarray(batch["region_mask"][i], dtype=bool))
+            out["pixel_values"].append(torch.from_numpy(pixel_values))
+            out["region_mask"].append(torch.from_numpy(mask))
+            out["labels"].append(int(batch["label"][i]))
+        return out
+
+
+def _flat_values(column) -> np.ndarray:
+    """The leaf values of a (nested-list) Arrow column chunk as a numpy array, without Python objects."""
+    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    array = getattr(array, "storage", array)  # datasets' extension arrays wrap plain nested lists
+    while hasattr(array, "flatten") and array.type.num_fields == 1:
+        array = array.flatten()
+    return array.to_numpy(zero_copy_only=False)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """A torch `Dataset` of windows over a processed-clip dataset, reading uint8 arrays straight from Arrow.
+
+    Args:
+        dataset: A processed-clip split (or an `expand_windows` dataset).
+        transform: The `WindowTransform`; its `regions` pick the columns.
+    """
+
+    def __init__(self, dataset: Dataset, transform: WindowTransform) -> None:
+        self.dataset = dataset
+        self.transform = transform
+        self._arrow = dataset.with_format("arrow")
+        features = dataset.features
+        self._shapes = {r: features[r].shape[1:] for r in transform.regions}
+        self._num_regions = features["region_mask"].shape[1]
+
+    def __len__(self) -> int:
+        return self.dataset.num_rows
+
+    def read(self, index: int) -> tuple[list[np.ndarray], np.ndarray, int]:
+        """Row `index` as (per-region (N, C, S, S) uint8 arrays, (N, R) bool mask, label id)."""
+        table = self._arrow[int(index) : int(index) + 1]
+        crops = [_flat_values(table.column(r)).reshape(-1, *self._shapes[r]) for r in self.transform.regions]
+        mask = _flat_values(table.column("region_mask")).astype(bool).reshape(-1, self._num_regions)
+        return crops, mask, int(table.column("label")[0].as_py())
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        crops, mask, label = self.read(index)
+        pixel_values, window_mask = self.transform.window(crops, mask)
+        return {
+            "pixel_values": torch.from_numpy(pixel_values),
+            "region_mask": torch.from_numpy(window_mask),
+            "labels": label,
+        }
+
+
+def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack window rows into a model batch.
+
+    Returns:
+        pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool, labels (B,) long.
+    """
+    if not rows:
+        raise ValueError("collate_windows got an empty batch")
+    labels = [row["labels"] if "labels" in row else row["label"] for row in rows]
+    return {
+        "pixel_values": torch.stack([torch.as_tensor(row["pixel_values"], dtype=torch.float32) for row in rows]),
+        "region_mask": torch.stack([torch.as_tensor(row["region_mask"], dtype=torch.bool) for row in rows]),
+        "labels": torch.as_tensor(labels, dtype=torch.long),
+    }
+
+
+def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int, fingerprint: str):
+    del fingerprint  # keys the generator cache only
+    reader = WindowDataset(dataset, WindowTransform(regions, num_frames, train=False))
+    subjects, sources, timestamps = dataset["subject"], dataset["source"], dataset["timestamps"]
+    for clip_id in range(dataset.num_rows):
+        crops, mask, label = reader.read(clip_id)
+        n = mask.shape[0]
+        for start in window_starts(n, num_frames, stride):
+            frames = np.minimum(np.arange(start, start + num_frames), n - 1)
+            row = {r: crops[k][frames] for k, r in enumerate(regions)}
+            row.update(
+                region_mask=mask[frames], label=label, subject=subjects[clip_id], source=sources[clip_id],
+                clip_id=clip_id, start=start, start_time=float(timestamps[clip_id][start]), num_frames=num_frames,
+            )  # fmt: skip
+            yield row
+
+
+def expand_windows(dataset: Dataset, num_frames: int, stride: int, regions: Sequence[str] | None = None) -> Dataset:
+    """Every window of every clip (evaluation), each row tagged with its `clip_id` (row index in `dataset`).
+
+    Clips shorter than a window give one window padded by repeating the last frame. The result has the same
+    region, `region_mask` and `label` columns (fixed length `num_frames`), so `WindowTransform(train=False)` and
+    `WindowDataset` read it unchanged, plus `clip_id`, `start` (frame index) and `start_time` (seconds).
+    """
+    regions = list(regions) if regions is not None else region_columns(dataset)
+    features = dataset.features
+    new = Features(
+        {
+            **{r: Array4D((num_frames, *features[r].shape[1:]), "uint8") for r in regions},
+            "region_mask": Array2D((num_frames, features["region_mask"].shape[1]), "bool"),
+            "label": features["label"],
+            "subject": Value("string"),
+            "source": Value("string"),
+            "clip_id": Value("int32"),
+            "start": Value("int32"),
+            "start_time": Value("float32"),
+            "num_frames": Value("int32"),
+        }
+    )
+    windows = Dataset.from_generator(
+        _windows, features=new,
+        gen_kwargs={"dataset": dataset, "regions": regions, "num_frames": num_frames, "stride": stride,
+                    "fingerprint": dataset._fingerprint},
+    )  # fmt: skip
+    windows.info.description = dataset.info.description
+    return windows
