@@ -56,7 +56,53 @@ URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # Files at or above this size go to LFS whatever their name (the Hub's threshold is 10 MB).
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 # The patterns of the `.gitattributes` the Hub writes into every new repo (abridged): such files go to LFS.
-LFS_PATTERNS = ["*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst", "*tfevents*", "*.mp4", "*.avi", "*.mov", "*.mkv", "*.webm", "*.png", "*.jpg", "*.jpeg", "*.wav", "*.mp3", "*.flac", "*.dat"]
+LFS_PATTERNS = [
+    "*.7z",
+    "*.arrow",
+    "*.bin",
+    "*.bz2",
+    "*.ckpt",
+    "*.ftz",
+    "*.gz",
+    "*.h5",
+    "*.joblib",
+    "*.lfs.*",
+    "*.mlmodel",
+    "*.model",
+    "*.msgpack",
+    "*.npy",
+    "*.npz",
+    "*.onnx",
+    "*.ot",
+    "*.parquet",
+    "*.pb",
+    "*.pickle",
+    "*.pkl",
+    "*.pt",
+    "*.pth",
+    "*.rar",
+    "*.safetensors",
+    "*.tar",
+    "*.tflite",
+    "*.tgz",
+    "*.wasm",
+    "*.xz",
+    "*.zip",
+    "*.zst",
+    "*tfevents*",
+    "*.mp4",
+    "*.avi",
+    "*.mov",
+    "*.mkv",
+    "*.webm",
+    "*.png",
+    "*.jpg",
+    "*.jpeg",
+    "*.wav",
+    "*.mp3",
+    "*.flac",
+    "*.dat",
+]
 GITATTRIBUTES = "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS).encode()
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 RE_SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -109,13 +155,15 @@ class Repo:
     pulls: dict[str, str] = field(default_factory=dict)  # "N" -> commit id of refs/pr/N
 
     def resolve(self, revision: str) -> str:
-        """The commit id a branch, tag, ``refs/...`` name or (abbreviated) commit id points to."""
-        for prefix, refs in (("refs/heads/", self.branches), ("refs/tags/", self.tags), ("", self.branches)):
-            name = revision[len(prefix) :] if revision.startswith(prefix) else None
-            if name is not None and name in refs:
-                return refs[name]
-        if revision in self.tags:
-            return self.tags[revision]
+        """The commit id a branch, tag, ``refs/heads|tags|pr/...`` name or (abbreviated) commit id points to.
+
+        Branches win over tags of the same name, as in git.
+        """
+        name = revision.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        if name in self.branches and not revision.startswith("refs/tags/"):
+            return self.branches[name]
+        if name in self.tags and not revision.startswith("refs/heads/"):
+            return self.tags[name]
         match = RE_PR.fullmatch(revision)
         if match and match[1] in self.pulls:
             return self.pulls[match[1]]
@@ -260,13 +308,17 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False) -> None:
+    def _send_headers(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
+        for key, value in headers.items():
+            # http.server encodes headers as strict latin-1: escape anything else (a non-ASCII file name).
+            self.send_header(key, " ".join(str(value).split()).encode("ascii", "backslashreplace").decode())
+        self.end_headers()
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False) -> None:
         headers = {"Content-Type": "application/json", **(headers or {})}
         headers.setdefault("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._send_headers(status, headers)
         if body and not head:
             self.wfile.write(body)
 
@@ -630,7 +682,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(size)})
         start, end, status = 0, size - 1, 200
         range_header = self.headers.get("Range")
-        if range_header:
+        if range_header and size:
             match = re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())
             if not match or (not match[1] and not match[2]):
                 raise HubError(416, f"Unsupported range {range_header!r}")
@@ -644,10 +696,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = max(end - start + 1, 0)
         headers["Content-Length"] = str(length)
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._send_headers(status, headers)
         if method == "GET" and length:
             with open(file, "rb") as handle:
                 handle.seek(start)

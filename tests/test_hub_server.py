@@ -4,6 +4,7 @@ Every test talks to the session's server through HF_ENDPOINT (set in conftest.py
 """
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def test_upload_folder_then_download(api, hub, hub_repo_id, folder, tmp_path):
 
     commit = api.upload_folder(folder_path=folder, repo_id=hub_repo_id, commit_message="add files")
     assert len(commit.oid) == 40
+    # preupload reports each file's remote oid (git sha1, or sha256 for LFS): an unchanged folder makes no commit
+    assert api.upload_folder(folder_path=folder, repo_id=hub_repo_id).oid == commit.oid
 
     info = api.model_info(hub_repo_id, files_metadata=True)
     assert info.sha == commit.oid
@@ -141,6 +144,28 @@ def test_tags_branches_and_pull_requests(api, hub_repo_id, tmp_path):
         read("main", "missing.txt")
 
 
+def test_file_system_ranges_unicode_names_and_repo_deletion(api, hub, hub_repo_id, tmp_path):
+    from huggingface_hub import HfFileSystem
+
+    api.create_repo(hub_repo_id)
+    api.upload_file(path_or_fileobj=WEIGHTS, path_in_repo="w.bin", repo_id=hub_repo_id)
+    api.upload_file(path_or_fileobj="é".encode(), path_in_repo="dossier é/naïve.txt", repo_id=hub_repo_id)
+    fs = HfFileSystem(endpoint=hub.url, token=hub.token)
+    with fs.open(f"{hub_repo_id}/w.bin", "rb", block_size=100) as handle:  # reads with HTTP Range requests
+        handle.seek(1000)
+        assert handle.read(10) == WEIGHTS[1000:1010]
+    assert fs.cat_file(f"{hub_repo_id}/w.bin", start=-5) == WEIGHTS[-5:]
+    assert fs.info(f"{hub_repo_id}/w.bin")["size"] == len(WEIGHTS)
+    assert fs.ls(f"{hub_repo_id}/dossier é", detail=False) == [f"{hub_repo_id}/dossier é/naïve.txt"]
+    assert Path(hf_hub_download(hub_repo_id, "dossier é/naïve.txt", cache_dir=tmp_path)).read_text() == "é"
+    with pytest.raises(EntryNotFoundError):
+        list(api.list_repo_tree(hub_repo_id, path_in_repo="no-such-folder"))
+
+    api.delete_repo(hub_repo_id)
+    assert not api.repo_exists(hub_repo_id)
+    api.delete_repo(hub_repo_id, missing_ok=True)
+
+
 def test_errors_are_the_clients_normal_ones_and_fast(api, hub, hub_repo_id, tmp_path):
     start = time.monotonic()
     with pytest.raises(RepositoryNotFoundError):
@@ -156,6 +181,9 @@ def test_errors_are_the_clients_normal_ones_and_fast(api, hub, hub_repo_id, tmp_
     with pytest.raises(HfHubHTTPError) as whoami:
         wrong.whoami()
     assert whoami.value.response.status_code == 401
+    with pytest.raises(HfHubHTTPError) as download:
+        hf_hub_download("test-user/does-not-exist", "config.json", token="hf_wrong_token", cache_dir=tmp_path)
+    assert download.value.response.status_code == 401
     assert api.whoami()["name"] == "test-user"
     with pytest.raises(HfHubHTTPError) as anonymous:
         HfApi(endpoint=hub.url, token=False).create_repo(hub_repo_id)
@@ -283,3 +311,40 @@ def test_datasets_push_to_hub_and_load_dataset(hub_repo_id, tmp_path):
     # the dataset card carries the features; its YAML went through /api/validate-yaml
     card = Path(hf_hub_download(hub_repo_id, "README.md", repo_type="dataset", cache_dir=tmp_path)).read_text()
     assert "dataset_info:" in card and "class_label:" in card and "pos" in card
+
+
+REMOTE_CODE_SCRIPT = """
+import importlib.abc, json, sys
+
+class BlockMicroX(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "microx_hf":
+            raise ModuleNotFoundError(f"blocked: {name}")
+
+sys.meta_path.insert(0, BlockMicroX())
+import torch
+from transformers import AutoModelForVideoClassification
+
+torch.set_num_threads(1)
+model = AutoModelForVideoClassification.from_pretrained(sys.argv[1], revision="v1", trust_remote_code=True)
+print(json.dumps({"module": type(model).__module__, "sums": {k: v.double().sum().item() for k, v in model.state_dict().items()}}))
+"""
+
+
+@pytest.mark.slow  # a fresh Python that imports torch and transformers: about 10 s on a busy 2-core machine
+def test_custom_code_loads_from_the_hub_without_the_package(hub_repo_id, tmp_path):
+    model = tiny_microx()
+    commit = model.push_to_hub(hub_repo_id)
+    HfApi().create_tag(hub_repo_id, tag="v1", revision=commit.oid)
+    assert {"configuration_microx.py", "modeling_microx.py"} <= set(HfApi().list_repo_files(hub_repo_id))
+    # A fresh process (HF_ENDPOINT, HF_TOKEN and HF_HOME come from conftest through the environment) that cannot
+    # import microx_hf must fetch the model code from the Hub, as a user without the package would.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home")}
+    out = subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_SCRIPT, hub_repo_id], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["module"].startswith("transformers_modules"), result["module"]
+    expected = {k: v.double().sum().item() for k, v in model.state_dict().items()}
+    assert result["sums"] == pytest.approx(expected, rel=0, abs=0)
