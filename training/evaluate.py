@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 def predict_windows(
     model: torch.nn.Module, windows: Dataset, batch_size: int = 32, device: str | torch.device | None = None
 ) -> np.ndarray:
-    """Class probabilities ``(W, L)`` of every row of a windows dataset that already has its `WindowTransform`."""
+    """Class probabilities ``(W, L)`` of every row of a windows dataset (a `WindowDataset`, or a `with_transform`)."""
     from training.data import collate_windows
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -78,7 +78,7 @@ def evaluate_dataset(
     Returns:
         The content of ``results.json``.
     """
-    from training.data import WindowTransform, expand_windows
+    from training.data import WindowDataset, WindowTransform, expand_windows
 
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
@@ -87,9 +87,10 @@ def evaluate_dataset(
         raise ValueError(f"the dataset's labels {names} differ from the model's {labels}")
     stride = window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
     if windows_are_clips:
-        windows = clips.add_column("clip_id", list(range(len(clips))))
+        windows = clips.remove_columns([c for c in ("clip_id",) if c in clips.column_names])
+        windows = windows.add_column("clip_id", list(range(len(windows))))
     else:
-        windows = expand_windows(clips, config.num_frames, stride)
+        windows = expand_windows(clips, config.num_frames, stride, list(config.regions))
     clip_ids = windows["clip_id"]
     window_labels = np.asarray(windows["label"])
     transform = WindowTransform(
@@ -100,7 +101,7 @@ def evaluate_dataset(
         train=False,
         seed=0,
     )
-    probs = predict_windows(model, windows.with_transform(transform), batch_size)
+    probs = predict_windows(model, WindowDataset(windows, transform), batch_size)
 
     order, clip_probs = aggregate_clip_probs(probs, clip_ids)
     first_row = {}
@@ -159,8 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point; returns the results."""
     from datasets import Dataset as _Dataset
     from datasets import load_dataset, load_from_disk
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
     from microx_hf.modeling_microx import MicroXForVideoClassification
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)

@@ -178,7 +178,7 @@ class Splits:
     windows_are_clips: bool = False  # the paper protocol: train and test rows are already single windows
 
 
-def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, seed: int) -> Splits:
+def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, regions: list[str], seed: int) -> Splits:
     """Apply the protocol to the dataset."""
     if data_args.protocol == "given":
         if data_args.train_split not in clips:
@@ -200,7 +200,7 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, s
             from training.data import expand_windows
 
             # The paper cut clips into non-overlapping 10-frame segments and split those at random.
-            full = expand_windows(full, num_frames, num_frames)
+            full = expand_windows(full, num_frames, num_frames, regions)
             fold = paper_split(len(full), 0.2, data_args.split_seed)
         else:
             subjects = full["subject"]
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
     )
-    from training.data import WindowTransform, collate_windows, expand_windows
+    from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows
     from training.evaluate import evaluate_dataset
 
     set_seed(training_args.seed)
@@ -394,11 +394,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = MicroXForVideoClassification(config)
         feature_extractor = build_feature_extractor(config, settings)
 
-    splits = make_splits(clips, data_args, config.num_frames, training_args.seed)
+    splits = make_splits(clips, data_args, config.num_frames, list(config.regions), training_args.seed)
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
-    def transform(train: bool) -> WindowTransform:
-        return WindowTransform(
+    def windows_of(rows: Dataset, train: bool) -> WindowDataset:
+        transform = WindowTransform(
             list(config.regions),
             config.num_frames,
             feature_extractor.image_mean,
@@ -406,16 +406,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             train=train,
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
         )
+        return WindowDataset(rows, transform)
 
-    train_set = splits.train.with_transform(transform(train=True))
+    train_set = windows_of(splits.train, train=True)  # one random window per clip and epoch
     eval_set = None
     if splits.validation is not None:
-        windows = (
-            splits.validation
-            if splits.windows_are_clips
-            else expand_windows(splits.validation, config.num_frames, stride)
-        )
-        eval_set = windows.with_transform(transform(train=False))
+        if splits.windows_are_clips:
+            eval_set = windows_of(splits.validation, train=False)
+        else:
+            eval_set = windows_of(expand_windows(splits.validation, config.num_frames, stride, config.regions), False)
 
     training_args = resolve_precision(model_args, training_args)
     training_args = prepare_training_args(training_args, data_args, eval_set is not None)

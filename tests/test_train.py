@@ -1,0 +1,159 @@
+"""The real training script, run for a couple of steps on a tiny processed-clip dataset, and its artifacts."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+from training import train
+from training.folds import aggregate_folds
+
+LABELS = ["neutral", "happy", "sad"]
+REGIONS = ["face", "mouth"]
+CROP = 16
+TINY_MODEL = {"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7, "num_frames": 3}
+
+
+def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, frames: int = 5, seed: int = 0) -> Path:
+    """A processed-clip dataset in the ARCHITECTURE.md schema; each class has its own brightness, so it is learnable."""
+    rng = np.random.default_rng(seed)
+    features = Features(
+        {
+            **{r: Array4D((None, 3, CROP, CROP), "uint8") for r in REGIONS},
+            "region_mask": Array2D((None, len(REGIONS)), "bool"),
+            "timestamps": Sequence(Value("float32")),
+            "label": ClassLabel(names=LABELS),
+            "subject": Value("string"),
+            "source": Value("string"),
+            "corpus": Value("string"),
+            "landmark_backend": Value("string"),
+            "num_frames": Value("int32"),
+        }
+    )
+    rows = {name: [] for name in features}
+    for s in range(num_subjects):
+        for c in range(clips_per_subject):
+            label = (s + c) % len(LABELS)
+            n = frames + c  # clips of different lengths
+            for r in REGIONS:
+                base = 30 + 70 * label
+                rows[r].append(rng.integers(base, base + 50, (n, 3, CROP, CROP), dtype=np.uint8))
+            mask = np.ones((n, len(REGIONS)), bool)
+            mask[0, 1] = False  # the mouth is missing in the first frame
+            rows["region_mask"].append(mask)
+            rows["timestamps"].append((np.arange(n) / 30.0).astype(np.float32))
+            rows["label"].append(label)
+            rows["subject"].append(f"s{s:03d}")
+            rows["source"].append(f"s{s:03d}/clip{c}.mp4")
+            rows["corpus"].append("tiny")
+            rows["landmark_backend"].append("dlib")
+            rows["num_frames"].append(n)
+    full = Dataset.from_dict(rows, features=features)
+    description = {
+        "microx_dataset": 1,
+        "feature_extractor": {"fps": 30.0, "num_frames": 3, "window_stride": 2, "regions": REGIONS, "crop_size": CROP},
+    }
+    full.info.description = json.dumps(description)
+    DatasetDict(train=full).save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return make_clips(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def _argv(clips: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset_name_or_path", str(clips),
+        "--output_dir", str(out),
+        "--protocol", "kfold", "--num_folds", "3", "--fold", "0",
+        "--config_overrides", json.dumps(TINY_MODEL),
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "5",
+        "--learning_rate", "0.01", "--logging_steps", "1", "--report_to", "none",
+        "--seed", "7", "--use_cpu", "true", "--dataloader_num_workers", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_two_steps_write_checkpoint_results_and_confusion_png_then_resume(clips, tmp_path):
+    out = tmp_path / "run"
+    results = train.main(_argv(clips, out, "--max_steps", "2"))
+
+    # The checkpoint: the model, its config with the dataset's labels, the feature extractor.
+    assert (out / "checkpoint-2" / "model.safetensors").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "neutral", "1": "happy", "2": "sad"}
+    assert config["regions"] == REGIONS and config["image_size"] == CROP and config["num_frames"] == 3
+    extractor = json.loads((out / "preprocessor_config.json").read_text())
+    assert extractor["regions"] == REGIONS and extractor["crop_size"] == CROP and extractor["window_stride"] == 2
+
+    # results.json: clip-level metrics over the test subjects' clips only, nothing of the training subjects.
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert saved["protocol"] == "kfold" and saved["subject_independent"] is True
+    assert saved["num_clips"] == 2 * len(saved["test_subjects"])  # 2 clips per subject
+    # clips of 5 and 6 frames, windows of 3 every 2 frames: starts 0,2 and 0,2,(3) -> at least 2 per clip
+    assert saved["num_windows"] >= 2 * saved["num_clips"]
+    matrix = np.array(saved["metrics"]["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == saved["num_clips"]
+    assert 0.0 <= saved["uar"] <= 1.0 and saved["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "confusion_matrix.json").read_text())["matrix"] == matrix.tolist()
+
+    # Early stopping needs validation: one held-out training subject, evaluated each epoch.
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert any("eval_uar" in entry for entry in state["log_history"])
+    first_losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+
+    # Resume from the last checkpoint and train two more steps: the history of the first run carries over.
+    train.main(_argv(clips, out, "--max_steps", "4", "--resume_from_checkpoint", "last"))
+    resumed = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert resumed["global_step"] == 4
+    losses = [e["loss"] for e in resumed["log_history"] if "loss" in e]
+    assert losses[:2] == first_losses and len(losses) == 4
+
+
+def test_json_config_file_and_flag_override(clips, tmp_path):
+    config_file = tmp_path / "train.json"
+    argv = _argv(clips, tmp_path / "ignored", "--max_steps", "1")
+    values = {argv[i].lstrip("-"): argv[i + 1] for i in range(0, len(argv), 2)}
+    values.update(max_steps=1, num_folds=3, fold=0, seed=7, use_cpu=True, learning_rate=0.01)
+    config_file.write_text(json.dumps(values))
+    model_args, data_args, training_args = train.parse_args([str(config_file), "--fold", "2"])
+    assert data_args.fold == 2 and data_args.num_folds == 3 and training_args.max_steps == 1
+    assert training_args.output_dir == str(tmp_path / "ignored")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"not_a_flag": 1}))
+    with pytest.raises(ValueError, match="not_a_flag"):
+        train.parse_args([str(bad)])
+
+
+def test_class_weights_and_weighted_loss():
+    import torch
+
+    weights = train.class_weights([0, 0, 0, 1], 3)
+    # inverse frequency, mean 1 over the rows: 4 / (2 * 3) for class 0, 4 / (2 * 1) for class 1, absent class 0
+    assert weights.tolist() == pytest.approx([2 / 3, 2.0, 0.0])
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 1])
+    loss = train.WeightedLoss(weights)({"logits": logits}, labels)
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    expected = (ce[0] * 2 / 3 + ce[1] * 2.0) / (2 / 3 + 2.0)
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def test_fold_aggregation_mean_std_and_pooled_matrix():
+    def fold(acc, uar, f1, matrix):
+        return {"protocol": "loso", "fold": "f", "subject_independent": True, "accuracy": acc, "uar": uar,
+                "macro_f1": f1, "metrics": {"labels": ["a", "b"], "confusion_matrix": matrix}}  # fmt: skip
+
+    summary = aggregate_folds([fold(0.5, 0.4, 0.3, [[1, 1], [0, 0]]), fold(1.0, 0.8, 0.7, [[0, 0], [1, 1]])])
+    assert summary["accuracy"]["mean"] == pytest.approx(0.75)
+    assert summary["accuracy"]["std"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    assert summary["pooled"]["confusion_matrix"] == [[1, 1], [1, 1]]
+    assert summary["pooled"]["accuracy"] == pytest.approx(0.5)
+    assert summary["subject_independent"] is True and summary["num_folds"] == 2
