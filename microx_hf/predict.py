@@ -1,0 +1,268 @@
+"""Emotion in a face video in one call: `predict(video)` -> `Prediction`.
+
+The video is cut into windows of `num_frames` frames (10 at 30 fps in the MicroX paper: 1/3 s) every
+`window_stride` frames; the model scores each window that shows a face, and the clip's scores are the mean of
+those window probabilities. The fusion weights of each window say how much each facial region contributed; their
+mean over the windows is the clip's `region_contributions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .errors import MicroXError, NoFaceDetectedError
+
+if TYPE_CHECKING:
+    from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
+    from .modeling_microx import MicroXModel
+
+logger = logging.getLogger(__name__)
+
+# The demo checkpoint committed with the package (issue 7); `$MICROX_MODEL` overrides it.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
+MODEL_ENV = "MICROX_MODEL"
+
+
+class ModelNotFoundError(MicroXError, FileNotFoundError):
+    """No model could be loaded from the given name or path."""
+
+
+@dataclass
+class Prediction:
+    """The result of `predict` for one video.
+
+    Attributes:
+        label: The most likely emotion over the clip.
+        scores: Emotion -> clip probability (mean over the windows with a face), in label order.
+        labels: Emotion names in the model's class order.
+        regions: Region names in the model's order.
+        window_starts: (W,) start time of each window, seconds.
+        window_probs: (W, L) probabilities per window; NaN rows for windows without a face.
+        region_weights: (W, R) fusion weight of each region per window (sum to 1 over the visible regions); NaN
+            rows for windows without a face.
+        region_contributions: Region -> mean fusion weight over the windows with a face.
+        region_probs: (W, R, L) each region's own probabilities per window; NaN for windows without a face.
+        face_fraction: Share of the clip's frames in which a face was found.
+        landmark_backend: The landmark backend that found the faces.
+        clip: The region crops, masks, landmarks and timestamps (for contact sheets and previews).
+    """
+
+    label: str
+    scores: dict[str, float]
+    labels: list[str]
+    regions: list[str]
+    window_starts: np.ndarray
+    window_probs: np.ndarray
+    region_weights: np.ndarray
+    region_contributions: dict[str, float]
+    region_probs: np.ndarray
+    face_fraction: float
+    landmark_backend: str
+    clip: ClipCrops | None = field(default=None, repr=False)
+
+    @property
+    def window_has_face(self) -> np.ndarray:
+        """(W,) bool: whether the model scored the window (a face was found in it)."""
+        return np.isfinite(self.window_probs).all(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary without the crops; NaN (windows without a face) becomes None."""
+
+        def clean(array: np.ndarray) -> list:
+            return [clean(a) if isinstance(a, np.ndarray) else (None if math.isnan(a) else round(float(a), 6))
+                    for a in array]  # fmt: skip
+
+        return {
+            "label": self.label,
+            "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
+            "labels": list(self.labels),
+            "regions": list(self.regions),
+            "window_starts": clean(np.asarray(self.window_starts, dtype=float)),
+            "window_probs": clean(np.asarray(self.window_probs, dtype=float)),
+            "region_weights": clean(np.asarray(self.region_weights, dtype=float)),
+            "region_contributions": {k: round(float(v), 6) for k, v in self.region_contributions.items()},
+            "face_fraction": round(float(self.face_fraction), 6),
+            "landmark_backend": self.landmark_backend,
+        }
+
+
+def _resolve_name(name_or_path: str | Path | None) -> str | Path:
+    if name_or_path is not None:
+        return name_or_path
+    if os.environ.get(MODEL_ENV):
+        return os.environ[MODEL_ENV]
+    if not (DEFAULT_MODEL / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"No model given and no default model at {DEFAULT_MODEL}. Pass one: `predict(video, model=PATH_OR_HUB_ID)`,"
+            f" `microx predict --model PATH_OR_HUB_ID VIDEO`, or set ${MODEL_ENV}."
+        )
+    return DEFAULT_MODEL
+
+
+def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, MicroXFeatureExtractor]:
+    """Load a MicroX checkpoint and its feature extractor, ready for inference (eval mode, on the CPU).
+
+    Args:
+        name_or_path: A local folder or a Hub model id. None: `$MICROX_MODEL`, else the default model that ships
+            with the package (`DEFAULT_MODEL`).
+
+    Returns:
+        (model, feature_extractor). A checkpoint without `preprocessor_config.json` gets an extractor built from
+        the model's config (regions, frames per window, crop size), with a warning.
+
+    Raises:
+        ModelNotFoundError: Nothing loadable at `name_or_path`; the message says what to pass.
+    """
+    from .feature_extraction_microx import MicroXFeatureExtractor
+    from .modeling_microx import MicroXForVideoClassification
+
+    name = _resolve_name(name_or_path)
+    if isinstance(name, Path) or Path(str(name)).exists() or str(name).startswith((".", "/", "~")):
+        path = Path(name).expanduser()
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{path} is not a MicroX model folder (no config.json). Pass a folder written by "
+                "`save_pretrained`, or a Hub model id."
+            )
+        name = path
+    try:
+        model = MicroXForVideoClassification.from_pretrained(name)
+    except OSError as e:
+        raise ModelNotFoundError(
+            f"Cannot load the model {name!s}: {e}. Pass a local folder written by `save_pretrained` or a Hub id that "
+            "is reachable (or cached, when HF_HUB_OFFLINE=1)."
+        ) from e
+    model.eval()
+    try:
+        feature_extractor = MicroXFeatureExtractor.from_pretrained(name)
+    except OSError:
+        logger.warning("%s has no preprocessor_config.json: using an extractor built from the model config", name)
+        feature_extractor = extractor_for(model)
+    check_compatible(model, feature_extractor)
+    return model, feature_extractor
+
+
+def extractor_for(model: MicroXModel) -> MicroXFeatureExtractor:
+    """A feature extractor with the model's regions, frames per window and crop size, other settings default."""
+    from .feature_extraction_microx import MicroXFeatureExtractor
+
+    return MicroXFeatureExtractor.from_config(model.config)
+
+
+def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtractor) -> None:
+    """Raise `ValueError` when the extractor's crops do not fit the model (regions, frames, size)."""
+    cfg = model.config
+    problems = []
+    if list(feature_extractor.regions) != list(cfg.regions):
+        problems.append(f"regions {list(feature_extractor.regions)} vs the model's {list(cfg.regions)}")
+    if feature_extractor.num_frames != cfg.num_frames:
+        problems.append(f"num_frames {feature_extractor.num_frames} vs {cfg.num_frames}")
+    if feature_extractor.crop_size != cfg.image_size:
+        problems.append(f"crop_size {feature_extractor.crop_size} vs image_size {cfg.image_size}")
+    if problems:
+        raise ValueError(
+            "The feature extractor does not match the model: " + "; ".join(problems) + ". Load both from the "
+            "same checkpoint with `load_model(name)`."
+        )
+
+
+def predict(
+    video: str | Path | np.ndarray | list[np.ndarray],
+    model: MicroXModel | str | Path | None = None,
+    feature_extractor: MicroXFeatureExtractor | None = None,
+    batch_size: int = 32,
+) -> Prediction:
+    """Recognise the emotion in a face video.
+
+    Args:
+        video: A video file, or RGB frames (N, H, W, 3) uint8 taken at the extractor's fps.
+        model: A loaded model, a name or path for `load_model`, or None for the default model.
+        feature_extractor: The extractor; None takes the one saved with the model (or one built from its config).
+        batch_size: Windows per forward pass.
+
+    Returns:
+        A `Prediction`.
+
+    Raises:
+        NoFaceDetectedError: No window of the video shows a face.
+        VideoNotFoundError, InvalidVideoError, VideoDecodeError, VideoLimitError: The video cannot be used.
+        ModelNotFoundError: No model could be loaded.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: pass at least 1")
+    if model is None or isinstance(model, (str, Path)):
+        model, loaded_extractor = load_model(model)
+        feature_extractor = feature_extractor or loaded_extractor
+    elif feature_extractor is None:
+        source = getattr(model, "name_or_path", "") or ""
+        try:
+            from .feature_extraction_microx import MicroXFeatureExtractor
+
+            feature_extractor = MicroXFeatureExtractor.from_pretrained(source) if source else extractor_for(model)
+        except OSError:
+            feature_extractor = extractor_for(model)
+    check_compatible(model, feature_extractor)
+
+    clip = feature_extractor.extract_clip(video)
+    crops, mask, starts = feature_extractor.windows(clip)  # (B, R, T, C, S, S) uint8, (B, R, T) bool, (B,) s
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    regions = list(model.config.regions)
+    n_windows, n_regions, n_labels = len(starts), len(regions), len(labels)
+    has_face = mask.any(axis=(1, 2))  # (B,)
+    where = video if isinstance(video, (str, Path)) else "the frames"
+    if not has_face.any():
+        raise NoFaceDetectedError(
+            f"No face was found in {where} ({len(clip.timestamps)} frames, landmark backend "
+            f"{clip.landmark_backend!r}). Use a video in which one face looks towards the camera, lit from the front "
+            "and at least about 80 pixels wide; profiles and sunglasses defeat the detector."
+        )
+
+    window_probs = np.full((n_windows, n_labels), np.nan, np.float32)
+    region_weights = np.full((n_windows, n_regions), np.nan, np.float32)
+    region_probs = np.full((n_windows, n_regions, n_labels), np.nan, np.float32)
+    face_windows = np.flatnonzero(has_face)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(face_windows), batch_size):
+                idx = face_windows[i : i + batch_size]
+                pixel_values = torch.as_tensor(feature_extractor.normalize(crops[idx])).to(device, dtype)
+                region_mask = torch.as_tensor(mask[idx]).to(device)
+                out = model(pixel_values=pixel_values, region_mask=region_mask)
+                window_probs[idx] = out.logits.float().softmax(-1).cpu().numpy()
+                region_weights[idx] = out.region_weights.float().cpu().numpy()
+                region_probs[idx] = out.region_logits.float().softmax(-1).cpu().numpy()
+    finally:
+        model.train(was_training)
+
+    clip_probs = window_probs[face_windows].mean(axis=0)  # (L,)
+    contributions = region_weights[face_windows].mean(axis=0)  # (R,)
+    face_fraction = float(np.asarray(clip.mask).any(axis=0).mean())  # a frame counts when any region was found
+    label = labels[int(np.argmax(clip_probs))]
+    logger.info("%s: %s (%.0f%%) from %d/%d windows", where, label, 100 * clip_probs.max(), len(face_windows),
+                n_windows)  # fmt: skip
+    return Prediction(
+        label=label,
+        scores={name: float(p) for name, p in zip(labels, clip_probs, strict=True)},
+        labels=labels,
+        regions=regions,
+        window_starts=np.asarray(starts, dtype=np.float64),
+        window_probs=window_probs,
+        region_weights=region_weights,
+        region_contributions={name: float(w) for name, w in zip(regions, contributions, strict=True)},
+        region_probs=region_probs,
+        face_fraction=face_fraction,
+        landmark_backend=clip.landmark_backend,
+        clip=clip,
+    )
