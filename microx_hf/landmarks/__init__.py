@@ -77,6 +77,7 @@ class LandmarkBackend(ABC):
     @classmethod
     def check_available(cls) -> None:
         """Raise `BackendUnavailableError` (saying what to install or place) when this backend cannot run here."""
+        return None
 
     @abstractmethod
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -112,11 +113,12 @@ _INSTANCES: dict[tuple, LandmarkBackend] = {}
 def register_backend(name: str):
     """Class decorator that registers a `LandmarkBackend` under `name`."""
 
+    if name == "auto":
+        raise ValueError("'auto' is reserved for get_backend's automatic choice")
+
     def decorator(cls: type[LandmarkBackend]) -> type[LandmarkBackend]:
         if not (isinstance(cls, type) and issubclass(cls, LandmarkBackend)):
             raise TypeError(f"register_backend({name!r}) expects a LandmarkBackend subclass, got {cls!r}")
-        if name == "auto":
-            raise ValueError("'auto' is reserved for get_backend's automatic choice")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
