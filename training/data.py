@@ -234,7 +234,7 @@ def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int, fingerprint: str):
     del fingerprint  # keys the generator cache only
     reader = WindowDataset(dataset, WindowTransform(regions, num_frames, train=False))
-    subjects, sources, timestamps = dataset["subject"], dataset["source"], dataset["timestamps"]
+    subjects, sources, timestamps = list(dataset["subject"]), list(dataset["source"]), list(dataset["timestamps"])
     for clip_id in range(dataset.num_rows):
         crops, mask, label = reader.read(clip_id)
         n = mask.shape[0]
@@ -272,7 +272,7 @@ def expand_windows(dataset: Dataset, num_frames: int, stride: int, regions: Sequ
     )
     windows = Dataset.from_generator(
         _windows, features=new,
-        gen_kwargs={"dataset": dataset, "regions": regions, "num_frames": num_frames, "stride": stride,
+        gen_kwargs={"dataset": dataset, "regions": tuple(regions), "num_frames": num_frames, "stride": stride,
                     "fingerprint": dataset._fingerprint},
     )  # fmt: skip
     windows.info.description = dataset.info.description

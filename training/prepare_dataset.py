@@ -37,7 +37,7 @@ from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Sequence,
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from microx_hf.errors import DatasetFormatError
+from microx_hf.errors import DatasetFormatError, NoFaceDetectedError
 
 from .labels import LabelScheme, get_scheme
 from .sources import SOURCE_NAMES, SourceClip, SourceListing, read_source
@@ -162,6 +162,8 @@ def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
         clip = _WORKER["extractor"].extract_clip(path)
         crops = np.ascontiguousarray(clip.crops, dtype=np.uint8)  # (R, N, C, S, S)
         mask = np.asarray(clip.mask, dtype=bool)  # (R, N)
+        if not mask.any():
+            raise NoFaceDetectedError("no face found in any frame; the clip is left out")
         if crops.ndim != 5 or mask.shape != crops.shape[:2]:
             raise ValueError(
                 f"extractor returned crops {crops.shape} and mask {mask.shape}; expected (R,N,C,S,S), (R,N)"
@@ -253,7 +255,7 @@ def _rows(items: list[tuple[str, str, str, str, str, int]], regions: list[str], 
         with np.load(npz_path) as data:
             crops, mask, timestamps = data["crops"], data["mask"], data["timestamps"]
             meta = json.loads(str(data["meta"]))
-        if meta["regions"] != regions:
+        if tuple(meta["regions"]) != tuple(regions):
             raise DatasetFormatError(
                 f"{npz_path}: regions {meta['regions']} differ from {regions}; delete the work folder."
             )
@@ -333,9 +335,11 @@ def prepare(args: PrepareArguments) -> PrepareResult:
     fingerprint = hashlib.sha1(
         json.dumps([(i[0], os.path.getsize(i[0]), i[5]) for i in items] + [settings, scheme.to_dict()]).encode()
     ).hexdigest()
+    with np.load(items[0][0]) as first:
+        backend_used = json.loads(str(first["meta"]))["landmark_backend"]
     description = {
         "microx_dataset": FORMAT_VERSION,
-        "feature_extractor": settings,
+        "feature_extractor": {**settings, "landmark_backend_used": backend_used},
         "label_scheme": scheme.to_dict(),
         "sources": [{"corpus": listing.corpus, "clips": len(clips), "skipped": dict(listing.skipped)}],
         "dropped_labels": dict(dropped),
@@ -344,7 +348,7 @@ def prepare(args: PrepareArguments) -> PrepareResult:
     with tempfile.TemporaryDirectory(prefix="microx-prepare-") as cache:
         full = Dataset.from_generator(
             _rows, features=features, cache_dir=cache,
-            gen_kwargs={"items": items, "regions": regions, "fingerprint": fingerprint},
+            gen_kwargs={"items": items, "regions": tuple(regions), "fingerprint": fingerprint},
         )  # fmt: skip
         if args.test_fraction > 0:
             test_subjects = _subject_split(full["subject"], args.test_fraction, args.split_seed)

@@ -1,0 +1,163 @@
+"""`training.prepare_dataset` end to end: a BAUM-1s-shaped folder of short astronaut videos -> DatasetDict.
+
+One uninterrupted run (module fixture) is the reference; the other tests interrupt, resume, split, reload and push,
+and compare against it. The real feature extractor runs (dlib landmarks) on 12-frame 320x240 clips with 16 px crops.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pytest
+from datasets import load_dataset, load_from_disk
+
+from microx_hf.errors import DatasetFormatError
+from tests.media import make_face_video, make_truncated_video
+from training.labels import PAPER7
+from training.prepare_dataset import main
+
+ROWS = [  # No, Subject, Gender, Clip Name, Emotion, Code  (BAUM-1s codes)
+    [1, 1, "F", "S001_001", "Happiness", 8],
+    [2, 1, "F", "S001_002", "Disgust", 6],
+    [3, 1, "F", "S001_003", "Concentrating", 4],
+    [4, 2, "M", "S002_001", "Sadness", 10],
+    [5, 2, "M", "S002_002", "Neutral", 9],
+    [6, 2, "M", "S002_003", "Anger", 1],  # a truncated file
+    [7, 3, "M", "S003_001", "Surprise", 11],
+]
+TINY = ["--crop_size", "16", "--num_frames", "4", "--regions", "face,left_eye,right_eye,mouth"]
+
+
+@pytest.fixture(scope="module")
+def baum1s(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("BAUM1")
+    clips = root / "BAUM1s_MP4 - All"
+    motions = {"S001_001": "none", "S001_002": "pan", "S002_001": "zoom", "S002_002": "rotate", "S003_001": "pan"}
+    for name in ("S001_001", "S001_002", "S001_003", "S002_001", "S002_002", "S003_001"):
+        make_face_video(clips / f"s{name[1:4]}" / f"{name}.mp4", n_frames=12, size=(320, 240),
+                        motion=motions.get(name, "none"))  # fmt: skip
+    make_truncated_video(clips / "s001" / "S001_001.mp4", clips / "s002" / "S002_003.mp4", keep=0.4)
+    book = openpyxl.Workbook()
+    book.active.append(["No", "Subject", "Gender", "Clip Name", "Emotion", "Code"])
+    for row in ROWS:
+        book.active.append(row)
+    book.save(root / "Annotations_BAUM1s.xlsx")
+    return root
+
+
+def _args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--source", "baum1s", "--root", str(root), "--output_dir", str(out), *TINY, *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(baum1s, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "baum1s"
+    return main(_args(baum1s, out))
+
+
+def _assert_same(a, b) -> None:
+    assert a.features == b.features and a.num_rows == b.num_rows
+    a, b = a.with_format("numpy"), b.with_format("numpy")
+    for column in a.column_names:
+        for x, y in zip(a[column], b[column], strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=column)
+
+
+def test_reference_run(reference, baum1s):
+    ds = reference.dataset["train"]
+    assert reference.processed == 6 and reference.reused == 0
+    assert ds.features["label"].names == list(PAPER7)
+    labels = dict(zip(ds["source"], (ds.features["label"].int2str(i) for i in ds["label"]), strict=True))
+    # paper7: happiness -> happy, disgust -> contempt; concentrating has no counterpart and is dropped.
+    assert labels == {
+        "BAUM1s_MP4 - All/s001/S001_001.mp4": "happy",
+        "BAUM1s_MP4 - All/s001/S001_002.mp4": "contempt",
+        "BAUM1s_MP4 - All/s002/S002_001.mp4": "sad",
+        "BAUM1s_MP4 - All/s002/S002_002.mp4": "neutral",
+        "BAUM1s_MP4 - All/s003/S003_001.mp4": "surprise",
+    }
+    assert ds["subject"] == ["S001", "S001", "S002", "S002", "S003"]
+    assert set(ds["corpus"]) == {"baum1s"} and set(ds["landmark_backend"]) == {"dlib"}
+    # The truncated clip is reported (file and reason) and left out; the run went on.
+    report = json.loads(reference.report_path.read_text())
+    assert [f["file"] for f in report["failed"]] == ["BAUM1s_MP4 - All/s002/S002_003.mp4"]
+    assert report["failed"][0]["reason"]
+    assert report["dropped_labels"] == {"baum1s:concentrating": 1}
+    # Storage: uint8 crops per region, frame-major mask, the extractor's settings in the description.
+    row = ds.with_format("numpy")[0]
+    assert row["face"].shape == (12, 3, 16, 16) and ds.features["face"].dtype == "uint8"
+    assert row["region_mask"].shape == (12, 4) and row["region_mask"].mean() > 0.9
+    assert row["face"][row["region_mask"][:, 0]].std() > 10  # real image content where the face was found
+    assert row["num_frames"] == 12 and np.allclose(np.diff(row["timestamps"]), 1 / 30, atol=1e-4)
+    settings = json.loads(ds.info.description)["feature_extractor"]
+    assert settings["crop_size"] == 16 and settings["num_frames"] == 4 and len(settings["image_mean"]) == 3
+    assert settings["regions"] == ["face", "left_eye", "right_eye", "mouth"]
+
+
+def test_save_load_round_trip(reference):
+    again = load_from_disk(str(reference.output_dir))
+    assert list(again) == ["train"]
+    _assert_same(again["train"], reference.dataset["train"])
+    assert again["train"].info.description == reference.dataset["train"].info.description
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(baum1s, reference, tmp_path):
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(baum1s, out, "--stop_after", "2"))
+    assert len(list((tmp_path / "resumed.work" / "clips").glob("*.npz"))) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "resumed.work" / "clips").glob("*.npz")}
+    # Resume in two processes: only the four unfinished clips run, and the output is the same as in one run.
+    resumed = main(_args(baum1s, out, "--num_proc", "2"))
+    assert (resumed.reused, resumed.processed) == (2, 4)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished clips were not redone
+    _assert_same(resumed.dataset["train"], reference.dataset["train"])
+    # A third run has nothing left to do (the failed clip is not retried unless asked).
+    assert main(_args(baum1s, out)).processed == 0
+    assert main(_args(baum1s, out, "--retry_failed")).processed == 1
+
+
+def test_split_by_subject_reuses_checkpoints(baum1s, reference, tmp_path):
+    work = str(reference.output_dir) + ".work"
+    result = main(_args(baum1s, tmp_path / "split", "--work_dir", work, "--test_fraction", "0.34"))
+    assert result.processed == 0 and set(result.dataset) == {"train", "test"}
+    train, test = result.dataset["train"], result.dataset["test"]
+    assert not set(train["subject"]) & set(test["subject"])
+    assert train.num_rows + test.num_rows == 5
+    assert sorted([*train["source"], *test["source"]]) == list(reference.dataset["train"]["source"])
+
+
+def test_other_settings_refuse_the_work_dir(baum1s, reference, tmp_path):
+    work = str(reference.output_dir) + ".work"
+    with pytest.raises(DatasetFormatError, match="other feature-extractor settings"):
+        main(["--source", "baum1s", "--root", str(baum1s), "--output_dir", str(tmp_path / "x"), "--work_dir", work,
+              "--crop_size", "20"])  # fmt: skip
+
+
+def test_source_scheme_and_mapping_file(baum1s, reference, tmp_path):
+    work = str(reference.output_dir) + ".work"
+    result = main(_args(baum1s, tmp_path / "src", "--work_dir", work, "--label_scheme", "source"))
+    ds = result.dataset["train"]
+    assert ds.features["label"].names[3] == "concentrating"  # BAUM-1s code 4
+    assert "concentrating" in {ds.features["label"].int2str(i) for i in ds["label"]}
+    (tmp_path / "map.csv").write_text("from,to\nhappiness,positive\nsadness,negative\nanger,negative\n")
+    result = main(_args(baum1s, tmp_path / "mapped", "--work_dir", work, "--label_scheme", str(tmp_path / "map.csv")))
+    ds = result.dataset["train"]
+    assert ds.features["label"].names == ["positive", "negative"] and ds.num_rows == 2
+
+
+def test_push_to_hub_and_load(baum1s, reference, hub_repo_id, tmp_path):
+    work = str(reference.output_dir) + ".work"
+    main(_args(baum1s, tmp_path / "pushed", "--work_dir", work, "--push_to_hub", hub_repo_id))
+    loaded = load_dataset(hub_repo_id)
+    _assert_same(loaded["train"], reference.dataset["train"])
+    from huggingface_hub import DatasetCard, hf_hub_download
+
+    card = DatasetCard.load(hub_repo_id, repo_type="dataset")
+    assert "not** redistributed" in card.text and "S002" in card.text and "contempt" in card.text
+    assert card.data.license == "other" and card.data.dataset_info  # push_to_hub's metadata is kept
+    settings = json.loads(Path(hf_hub_download(hub_repo_id, "microx_dataset.json", repo_type="dataset")).read_text())
+    assert settings["feature_extractor"]["crop_size"] == 16
