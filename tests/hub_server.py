@@ -45,7 +45,7 @@ from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,7 @@ class HubState:
         self.tokens = set(tokens)
         self.user = user
         self.lock = threading.RLock()
+        self.page_size = 1000  # entries per page of a tree listing
         self.repos: dict[tuple[str, str], Repo] = {}
         (self.root / "lfs").mkdir(parents=True, exist_ok=True)
         for meta in sorted(self.root.glob("repos/*/*/*/repo.json")):
@@ -634,7 +635,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 for p, e in sorted(tree.items())
                 if wanted(p)
             ]
-        self._json(out)
+        # Pages of `page_size` entries linked by a `Link: <...>; rel="next"` header, as the Hub paginates (1000).
+        cursor, size = int(query.get("cursor") or 0), self.state.page_size
+        headers = {}
+        if cursor + size < len(out):
+            next_query = urlencode({**query, "cursor": cursor + size})
+            headers["Link"] = f'<{self.server.url}{urlsplit(self.path).path}?{next_query}>; rel="next"'
+        self._json(out[cursor : cursor + size], headers=headers)
 
     def _route_paths_info(self, repo_type: str, repo_id: str, revision: str) -> None:
         body = self.body()

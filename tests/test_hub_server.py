@@ -144,7 +144,7 @@ def test_tags_branches_and_pull_requests(api, hub_repo_id, tmp_path):
         read("main", "missing.txt")
 
 
-def test_file_system_ranges_unicode_names_and_repo_deletion(api, hub, hub_repo_id, tmp_path):
+def test_file_system_ranges_pagination_unicode_names_and_repo_deletion(api, hub, hub_repo_id, tmp_path):
     from huggingface_hub import HfFileSystem
 
     api.create_repo(hub_repo_id)
@@ -160,6 +160,12 @@ def test_file_system_ranges_unicode_names_and_repo_deletion(api, hub, hub_repo_i
     assert Path(hf_hub_download(hub_repo_id, "dossier é/naïve.txt", cache_dir=tmp_path)).read_text() == "é"
     with pytest.raises(EntryNotFoundError):
         list(api.list_repo_tree(hub_repo_id, path_in_repo="no-such-folder"))
+
+    hub.state.page_size = 2  # the client follows the `Link: rel="next"` pages
+    try:
+        assert len(list(api.list_repo_tree(hub_repo_id, recursive=True))) == 4  # 2 pages
+    finally:
+        hub.state.page_size = 1000
 
     api.delete_repo(hub_repo_id)
     assert not api.repo_exists(hub_repo_id)
