@@ -52,6 +52,7 @@ def aggregate_folds(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
     pooled = classification_metrics(y_true, y_pred, labels)
     return {
         "protocol": fold_results[0].get("protocol"),
+        "dataset": fold_results[0].get("dataset"),
         "subject_independent": all(r.get("subject_independent", False) for r in fold_results),
         "num_folds": len(fold_results),
         "folds": [r.get("fold") for r in fold_results],

@@ -68,7 +68,9 @@ class ReleaseArguments:
     paper_results: str | None = field(
         default=None, metadata={"help": "results.json under the paper protocol, shown for comparison only."}
     )
-    dataset_name: str = field(default="BAUM-1s", metadata={"help": "Display name of the training data."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Display name of the training data (default: the dataset folder's name)."}
+    )
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the dataset, for the card metadata."})
     dataset_description: str | None = field(default=None, metadata={"help": "One line about the training data."})
     license: str = field(default="other", metadata={"help": "Licence id of the weights (card metadata)."})
@@ -86,7 +88,6 @@ class ReleaseArguments:
 
 def _load(folder: str | Path):
     from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-
     from microx_hf.modeling_microx import MicroXForVideoClassification
 
     model = MicroXForVideoClassification.from_pretrained(str(folder))
@@ -193,6 +194,16 @@ def _per_class_table(metrics: dict | None) -> str:
     return "\n".join(rows)
 
 
+def _early_stopping_text(results: dict | None) -> str:
+    patience = (results or {}).get("early_stopping_patience")
+    if not patience:
+        return "a fixed number of steps (no early stopping)"
+    return (
+        f"early stopping on the validation {(results or {}).get('metric_for_best_model', 'UAR')} "
+        f"(patience {patience}; validation subjects held out of the training part)"
+    )
+
+
 def build_card(
     args: ReleaseArguments,
     model: Any,
@@ -205,6 +216,9 @@ def build_card(
     """The filled model card."""
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
+    if args.dataset_name is None:
+        dataset = (results or {}).get("dataset") or ((folds or {}).get("dataset"))
+        args.dataset_name = Path(dataset).name if dataset else "the training data"
     model_name = args.model_name or f"MicroX ({args.repo_id.split('/')[-1]})"
     card_data = ModelCardData(
         license=args.license,
@@ -247,7 +261,10 @@ def build_card(
         num_frames=config.num_frames,
         window_stride=getattr(feature_extractor, "window_stride", "?"),
         crop_size=config.image_size,
-        landmark_backend=getattr(feature_extractor, "landmark_backend", "?"),
+        landmark_backend=getattr(feature_extractor, "landmark_backend_used", None)
+        or getattr(feature_extractor, "landmark_backend", "?"),
+        window_seconds=f"{config.num_frames / float(getattr(feature_extractor, 'fps', 30.0)):.2f}",
+        early_stopping=_early_stopping_text(results),
         evaluation_summary=evaluation_summary,
         results_table=_results_table(results, folds, paper),
         per_class_table=_per_class_table(per_class),

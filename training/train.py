@@ -476,6 +476,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "num_train_clips": len(splits.train),
                 "num_validation_rows": len(splits.validation) if splits.validation is not None else 0,
                 "class_balance": data_args.class_balance,
+                "early_stopping_patience": data_args.early_stopping_patience if callbacks else 0,
+                "metric_for_best_model": training_args.metric_for_best_model,
                 "preset": model_args.preset,
                 "seed": training_args.seed,
             },

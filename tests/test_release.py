@@ -1,0 +1,98 @@
+"""Release: the dry-run folder loads with from_pretrained and its card's metadata parses; a push to the test Hub
+(tests/hub_server.py on 127.0.0.1) loads back with identical outputs, tagged; a pull request leaves main alone."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+
+from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.modeling_microx import MicroXForVideoClassification
+from tests.test_train import _argv, make_clips
+from training import release, train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("release")
+    clips = make_clips(root / "tiny")
+    out = root / "run"
+    train.main(_argv(clips, out, "--max_steps", "1", "--save_strategy", "no", "--eval_strategy", "no",
+                     "--early_stopping_patience", "0"))  # fmt: skip
+    return out
+
+
+def _outputs(folder, **kwargs):
+    model = MicroXForVideoClassification.from_pretrained(folder, **kwargs).eval()
+    with torch.no_grad():
+        return model(**release.probe_inputs(model.config))
+
+
+def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
+    folder = tmp_path / "staged"
+    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", "someone/microx-tiny", "--tag", "v0.1.0",
+                        "--output_dir", str(folder), "--dry_run", "--dataset_name", "Tiny"])  # fmt: skip
+    assert out == {"folder": str(folder)}
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "results.json",
+            "confusion_matrix.png"} <= names  # fmt: skip
+
+    expected, actual = _outputs(checkpoint), _outputs(folder)
+    assert torch.equal(expected.logits, actual.logits)
+    extractor = MicroXFeatureExtractor.from_pretrained(folder)
+    assert extractor.regions == ["face", "mouth"] and extractor.crop_size == 16
+
+    card = ModelCard.load(folder / "README.md")
+    results = json.loads((checkpoint / "results.json").read_text())
+    assert card.data.pipeline_tag == "video-classification" and card.data.library_name == "transformers"
+    by_type = {r.metric_type: r for r in card.data.eval_results}
+    assert by_type["accuracy"].metric_value == pytest.approx(results["accuracy"], abs=1e-4)
+    assert by_type["recall"].metric_value == pytest.approx(results["uar"], abs=1e-4)
+    assert by_type["f1"].metric_value == pytest.approx(results["macro_f1"], abs=1e-4)
+    assert by_type["accuracy"].dataset_name == "Tiny" and by_type["accuracy"].task_type == "video-classification"
+    assert card.data.to_dict()["model-index"][0]["name"]
+    text = card.text
+    assert "Article 5(1)(f)" in text and "workplace and education institutions" in text
+    assert "iBUG 300-W" in text and "non-commercial" in text
+    assert "{{" not in card.content  # every template field was filled
+    assert 'revision="v0.1.0"' in text
+
+
+def test_reload_check_catches_a_model_that_does_not_reproduce(checkpoint, tmp_path):
+    model = MicroXForVideoClassification.from_pretrained(checkpoint)
+    model.save_pretrained(tmp_path)
+    MicroXFeatureExtractor.from_pretrained(checkpoint).save_pretrained(tmp_path)
+    release.check_reload(model, tmp_path)  # passes
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    with pytest.raises(RuntimeError, match="does not reproduce"):
+        release.check_reload(model, tmp_path)
+
+
+def test_push_to_the_test_hub_tags_the_release_and_loads_back(checkpoint, hub, hub_repo_id, tmp_path):
+    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--tag", "v0.1.0",
+                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    api = HfApi()
+    refs = api.list_repo_refs(hub_repo_id)
+    assert [t.name for t in refs.tags] == ["v0.1.0"] and refs.tags[0].target_commit == out["commit"]
+    files = set(api.list_repo_files(hub_repo_id, revision="v0.1.0"))
+    assert {p.name for p in (tmp_path / "staged").iterdir()} <= files
+    expected = _outputs(checkpoint)
+    loaded = _outputs(hub_repo_id, revision="v0.1.0", cache_dir=tmp_path / "cache")
+    assert torch.equal(expected.logits, loaded.logits)
+    assert torch.equal(expected.region_weights, loaded.region_weights)
+    card = ModelCard.load(hub_repo_id)
+    assert card.data.eval_results and card.data.model_name
+
+
+def test_push_as_pull_request_leaves_main_untouched(checkpoint, hub, hub_repo_id, tmp_path):
+    HfApi().create_repo(hub_repo_id)
+    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--create_pr",
+                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    assert out["pr_url"]
+    assert "model.safetensors" not in HfApi().list_repo_files(hub_repo_id)
+    refs = HfApi().list_repo_refs(hub_repo_id, include_pull_requests=True)
+    pr_ref = refs.pull_requests[0].ref
+    assert "model.safetensors" in HfApi().list_repo_files(hub_repo_id, revision=pr_ref)
