@@ -204,8 +204,8 @@ def _paper_box(points: np.ndarray, name: str) -> CropBox:
 def crop_region(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     """Cut `box` out of `image` and resample it to `size` x `size` (outside the frame is black).
 
-    A crop that shrinks by more than 2x is first warped at an intermediate size and then area-averaged, so small
-    crops of large faces do not alias.
+    A crop that shrinks the image by more than 1.5x first area-averages the box's neighbourhood down to about the
+    output resolution and then warps that, so small crops of large faces do not alias.
 
     Args:
         image: (H, W, C) or (H, W) uint8 frame.
@@ -215,24 +215,28 @@ def crop_region(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     Returns:
         (S, S, C) or (S, S) array of the image's dtype.
     """
-    shrink = max(box.width, box.height) / size
-    factor = int(min(max(np.floor(shrink), 1), 4))
-    out = size * factor
     theta = np.radians(box.angle)
-    sx, sy = out / box.width, out / box.height
     cos, sin = np.cos(theta), np.sin(theta)
+    sx, sy = size / box.width, size / box.height
     # Frame -> crop: rotate by -angle about the box centre, scale, move the centre to the crop centre.
-    matrix = np.array(
-        [
-            [sx * cos, sx * sin, 0.0],
-            [-sy * sin, sy * cos, 0.0],
-        ]
-    )
-    matrix[:, 2] = np.array([out / 2, out / 2]) - matrix[:, :2] @ np.array([box.cx, box.cy])
-    crop = cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    if factor > 1:
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    return crop
+    matrix = np.array([[sx * cos, sx * sin, 0.0], [-sy * sin, sy * cos, 0.0], [0.0, 0.0, 1.0]])
+    matrix[:2, 2] = size / 2 - matrix[:2, :2] @ np.array([box.cx, box.cy])
+    shrink = 1.0 / min(sx, sy)
+    if shrink > 1.5:
+        height, width = image.shape[:2]
+        corners = box.corners()
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, [width, height])
+        if x1 > x0 and y1 > y0:
+            roi = image[y0:y1, x0:x1]
+            small_w = max(int(round((x1 - x0) / shrink)), 1)
+            small_h = max(int(round((y1 - y0) / shrink)), 1)
+            small = cv2.resize(roi, (small_w, small_h), interpolation=cv2.INTER_AREA)
+            fx, fy = small_w / (x1 - x0), small_h / (y1 - y0)
+            # small -> frame (pixel centres: x = (xs + 0.5) / fx - 0.5 + x0), then frame -> crop.
+            to_frame = np.array([[1 / fx, 0, 0.5 / fx - 0.5 + x0], [0, 1 / fy, 0.5 / fy - 0.5 + y0], [0, 0, 1]])
+            image, matrix = small, matrix @ to_frame
+    return cv2.warpAffine(image, matrix[:2], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def crop_regions(
