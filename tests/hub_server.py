@@ -38,7 +38,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fnmatch import fnmatch
@@ -337,14 +337,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         return token
 
     def _handle(self, method: str) -> None:
-        self._body_read = False
+        # The whole body is read first, whatever the answer, so that the kept-alive connection stays in step.
+        self._body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
         try:
             split = urlsplit(self.path)
             parts = [unquote(p) for p in split.path.split("/")[1:]]
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
             self._dispatch(method, parts, query)
         except HubError as err:
-            self._drain()
             headers = {"X-Error-Message": err.message, **err.headers}
             if err.code:
                 headers["X-Error-Code"] = err.code
@@ -352,17 +352,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._send(err.status, body, headers, head=method == "HEAD")
         except Exception as err:  # a server bug: answer 500 rather than leave the client waiting
             logger.exception("hub server error on %s %s", method, self.path)
-            self._drain()
             self._send(500, json.dumps({"error": f"{type(err).__name__}: {err}"}).encode(), head=method == "HEAD")
 
-    def _drain(self) -> None:
-        if not self._body_read and method_has_body(self.command):
-            self.body()
-
     def body(self) -> bytes:
-        if not self._body_read:
-            self._body_read = True
-            self._body = self._read_body()
         return self._body
 
     def body_json(self) -> Any:
@@ -411,57 +403,52 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._unknown(method)
 
     def _dispatch_api(self, method: str, parts: list[str], query: dict[str, str]) -> None:
-        if parts == ["whoami-v2"] and method == "GET":
-            self._token(required=True)
-            return self._json(
-                {
-                    "type": "user",
-                    "name": self.state.user,
-                    "fullname": self.state.user,
-                    "orgs": [],
-                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
-                }
-            )
-        if parts == ["repos", "create"] and method == "POST":
-            return self._route_create_repo()
-        if parts == ["repos", "delete"] and method == "DELETE":
-            return self._route_delete_repo()
-        if parts == ["agent-harnesses"] and method == "GET":
-            return self._json({"standardEnvVars": [], "harnesses": {}})
-        if parts == ["validate-yaml"] and method == "POST":
-            self.body()
-            return self._json({"errors": [], "warnings": []})
+        account_routes: dict[tuple[str, str], Callable[[], None]] = {
+            ("GET", "whoami-v2"): self._route_whoami,
+            ("POST", "repos/create"): self._route_create_repo,
+            ("DELETE", "repos/delete"): self._route_delete_repo,
+            ("POST", "validate-yaml"): lambda: self._json({"errors": [], "warnings": []}),
+            ("GET", "agent-harnesses"): lambda: self._json({"standardEnvVars": [], "harnesses": {}}),
+        }
+        if (method, "/".join(parts)) in account_routes:
+            return account_routes[method, "/".join(parts)]()
         if len(parts) < 3 or parts[0] not in ("models", "datasets", "spaces"):
             return self._unknown(method)
+        # `/api/{type}s/{namespace}/{name}[/{action}/{args...}]`; legacy ids without a namespace are one segment shorter
         repo_type = parts[0][:-1]
-        # `/api/{type}s/{namespace}/{name}/{action}/...` (legacy ids without a namespace are one segment shorter)
-        ns_len = 2 if len(parts) >= 3 and parts[2] not in ACTIONS else 1
+        ns_len = 1 if parts[2] in ACTIONS else 2
         repo_id = "/".join(parts[1 : 1 + ns_len])
-        action, args = (parts[1 + ns_len], parts[2 + ns_len :]) if len(parts) > 1 + ns_len else (None, [])
-        rev = "/".join(args) if args else None
-        if action is None and method == "GET":
-            return self._route_repo_info(repo_type, repo_id, None, query)
-        if action == "revision" and method == "GET":
-            return self._route_repo_info(repo_type, repo_id, rev, query)
-        if action == "tree" and method == "GET":
-            return self._route_tree(repo_type, repo_id, args[0] if args else "main", "/".join(args[1:]), query)
-        if action == "paths-info" and method == "POST":
-            return self._route_paths_info(repo_type, repo_id, rev or "main")
-        if action == "refs" and method == "GET":
-            return self._route_refs(repo_type, repo_id, query)
-        if action == "commits" and method == "GET":
-            return self._route_commits(repo_type, repo_id, rev or "main")
-        if action == "preupload" and method == "POST":
-            return self._route_preupload(repo_type, repo_id, rev or "main")
-        if action == "commit" and method == "POST":
-            return self._route_commit(repo_type, repo_id, rev or "main", query.get("create_pr") == "1")
-        if action == "branch" and rev and method in ("POST", "DELETE"):
-            return self._route_branch(method, repo_type, repo_id, rev)
-        if action == "tag" and rev and method in ("POST", "DELETE"):
-            return self._route_tag(method, repo_type, repo_id, rev)
-        if action == "xet-write-token" or action == "xet-read-token":
+        action = parts[1 + ns_len] if len(parts) > 1 + ns_len else None
+        args = parts[2 + ns_len :]
+        rev = "/".join(args) or "main"  # revisions arrive quoted as one segment: "refs%2Fpr%2F1"
+        create_pr = query.get("create_pr") == "1"
+        repo_routes: dict[tuple[str, str | None], Callable[[], None]] = {
+            ("GET", None): lambda: self._route_repo_info(repo_type, repo_id, "main", query),
+            ("GET", "revision"): lambda: self._route_repo_info(repo_type, repo_id, rev, query),
+            ("GET", "tree"): lambda: self._route_tree(
+                repo_type, repo_id, args[0] if args else "main", "/".join(args[1:]), query
+            ),
+            ("POST", "paths-info"): lambda: self._route_paths_info(repo_type, repo_id, rev),
+            ("GET", "refs"): lambda: self._route_refs(repo_type, repo_id, query),
+            ("GET", "commits"): lambda: self._route_commits(repo_type, repo_id, rev),
+            ("POST", "preupload"): lambda: self._route_preupload(repo_type, repo_id, rev),
+            ("POST", "commit"): lambda: self._route_commit(repo_type, repo_id, rev, create_pr),
+            ("POST", "branch"): lambda: self._route_branch(method, repo_type, repo_id, rev),
+            ("DELETE", "branch"): lambda: self._route_branch(method, repo_type, repo_id, rev),
+            ("POST", "tag"): lambda: self._route_tag(method, repo_type, repo_id, rev),
+            ("DELETE", "tag"): lambda: self._route_tag(method, repo_type, repo_id, rev),
+        }
+        if action in ("xet-write-token", "xet-read-token"):
             raise HubError(501, "This test Hub does not serve Xet storage: set HF_HUB_DISABLE_XET=1.")
-        self._unknown(method)
+        if (method, action) not in repo_routes:
+            return self._unknown(method)
+        return repo_routes[method, action]()
+
+    def _route_whoami(self) -> None:
+        self._token(required=True)
+        access = {"displayName": "test", "role": "write"}
+        user = self.state.user
+        self._json({"type": "user", "name": user, "fullname": user, "orgs": [], "auth": {"accessToken": access}})
 
     def _unknown(self, method: str) -> None:
         logger.warning("hub server: no route for %s %s", method, self.path)
@@ -502,11 +489,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             shutil.rmtree(self.state.repo_dir(repo), ignore_errors=True)
         self._json({})
 
-    def _route_repo_info(self, repo_type: str, repo_id: str, revision: str | None, query: dict[str, str]) -> None:
+    def _route_repo_info(self, repo_type: str, repo_id: str, revision: str, query: dict[str, str]) -> None:
         token = self._token()
         with self.state.lock:
             repo = self.state.get_repo(repo_type, repo_id, token)
-            sha = repo.resolve(revision or "main")
+            sha = repo.resolve(revision)
             commit = repo.commits[sha]
             blobs = query.get("blobs", "").lower() in ("1", "true")
             siblings = []
@@ -866,10 +853,6 @@ ACTIONS = {
     "discussions",
     "settings",
 }
-
-
-def method_has_body(method: str) -> bool:
-    return method in ("POST", "PUT", "PATCH", "DELETE")
 
 
 class HubHTTPServer(ThreadingHTTPServer):
