@@ -110,14 +110,23 @@ def test_resume_after_interruption_matches_uninterrupted_run(baum1s, reference, 
         main(_args(baum1s, out, "--stop_after", "2"))
     assert len(list((tmp_path / "resumed.work" / "clips").glob("*.npz"))) == 2
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "resumed.work" / "clips").glob("*.npz")}
-    # Resume in two processes: only the four unfinished clips run, and the output is the same as in one run.
-    resumed = main(_args(baum1s, out, "--num_proc", "2"))
+    resumed = main(_args(baum1s, out))
     assert (resumed.reused, resumed.processed) == (2, 4)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished clips were not redone
     _assert_same(resumed.dataset["train"], reference.dataset["train"])
     # A third run has nothing left to do (the failed clip is not retried unless asked).
     assert main(_args(baum1s, out)).processed == 0
     assert main(_args(baum1s, out, "--retry_failed")).processed == 1
+
+
+@pytest.mark.slow  # two spawned workers each import torch and transformers: about 20 s on a busy 2-core machine
+def test_two_processes_resume_to_the_same_dataset(baum1s, reference, tmp_path):
+    out = tmp_path / "parallel"
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(baum1s, out, "--stop_after", "1"))
+    resumed = main(_args(baum1s, out, "--num_proc", "2"))
+    assert (resumed.reused, resumed.processed) == (1, 5)
+    _assert_same(resumed.dataset["train"], reference.dataset["train"])
 
 
 def test_split_by_subject_reuses_checkpoints(baum1s, reference, tmp_path):
