@@ -157,3 +157,73 @@ def test_fold_aggregation_mean_std_and_pooled_matrix():
     assert summary["pooled"]["confusion_matrix"] == [[1, 1], [1, 1]]
     assert summary["pooled"]["accuracy"] == pytest.approx(0.5)
     assert summary["subject_independent"] is True and summary["num_folds"] == 2
+
+
+def test_fold_runner_tests_every_clip_once_and_writes_mean_and_std(clips, tmp_path):
+    from training import folds
+
+    argv = _argv(clips, tmp_path / "folds", "--max_steps", "1", "--early_stopping_patience", "0")
+    argv[argv.index("--num_folds") + 1] = "2"
+    summary = folds.main(argv)
+    saved = json.loads((tmp_path / "folds" / "folds.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert saved["num_folds"] == 2 and saved["protocol"] == "kfold" and saved["subject_independent"]
+    assert saved["pooled"]["num_examples"] == 12  # every clip is in exactly one test fold
+    tested = [set(json.loads((tmp_path / "folds" / f"fold-{i:02d}" / "results.json").read_text())["test_subjects"])
+              for i in range(2)]  # fmt: skip
+    assert not tested[0] & tested[1] and len(tested[0] | tested[1]) == 6
+    per_fold = [
+        json.loads((tmp_path / "folds" / f"fold-{i:02d}" / "results.json").read_text())["uar"] for i in range(2)
+    ]
+    assert saved["uar"]["mean"] == pytest.approx(np.mean(per_fold))
+    assert saved["uar"]["std"] == pytest.approx(np.std(per_fold, ddof=1))
+
+
+def test_paper_protocol_scores_single_windows_and_is_flagged(clips, tmp_path):
+    results = train.main(_argv(clips, tmp_path / "paper", "--max_steps", "1", "--protocol", "paper"))
+    # 12 clips of 5 or 6 frames cut into non-overlapping 3-frame windows: 2 each -> 24 windows, 20% tested.
+    assert results["protocol"] == "paper" and results["subject_independent"] is False
+    assert results["level"] == "window" and results["num_clips"] == results["num_windows"] == 5
+
+
+def test_early_stopping_stops_when_validation_does_not_improve(clips, tmp_path):
+    out = tmp_path / "early"
+    # lr 0: the validation UAR never improves, so patience 1 stops after the second evaluation (2 steps per epoch).
+    train.main(_argv(clips, out, "--num_train_epochs", "10", "--learning_rate", "0", "--early_stopping_patience", "1"))
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert len([e for e in state["log_history"] if "eval_uar" in e]) == 2
+
+
+def test_balanced_sampler_and_mixed_precision_choice(clips, tmp_path):
+    results = train.main(
+        _argv(
+            clips,
+            tmp_path / "bal",
+            "--max_steps",
+            "1",
+            "--class_balance",
+            "balanced_sampler",
+            "--mixed_precision",
+            "auto",
+        )  # fmt: skip
+    )
+    assert results["class_balance"] == "balanced_sampler"
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+            train.main(_argv(clips, tmp_path / "bf16", "--max_steps", "1", "--mixed_precision", "bf16"))
+
+
+def test_evaluate_script_on_a_checkpoint(clips, tmp_path):
+    from training import evaluate
+
+    out = tmp_path / "run"
+    train.main(_argv(clips, out, "--max_steps", "1", "--early_stopping_patience", "0"))
+    results = evaluate.main(["--model_name_or_path", str(out), "--dataset_name_or_path", str(clips),
+                             "--split", "train", "--output_dir", str(tmp_path / "eval"), "--window_stride", "3"])  # fmt: skip
+    assert results["num_clips"] == 12 and results["split"] == "train"
+    # 5 frames -> starts 0 (and the tail 2); 6 frames -> 0, 3: every clip gives 2 windows of 3 with stride 3
+    assert results["num_windows"] == 24
+    assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
