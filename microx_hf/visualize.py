@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -190,4 +191,69 @@ def face_track_preview(
                 cv2.LINE_AA,
             )
         out.append(canvas)
+    return out
+
+
+def region_strips(
+    clip: ClipCrops,
+    window: int | slice | None = None,
+    num_frames: int = 10,
+    stride: int = 5,
+    cell: int = 64,
+    max_columns: int = 60,
+) -> list[np.ndarray]:
+    """`contact_sheet` cut into one image per region (for a gallery): the arguments are the same.
+
+    Returns:
+        One RGB uint8 strip per region, in `clip.regions` order.
+    """
+    from dataclasses import replace
+
+    strips = []
+    for r, name in enumerate(clip.regions):
+        one = replace(clip, crops=np.asarray(clip.crops)[r : r + 1], mask=np.asarray(clip.mask)[r : r + 1],
+                      regions=[name])  # fmt: skip
+        strips.append(contact_sheet(one, window, num_frames, stride, cell, max_columns))
+    return strips
+
+
+def clip_preview(
+    video: str | Path,
+    clip: ClipCrops,
+    seconds: float | None = 3.0,
+    max_side: int | None = 1280,
+    preview_side: int | None = 640,
+    geometry: str = "iod",
+    region_scales: dict[str, float] | None = None,
+    align: bool = True,
+) -> list[np.ndarray]:
+    """The first `seconds` of a video with the clip's tracked landmarks and crop boxes drawn (`face_track_preview`).
+
+    Args:
+        video: The video the clip was extracted from.
+        clip: Its `ClipCrops` (landmarks at `clip.fps`).
+        seconds: How much of the video to draw; None for all of it.
+        max_side: The extractor's `max_side`, so that frames match the landmarks' coordinates.
+        preview_side: Downscale the drawn frames to this longer side (None: keep).
+        geometry, region_scales, align: The extractor's crop geometry, to draw the boxes it cropped.
+
+    Returns:
+        RGB uint8 frames at `clip.fps`.
+    """
+    from .video import iter_frames
+
+    limit = len(clip.landmarks) if seconds is None else min(len(clip.landmarks), int(round(seconds * clip.fps)))
+    frames = []
+    for i, (_, frame) in enumerate(iter_frames(video, fps=clip.fps, max_duration=None, max_side=max_side)):
+        if i >= limit:
+            break
+        frames.append(frame)
+    drawn = face_track_preview(frames, clip.landmarks[: len(frames)], None, clip.regions, geometry, region_scales,
+                               align)  # fmt: skip
+    if preview_side is None:
+        return drawn
+    out = []
+    for frame in drawn:
+        scale = preview_side / max(frame.shape[:2])
+        out.append(cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame)
     return out

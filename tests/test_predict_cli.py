@@ -18,7 +18,7 @@ from microx_hf.feature_extraction_microx import ClipCrops, MicroXFeatureExtracto
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from microx_hf.predict import ModelNotFoundError, Prediction, check_compatible, load_model, predict
 from microx_hf.regions import crop_boxes
-from microx_hf.visualize import contact_sheet, face_track_preview
+from microx_hf.visualize import clip_preview, contact_sheet, face_track_preview, region_strips
 from tests import media
 
 N_FRAMES = 12
@@ -288,3 +288,22 @@ def test_face_track_preview_draws_landmarks_and_boxes():
     assert np.abs(explicit[0][10, 30].astype(int) - (80, 200, 255)).max() < 20  # the face colour, anti-aliased
     with pytest.raises(ValueError):
         face_track_preview(frames, points[:2])
+
+
+def test_region_strips_and_clip_preview(prediction, videos):
+    strips = region_strips(prediction.clip, window=1, num_frames=4, stride=2, cell=16)
+    assert len(strips) == 5 and all(s.shape[0] == 20 + 18 for s in strips)
+    preview = clip_preview(videos["face"], prediction.clip, seconds=0.2, preview_side=320)
+    assert len(preview) == 6 and preview[0].shape == (180, 320, 3)
+    plain = media.face_frames(1, (640, 360))[0]
+    small = cv2.resize(plain, (320, 180), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(preview[0].astype(int) - small).max() > 100  # drawn on
+    assert (
+        np.abs(
+            preview[4].astype(int)
+            - cv2.resize(
+                media.face_frames(1, (640, 360), absent_frames=(0,))[0], (320, 180), interpolation=cv2.INTER_AREA
+            )
+        ).max()
+        > 100
+    )  # "no face"
