@@ -56,55 +56,22 @@ URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # Files at or above this size go to LFS whatever their name (the Hub's threshold is 10 MB).
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 # The patterns of the `.gitattributes` the Hub writes into every new repo (abridged): such files go to LFS.
-LFS_PATTERNS = [
-    "*.7z",
-    "*.arrow",
-    "*.bin",
-    "*.bz2",
-    "*.ckpt",
-    "*.ftz",
-    "*.gz",
-    "*.h5",
-    "*.joblib",
-    "*.lfs.*",
-    "*.mlmodel",
-    "*.model",
-    "*.msgpack",
-    "*.npy",
-    "*.npz",
-    "*.onnx",
-    "*.ot",
-    "*.parquet",
-    "*.pb",
-    "*.pickle",
-    "*.pkl",
-    "*.pt",
-    "*.pth",
-    "*.rar",
-    "*.safetensors",
-    "*.tar",
-    "*.tflite",
-    "*.tgz",
-    "*.wasm",
-    "*.xz",
-    "*.zip",
-    "*.zst",
-    "*tfevents*",
-    "*.mp4",
-    "*.avi",
-    "*.mov",
-    "*.mkv",
-    "*.webm",
-    "*.png",
-    "*.jpg",
-    "*.jpeg",
-    "*.wav",
-    "*.mp3",
-    "*.flac",
-    "*.dat",
-]
+# fmt: off
+LFS_PATTERNS = (
+    "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*", "*.mlmodel",
+    "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt",
+    "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst",
+    "*tfevents*", "*.mp4", "*.avi", "*.mov", "*.mkv", "*.webm", "*.png", "*.jpg", "*.jpeg", "*.wav", "*.mp3",
+    "*.flac", "*.dat",
+)
 GITATTRIBUTES = "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS).encode()
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
+# Words that follow a repo id in `/api/{type}s/{repo_id}/{action}/...` (to tell a legacy one-segment id apart).
+ACTIONS = (
+    "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch", "tag", "xet-write-token",
+    "xet-read-token",
+)
+# fmt: on
 RE_SHA = re.compile(r"[0-9a-f]{7,40}")
 RE_PR = re.compile(r"refs/pr/(\d+)")
 
@@ -464,10 +431,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo_type = payload.get("type") or "model"
         if repo_type not in REPO_TYPES:
             raise HubError(400, f"Invalid repo type {repo_type!r}; expected one of {REPO_TYPES}")
-        name = payload.get("name") or ""
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", name) or "--" in name or ".." in name:
-            raise HubError(400, f"Invalid repo name {name!r}")
-        repo_id = f"{payload.get('organization') or self.state.user}/{name}"
+        name, namespace = payload.get("name") or "", payload.get("organization") or self.state.user
+        for part in (namespace, name):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", part) or "--" in part or ".." in part:
+                raise HubError(400, f"Invalid repo id {namespace}/{name}: use letters, digits, '-', '_', '.'")
+        repo_id = f"{namespace}/{name}"
         private = payload.get("visibility", "public") != "public" or bool(payload.get("private"))
         with self.state.lock:
             existing = self.state.repos.get((repo_type, repo_id))
@@ -836,23 +804,6 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 raise HubError(404, f"LFS object {oid} not found or of the wrong size")
             return self._json({"success": True})
         self._unknown(method)
-
-
-ACTIONS = {
-    "revision",
-    "tree",
-    "paths-info",
-    "refs",
-    "commits",
-    "preupload",
-    "commit",
-    "branch",
-    "tag",
-    "xet-write-token",
-    "xet-read-token",
-    "discussions",
-    "settings",
-}
 
 
 class HubHTTPServer(ThreadingHTTPServer):
