@@ -188,11 +188,17 @@ def test_main_writes_a_plain_folder_dataset(tmp_path):
     assert len(subjects) == 2 * len(S.builtin_faces())  # the photo + one variant per built-in photo
     for row, info in zip(rows, meta, strict=True):
         path = out / row["path"]
-        assert path.parent.name == row["label"]
+        assert path.parent.parent.name == row["label"] and path.parent.name == row["subject"]
         frames = _read_all(path)
         assert frames.shape[1:] == (74, 96, 3)
         assert len(frames) == info["num_frames"]
         assert 10 <= info["num_frames"] <= 13
+    # The project's plain-folder reader finds the same clips, labels and subjects by both routes.
+    from training.sources.folder import read_folder
+
+    expected = sorted((r["path"], r["label"], r["subject"]) for r in rows)
+    for listing in (read_folder(out), read_folder(out / "manifest.csv")):
+        assert sorted((c.source, c.label, c.subject) for c in listing.clips) == expected
 
 
 @pytest.mark.slow  # two spawned workers each import microx_hf (transformers): about 10 s

@@ -158,8 +158,8 @@ _AU_LEFT: dict[str, dict[int, tuple[float, float]]] = {
     "AU14": {48: (-0.05, -0.03), 60: (-0.045, -0.025), 49: (-0.015, -0.01), 59: (-0.015, -0.015)},
     # AU15 lip corner depressor.
     "AU15": {
-        48: (-0.01, 0.10),
-        60: (-0.01, 0.08),
+        48: (-0.01, 0.13),
+        60: (-0.01, 0.10),
         49: (0.0, 0.04),
         59: (0.0, 0.045),
         61: (0.0, 0.02),
@@ -789,7 +789,8 @@ def render_clip(
     intensity = _onset(n, start, stop, peak)
     apex = _to_image(_expression_field(label, side, disgust, gains), ex, ey, iod)
     rest = _to_image(_rest_field(clip_rest), ex, ey, iod)
-    press = gains["AU23"] if label == "anger" else 0.0
+    # Pressed lips (anger's AU24) and a raised chin (sad's AU17) close a mouth that is parted at rest.
+    press = {"anger": gains["AU23"], "sad": 0.6 * gains["AU17"]}.get(label, 0.0)
     face_center = center + 0.45 * iod * ey
     base_scale = iod_frac * height / iod
     neutral_gap = float(np.mean([np.linalg.norm(neutral[d] - neutral[u]) for u, d in ((61, 67), (62, 66), (63, 65))]))
@@ -957,7 +958,10 @@ def generate_dataset(
     builtin_faces: bool = True,
     labels: Sequence[str] = LABELS,
 ) -> Path:
-    """Write a plain-folder dataset of synthetic clips: `out_dir/LABEL/SUBJECT_LABEL_IIII.mp4` + `manifest.csv`.
+    """Write a plain-folder dataset of synthetic clips: `out_dir/LABEL/SUBJECT/LABEL_IIII.mp4` + `manifest.csv`.
+
+    Both routes of `training.sources.folder` read it with subjects: the folder layout (the level below the label
+    is the subject) and the manifest.
 
     `manifest.csv` has the columns path (relative to `out_dir`), label, subject; `metadata.jsonl` holds every
     clip's random choices (onset frames, peak, augmentations). Clip i of label number k goes to subject
@@ -1005,7 +1009,7 @@ def generate_dataset(
                     "max_frames": hi,
                     "size": list(size),
                     "out_dir": str(out_dir),
-                    "path": f"{label}/{subjects[subject].name}_{label}_{i:04d}.mp4",
+                    "path": f"{label}/{subjects[subject].name}/{label}_{i:04d}.mp4",
                 }
             )
     start = time.perf_counter()
