@@ -332,21 +332,15 @@ def make_rotated_video(src: str | Path, dst: str | Path, rotation: int = 90) -> 
     return Path(dst)
 
 
-def make_h264_video(src: str | Path, dst: str | Path) -> Path:
-    """Re-encode a video as H.264 (yuv420p), the codec of most real clips, with its index (moov) first."""
-    _ffmpeg(
-        "-i",
-        str(src),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        str(dst),
-    )
+def make_h264_video(src: str | Path, dst: str | Path, bframes: bool = False) -> Path:
+    """Re-encode a video as H.264 (yuv420p), the codec of most real clips; an .mp4 gets its index (moov) first.
+
+    With `bframes` the encoder reorders frames (3 B-frames, as phone and camera encoders do), so decode order
+    differs from presentation order. `dst` may be .mp4, .mov or .mkv.
+    """
+    speed = ["-preset", "medium", "-bf", "3"] if bframes else ["-preset", "ultrafast"]
+    flags = ["-movflags", "+faststart"] if Path(dst).suffix.lower() in (".mp4", ".mov", ".m4v") else []
+    _ffmpeg("-i", str(src), "-c:v", "libx264", *speed, "-pix_fmt", "yuv420p", *flags, str(dst))
     return Path(dst)
 
 

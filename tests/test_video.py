@@ -130,6 +130,20 @@ def test_too_long_is_caught_while_decoding(tmp_path):
     assert seen and max(seen) <= 0.8
 
 
+def test_default_limit_refuses_a_ten_minute_video(tmp_path):
+    tiny = np.zeros((20, 16, 16, 3), np.uint8)
+    # 1000 frames at 1 fps: the header says 1000 s, far over the default 600 s: refused before decoding.
+    long = media.write_video(tmp_path / "long.mp4", np.concatenate([tiny] * 50), fps=1.0)
+    start = time.perf_counter()
+    with pytest.raises(VideoLimitError, match="about 1000 s"):
+        next(iter_frames(long))
+    assert time.perf_counter() - start < 1.0
+    # 620 frames at 1 fps: within the header slack, stopped by the timestamps after 600 s.
+    longish = media.write_video(tmp_path / "longish.mp4", np.concatenate([tiny] * 31), fps=1.0)
+    with pytest.raises(VideoLimitError, match="more than 600 s"):
+        read_video(longish, fps=1.0)
+
+
 def test_too_many_frames_and_pixels(tmp_path):
     path = media.make_face_video(tmp_path / "a.mp4", n_frames=30, size=SMALL)
     with pytest.raises(VideoLimitError, match="30 frames"):
@@ -213,6 +227,16 @@ def test_truncated_h264_with_index_first(tmp_path):
     with pytest.raises(VideoDecodeError, match=r"only \d+ of the 30 frames") as excinfo:
         read_video(cut)
     _assert_clean(excinfo)
+
+
+@media.needs_ffmpeg
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_h264_with_b_frames_resampled_in_presentation_order(tmp_path, pan_sources, suffix):
+    path = media.make_h264_video(_pan_video(tmp_path, 25.0), tmp_path / f"b{suffix}", bframes=True)
+    frames, ts = read_video(path, fps=30.0)
+    assert len(frames) == 36
+    expected = [int(np.floor(k * 25 / 30 + 1e-9)) for k in range(36)]
+    assert [_source_index(f, pan_sources) for f in frames] == expected
 
 
 @media.needs_ffmpeg
