@@ -1,0 +1,190 @@
+"""MicroXFeatureExtractor on real video files made from the astronaut photo: masks, crops, windows, save/load."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from transformers import BatchFeature
+
+from microx_hf.configuration_microx import MicroXConfig
+from microx_hf.errors import InvalidVideoError
+from microx_hf.feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
+from microx_hf.regions import crop_regions
+from microx_hf.video import window_starts
+from tests import media
+
+REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
+@pytest.fixture(scope="module")
+def extractor() -> MicroXFeatureExtractor:
+    return MicroXFeatureExtractor(num_frames=4, window_stride=3, crop_size=17, regions=REGIONS, landmark_backend="dlib")
+
+
+@pytest.fixture(scope="module")
+def reference_crops() -> np.ndarray:
+    """Crops (R, C, S, S) of the upright face from the uncompressed photo, for comparing with video crops."""
+    from microx_hf.landmarks import get_backend
+
+    frame = media.face_frames(1)[0]
+    points = get_backend("dlib").landmarks(frame, media.face_poses(1)[0][0].box).points
+    return crop_regions(frame, points, REGIONS, 17)
+
+
+@pytest.mark.parametrize("motion", ["pan", "zoom", "rotate"])
+def test_masks_are_honest_and_crops_follow_the_face(tmp_path, extractor, reference_crops, motion):
+    absent = (6, 7, 8, 9)
+    path = media.make_face_video(tmp_path / f"{motion}.mp4", n_frames=18, motion=motion, absent_frames=absent)
+    poses = media.face_poses(18, motion=motion, absent_frames=absent)
+    clip = extractor.extract_clip(path)
+    assert isinstance(clip, ClipCrops) and clip.landmark_backend == "dlib" and not clip.padded
+    assert clip.crops.shape == (5, 18, 3, 17, 17) and clip.crops.dtype == np.uint8
+    assert clip.mask.shape == (5, 18) and clip.landmarks.shape == (18, 68, 2)
+    np.testing.assert_allclose(clip.timestamps, np.arange(18) / 30, atol=1e-3)
+    present = np.array([bool(p) for p in poses])
+    np.testing.assert_array_equal(clip.mask, np.broadcast_to(present, (5, 18)))
+    assert not clip.crops[:, ~present].any() and np.isnan(clip.landmarks[~present]).all()
+    for i in np.nonzero(present)[0]:
+        pose = poses[i][0]
+        left_eye = clip.landmarks[i, 36:42].mean(0)
+        assert np.linalg.norm(left_eye - pose.left_eye) < 0.12 * pose.iod, f"frame {i}"
+        # Aligned, IOD-scaled crops look like the upright face's crops whatever the motion.
+        for r, name in enumerate(REGIONS):
+            assert _ncc(clip.crops[r, i], reference_crops[r]) > 0.9, f"frame {i}, {name}"
+    assert clip.face_fraction == pytest.approx(present.mean())
+
+
+def test_call_returns_model_inputs(tmp_path, extractor):
+    path = media.make_face_video(tmp_path / "a.mp4", n_frames=11, absent_frames=(10,))
+    out = extractor(path, return_tensors="pt")
+    assert isinstance(out, BatchFeature)
+    starts = window_starts(11, 4, 3)
+    assert out["pixel_values"].shape == (len(starts), 5, 4, 3, 17, 17)
+    assert out["pixel_values"].dtype == torch.float32
+    assert out["pixel_values"].min() >= -1.0 and out["pixel_values"].max() <= 1.0
+    assert out["region_mask"].dtype == torch.bool and out["region_mask"].shape == (len(starts), 5, 4)
+    assert not out["region_mask"][-1, :, -1].any() and out["region_mask"][0].all()
+    np.testing.assert_allclose(out["window_starts"].numpy(), np.array(starts) / 30, atol=1e-3)
+    assert out["landmarks"].shape == (11, 68, 2) and out["landmark_backend"] == "dlib"
+    # Masked frames normalise to exactly the value of a zero pixel, and numpy output matches torch output.
+    np_out = extractor(path)
+    assert isinstance(np_out["pixel_values"], np.ndarray)
+    np.testing.assert_allclose(np_out["pixel_values"], out["pixel_values"].numpy())
+    assert (np_out["pixel_values"][-1, :, -1] == -1.0).all()
+
+
+def test_arrays_lists_and_grey_frames(extractor):
+    frames = media.face_frames(5, motion="pan")
+    from_array = extractor.extract_clip(frames)
+    from_list = extractor.extract_clip(list(frames))
+    np.testing.assert_array_equal(from_array.crops, from_list.crops)
+    assert from_array.mask.all()
+    grey = media.face_frames(5, motion="pan", grey=True)[..., 0]  # (N, H, W)
+    clip = extractor.extract_clip(grey)
+    assert clip.mask.all() and clip.crops.shape == (5, 5, 3, 17, 17)
+    assert (clip.crops[:, :, 0] == clip.crops[:, :, 1]).all()  # grey in, grey crops out
+    np.testing.assert_allclose(clip.landmarks, from_array.landmarks, atol=0.05 * media.face_poses(1)[0][0].iod)
+
+
+def test_grey_video_file(tmp_path, extractor):
+    path = media.make_face_video(tmp_path / "grey.avi", n_frames=6, grey=True, fourcc="MJPG")
+    clip = extractor.extract_clip(path)
+    assert clip.mask.all()
+
+
+def test_short_clip_is_padded_with_its_last_frame(extractor, caplog):
+    frames = media.face_frames(2)
+    with caplog.at_level(logging.INFO, logger="microx_hf.feature_extraction_microx"):
+        clip = extractor.extract_clip(frames)
+    assert clip.padded and clip.num_frames == 4
+    np.testing.assert_array_equal(clip.crops[:, 3], clip.crops[:, 1])
+    np.testing.assert_allclose(clip.timestamps, np.arange(4) / 30)
+    assert "repeating the last frame" in caplog.text
+    crops, mask, starts = extractor.windows(clip)
+    assert crops.shape == (1, 5, 4, 3, 17, 17) and mask.all() and starts.tolist() == [0.0]
+
+
+def test_video_without_a_face(tmp_path, extractor):
+    clip = extractor.extract_clip(media.make_noface_video(tmp_path / "none.mp4", n_frames=5))
+    assert not clip.mask.any() and not clip.crops.any() and clip.face_fraction == 0
+
+
+def test_two_faces_one_is_followed(extractor):
+    frames = media.face_frames(8, two_faces=True)
+    poses = media.face_poses(8, two_faces=True)
+    clip = extractor.extract_clip(frames)
+    assert clip.mask.all()
+    eyes = clip.landmarks[:, 36:42].mean(1)
+    nearest = [
+        int(np.argmin([np.linalg.norm(e - p.left_eye) for p in pose])) for e, pose in zip(eyes, poses, strict=True)
+    ]
+    assert len(set(nearest)) == 1
+
+
+def test_bad_inputs_raise_clear_errors(extractor):
+    with pytest.raises(InvalidVideoError, match="no frames"):
+        extractor.extract_clip([])
+    with pytest.raises(InvalidVideoError, match=r"\(N, H, W, 3\)"):
+        extractor.extract_clip(np.zeros((2, 8, 8, 2), np.uint8))
+    with pytest.raises(ValueError, match="geometry"):
+        MicroXFeatureExtractor(geometry="round")
+    with pytest.raises(ValueError, match="unknown region"):
+        MicroXFeatureExtractor(regions=["face", "ear"])
+    with pytest.raises(ValueError, match="landmark_backend"):
+        MicroXFeatureExtractor(landmark_backend="openpose")
+
+
+def test_settings_survive_save_and_load(tmp_path):
+    extractor = MicroXFeatureExtractor(
+        fps=25.0,
+        num_frames=3,
+        window_stride=2,
+        regions=["mouth", "left_brow", "right_brow"],
+        crop_size=13,
+        geometry="paper",
+        region_scales={"mouth": 1.6},
+        align=False,
+        image_mean=[0.4, 0.5, 0.6],
+        image_std=[0.2, 0.3, 0.4],
+        landmark_backend="dlib",
+        detect_every=3,
+        detect_max_side=320,
+        max_duration=30.0,
+        max_side=640,
+    )
+    extractor.extract_clip(media.face_frames(3))  # records the backend that produced the crops
+    extractor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["landmark_backend_used"] == "dlib" and saved["geometry"] == "paper"
+    loaded = MicroXFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == extractor.to_dict()
+    assert loaded.region_scales == {"mouth": 1.6, "left_brow": 1.2, "right_brow": 1.2}
+    overridden = MicroXFeatureExtractor.from_pretrained(tmp_path, num_frames=5)
+    assert overridden.num_frames == 5 and overridden.crop_size == 13
+
+
+def test_from_config_follows_the_model_config():
+    config = MicroXConfig(regions=["face", "mouth", "left_brow", "right_brow"], num_frames=3, image_size=16)
+    extractor = MicroXFeatureExtractor.from_config(config, window_stride=2)
+    assert extractor.regions == config.regions and extractor.num_frames == 3 and extractor.crop_size == 16
+    out = extractor(media.face_frames(4), return_tensors="pt")
+    assert out["pixel_values"].shape == (2, 4, 3, 3, 16, 16)
+
+
+def test_normalize_numpy_and_torch_agree(extractor):
+    crops = np.random.default_rng(0).integers(0, 256, (2, 5, 4, 3, 6, 6), dtype=np.uint8)
+    a = extractor.normalize(crops)
+    b = extractor.normalize(torch.from_numpy(crops))
+    assert a.dtype == np.float32 and b.dtype == torch.float32
+    np.testing.assert_allclose(a, b.numpy(), atol=1e-6)
+    assert a.min() >= -1 and a.max() <= 1
