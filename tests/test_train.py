@@ -227,3 +227,31 @@ def test_evaluate_script_on_a_checkpoint(clips, tmp_path):
     # 5 frames -> starts 0 (and the tail 2); 6 frames -> 0, 3: every clip gives 2 windows of 3 with stride 3
     assert results["num_windows"] == 24
     assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
+
+
+def test_given_splits_and_same_seed_gives_the_same_model(clips, tmp_path):
+    from datasets import load_from_disk
+    from safetensors.torch import load_file
+
+    full = load_from_disk(str(clips))["train"]
+    is_test = [s in ("s000", "s001") for s in full["subject"]]
+    given = DatasetDict(
+        train=full.select([i for i, t in enumerate(is_test) if not t]),
+        test=full.select([i for i, t in enumerate(is_test) if t]),
+    )
+    given.save_to_disk(str(tmp_path / "given"))
+    runs = []
+    for name in ("a", "b"):
+        argv = _argv(tmp_path / "given", tmp_path / name, "--max_steps", "3", "--protocol", "given")
+        runs.append(train.main(argv))
+    assert runs[0]["test_subjects"] == ["s000", "s001"] and runs[0]["num_clips"] == 4
+    assert runs[0]["subject_independent"] is True
+    a, b = (load_file(tmp_path / name / "model.safetensors") for name in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
+    assert runs[0]["metrics"] == runs[1]["metrics"]
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))

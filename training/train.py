@@ -178,7 +178,7 @@ class Splits:
     windows_are_clips: bool = False  # the paper protocol: train and test rows are already single windows
 
 
-def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, regions: list[str], seed: int) -> Splits:
+def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, regions: list[str]) -> Splits:
     """Apply the protocol to the dataset."""
     if data_args.protocol == "given":
         if data_args.train_split not in clips:
@@ -190,6 +190,7 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, r
         validation = clips.get(data_args.validation_split)
         splits = Splits(train, validation, test, "given", "given", subject_independent=True)
         if test is not None:
+            splits.test_subjects = sorted(set(test["subject"]))
             shared = set(train["subject"]) & set(test["subject"])
             if shared:
                 logger.warning("the given splits share subjects %s: results are not subject-independent", shared)
@@ -223,7 +224,7 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, r
         )
     if splits.validation is None and data_args.validation_fraction > 0:
         if splits.windows_are_clips:
-            held = paper_split(len(splits.train), data_args.validation_fraction, seed)
+            held = paper_split(len(splits.train), data_args.validation_fraction, data_args.split_seed)
             keep, val = held.train, held.test
         elif len(set(splits.train["subject"])) >= 2:
             keep, val = subject_holdout(splits.train["subject"], data_args.validation_fraction, data_args.split_seed)
@@ -318,7 +319,9 @@ class MicroXTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         if self.sample_weights is None:
             return super()._get_train_sampler(train_dataset)
-        generator = torch.Generator().manual_seed(self.args.data_seed or self.args.seed)
+        generator = torch.Generator().manual_seed(
+            self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        )
         return torch.utils.data.WeightedRandomSampler(
             torch.as_tensor(self.sample_weights, dtype=torch.double),
             num_samples=len(self.sample_weights),
@@ -394,7 +397,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = MicroXForVideoClassification(config)
         feature_extractor = build_feature_extractor(config, settings)
 
-    splits = make_splits(clips, data_args, config.num_frames, list(config.regions), training_args.seed)
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
     def windows_of(rows: Dataset, train: bool) -> WindowDataset:
@@ -408,13 +410,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         return WindowDataset(rows, transform)
 
-    train_set = windows_of(splits.train, train=True)  # one random window per clip and epoch
-    eval_set = None
-    if splits.validation is not None:
-        if splits.windows_are_clips:
-            eval_set = windows_of(splits.validation, train=False)
-        else:
-            eval_set = windows_of(expand_windows(splits.validation, config.num_frames, stride, config.regions), False)
+    # Under torchrun/accelerate the main process writes the window datasets' cache first; the others reuse it.
+    with training_args.main_process_first(desc="splits and evaluation windows"):
+        splits = make_splits(clips, data_args, config.num_frames, list(config.regions))
+        train_set = windows_of(splits.train, train=True)  # one random window per clip and epoch
+        eval_set = None
+        if splits.validation is not None:
+            if splits.windows_are_clips:
+                eval_set = windows_of(splits.validation, train=False)
+            else:
+                windows = expand_windows(splits.validation, config.num_frames, stride, config.regions)
+                eval_set = windows_of(windows, train=False)
 
     training_args = resolve_precision(model_args, training_args)
     training_args = prepare_training_args(training_args, data_args, eval_set is not None)
