@@ -314,6 +314,11 @@ def test_datasets_push_to_hub_and_load_dataset(hub_repo_id, tmp_path):
     for split in ("train", "test"):
         assert loaded[split].features == features
         assert loaded[split].to_dict() == original[split].to_dict()
+    # a second push replaces the shards (old ones are deleted in the same commit) and keeps the card consistent
+    smaller = datasets.DatasetDict({"train": original["train"].select([0])})
+    smaller.push_to_hub(hub_repo_id)
+    reloaded = datasets.load_dataset(hub_repo_id, cache_dir=str(tmp_path / "datasets2"))
+    assert reloaded["train"].to_dict() == smaller["train"].to_dict()
     # the dataset card carries the features; its YAML went through /api/validate-yaml
     card = Path(hf_hub_download(hub_repo_id, "README.md", repo_type="dataset", cache_dir=tmp_path)).read_text()
     assert "dataset_info:" in card and "class_label:" in card and "pos" in card
