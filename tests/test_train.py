@@ -255,3 +255,15 @@ def torch_equal(x, y) -> bool:
     import torch
 
     return bool(torch.equal(x, y))
+
+
+@pytest.mark.gpu
+def test_mixed_precision_training_on_a_gpu(clips, tmp_path):
+    import torch
+
+    argv = _argv(clips, tmp_path / "gpu", "--max_steps", "2", "--mixed_precision", "auto")
+    argv[argv.index("--use_cpu") + 1] = "false"
+    results = train.main(argv)
+    state = json.loads((tmp_path / "gpu" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and results["num_clips"] == 4
+    assert torch.cuda.max_memory_allocated() > 0
