@@ -93,6 +93,12 @@ def _predict(args: argparse.Namespace) -> int:
             failed.append((video, e))
             tqdm.write(f"microx: skipped {video}: {type(e).__name__}: {e}", file=sys.stderr)
             continue
+        except Exception as e:  # a bug or an exotic file: report it, keep going with the other videos
+            logger.debug("unexpected error on %s", video, exc_info=True)
+            failed.append((video, e))
+            tqdm.write(f"microx: skipped {video}: unexpected {type(e).__name__}: {e} (run with -vv for the "
+                       "traceback and report it)", file=sys.stderr)  # fmt: skip
+            continue
         results.append((video, prediction))
 
     if args.json:
@@ -149,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the one over the videos
+    if args.verbose < 2:
+        # FFmpeg's and OpenCV's own messages ("moov atom not found") repeat what our errors say, less clearly.
+        # FFmpeg reads this when OpenCV first opens a file, so setting it here is in time.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     if args.command == "predict":
