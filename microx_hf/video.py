@@ -277,7 +277,7 @@ def _resample(
             raise VideoLimitError(f"{info.path} has more than {max_frames} frames. Cut it into shorter clips.")
         pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
         if first_ms is None:
-            first_ms = pos_ms if np.isfinite(pos_ms) and pos_ms >= 0 else 0.0
+            first_ms = pos_ms if np.isfinite(pos_ms) else 0.0  # times count from the first frame (edit lists)
         ts = (pos_ms - first_ms) / 1000.0 if np.isfinite(pos_ms) else float("nan")
         if prev_ts is not None:
             if not (ts > prev_ts):
