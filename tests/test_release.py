@@ -96,3 +96,24 @@ def test_push_as_pull_request_leaves_main_untouched(checkpoint, hub, hub_repo_id
     refs = HfApi().list_repo_refs(hub_repo_id, include_pull_requests=True)
     pr_ref = refs.pull_requests[0].ref
     assert "model.safetensors" in HfApi().list_repo_files(hub_repo_id, revision=pr_ref)
+
+
+def test_card_puts_fold_means_first_and_marks_the_paper_protocol(checkpoint, tmp_path):
+    from training.folds import aggregate_folds
+
+    fold = json.loads((checkpoint / "results.json").read_text())
+    other = {**fold, "accuracy": 0.5, "uar": 0.5, "macro_f1": 0.5}
+    (tmp_path / "folds.json").write_text(json.dumps(aggregate_folds([fold, other])))
+    paper = {**fold, "protocol": "paper", "subject_independent": False, "accuracy": 0.9, "uar": 0.8, "macro_f1": 0.7}
+    (tmp_path / "paper.json").write_text(json.dumps(paper))
+    folder = tmp_path / "staged"
+    release.main(["--checkpoint", str(checkpoint), "--repo_id", "me/m", "--output_dir", str(folder), "--dry_run",
+                  "--folds_results", str(tmp_path / "folds.json"), "--paper_results", str(tmp_path / "paper.json")])  # fmt: skip
+    card = ModelCard.load(folder / "README.md")
+    results = card.data.eval_results
+    assert len(results) == 9  # 3 metrics x (fold mean, this checkpoint, paper protocol)
+    assert results[0].metric_type == "accuracy" and "mean over 2 folds" in results[0].metric_name
+    assert results[0].metric_value == pytest.approx((fold["accuracy"] + 0.5) / 2, abs=1e-4)
+    assert results[-1].metric_value == pytest.approx(0.7) and "optimistic" in results[-1].metric_name
+    assert "±" in card.text and "Headline: subject-independent k-fold" in card.text
+    assert {"folds.json", "results_paper_protocol.json"} <= {p.name for p in folder.iterdir()}

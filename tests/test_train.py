@@ -267,3 +267,21 @@ def test_mixed_precision_training_on_a_gpu(clips, tmp_path):
     state = json.loads((tmp_path / "gpu" / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and results["num_clips"] == 4
     assert torch.cuda.max_memory_allocated() > 0
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(clips, tmp_path):
+    """The Trainer's own distributed path (gloo on CPU here; NCCL on GPUs), launched as users would."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    argv = _argv(clips, out, "--max_steps", "3", "--per_device_train_batch_size", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.train", *argv]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert json.loads((out / "results.json").read_text())["num_clips"] == 4

@@ -349,6 +349,9 @@ def prepare_training_args(
 ) -> TrainingArguments:
     """Settings the data pipeline needs, and evaluation every epoch for early stopping unless the user chose."""
     changes: dict[str, Any] = {"remove_unused_columns": False, "label_names": ["labels"]}
+    if training_args.ddp_find_unused_parameters is None:
+        # Every branch runs on every window (a masked region is zeroed, not skipped): no unused parameters in DDP.
+        changes["ddp_find_unused_parameters"] = False
     if has_validation and data_args.early_stopping_patience > 0 and training_args.eval_strategy == IntervalStrategy.NO:
         logger.info("early stopping: evaluating and saving every epoch, keeping the best model by validation UAR")
         changes.update(
