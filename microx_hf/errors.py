@@ -34,3 +34,7 @@ class BackendUnavailableError(MicroXError, ImportError):
 
 class DatasetFormatError(MicroXError, ValueError):
     """A dataset folder or annotation file does not have the expected layout."""
+
+
+class ModelNotFoundError(MicroXError, FileNotFoundError):
+    """No model could be loaded from the given name or path."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import MicroXError, NoFaceDetectedError
+from .errors import ModelNotFoundError, NoFaceDetectedError
 
 if TYPE_CHECKING:
     from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
@@ -29,10 +29,6 @@ logger = logging.getLogger(__name__)
 # The demo checkpoint committed with the package (issue 7); `$MICROX_MODEL` overrides it.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 MODEL_ENV = "MICROX_MODEL"
-
-
-class ModelNotFoundError(MicroXError, FileNotFoundError):
-    """No model could be loaded from the given name or path."""
 
 
 @dataclass
