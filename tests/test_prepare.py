@@ -170,3 +170,22 @@ def test_push_to_hub_and_load(baum1s, reference, hub_repo_id, tmp_path):
     assert card.data.license == "other" and card.data.dataset_info  # push_to_hub's metadata is kept
     settings = json.loads(Path(hf_hub_download(hub_repo_id, "microx_dataset.json", repo_type="dataset")).read_text())
     assert settings["feature_extractor"]["crop_size"] == 16
+
+
+def test_two_corpora_merge(baum1s, reference, tmp_path):
+    acted = tmp_path / "BAUM1a"
+    make_face_video(acted / "BAUM1a_MP4 - All" / "s001" / "S001_001.mp4", n_frames=12, size=(320, 240))
+    (acted / "Annotations_BAUM1a.csv").write_text("Clip Name,Emotion,Code\nS001_001,Interest,6\n")
+    work = str(reference.output_dir) + ".work"
+    result = main(["--source", "baum1s", "baum1a", "--root", str(baum1s), str(acted), "--output_dir",
+                   str(tmp_path / "both"), "--work_dir", work, "--label_scheme", "source", *TINY])  # fmt: skip
+    # The acted clip (and 'concentrating', unless an earlier test used the source scheme) is new; the rest is reused.
+    assert result.processed + result.reused == 8 and result.reused >= 6  # 7 spontaneous (1 fails), 1 acted
+    ds = result.dataset["train"]
+    names = ds.features["label"].names
+    assert names[:13] == ["anger", "boredom", "bothered", "concentrating", "contempt", "disgust", "fear",
+                          "happiness", "neutral", "sadness", "surprise", "thinking", "unsure"]  # fmt: skip
+    assert names[13:] == ["interest"]
+    assert list(ds["corpus"]).count("baum1a") == 1 and ds.num_rows == 7
+    sources = json.loads(ds.info.description)["sources"]
+    assert [(s["corpus"], s["clips"]) for s in sources] == [("baum1s", 7), ("baum1a", 1)]

@@ -53,7 +53,7 @@ def dataset_card_text(dataset: DatasetDict, description: dict[str, Any], pretty_
     sources = description.get("sources", [])
     parts = [
         f"# {pretty_name}",
-        "Processed face-region clips for [MicroX](https://github.com/) emotion recognition: one row per video clip, "
+        "Processed face-region clips for MicroX emotion recognition (a ConvLSTM per facial region): one row per video clip, "
         "with uint8 crops of every frame for each facial region (columns named after the regions), a per-frame "
         "region mask, timestamps, the label, the subject and the source file. Windows of "
         f"{description.get('feature_extractor', {}).get('num_frames', 10)} frames are sampled from clips at "

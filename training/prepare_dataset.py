@@ -54,10 +54,16 @@ SETTINGS_NAME = "microx_dataset.json"
 class PrepareArguments:
     """Command-line arguments of `prepare_dataset` (HfArgumentParser)."""
 
-    source: str = field(metadata={"help": f"Corpus reader: one of {', '.join(SOURCE_NAMES)}."})
-    root: str = field(metadata={"help": "Folder where the corpus was unpacked (or a CSV manifest for 'folder')."})
+    source: list[str] = field(
+        metadata={"help": f"Corpus reader(s): {', '.join(SOURCE_NAMES)}; several (e.g. baum1s baum1a) are merged."}
+    )
+    root: list[str] = field(
+        metadata={"help": "Folder where each corpus was unpacked (or a CSV manifest for 'folder'); one per source."}
+    )
     output_dir: str = field(metadata={"help": "Where to save the DatasetDict (save_to_disk)."})
-    annotations: str | None = field(default=None, metadata={"help": "Annotation spreadsheet/CSV or manifest."})
+    annotations: list[str] | None = field(
+        default=None, metadata={"help": "Annotation spreadsheet/CSV or manifest per source ('-': find it)."}
+    )
     label_scheme: str = field(
         default="paper7", metadata={"help": "'paper7', 'source', or a .json/.csv label mapping file."}
     )
@@ -284,19 +290,40 @@ def _subject_split(subjects: list[str], fraction: float, seed: int) -> set[str]:
     return set(unique[:n_test])
 
 
+def read_sources(args: PrepareArguments) -> list[SourceListing]:
+    """Read every `--source` with its `--root` (one root may serve all) and `--annotations` ('-' or absent: find)."""
+    sources, roots = list(args.source), list(args.root)
+    annotations = list(args.annotations or [])
+    if len(roots) == 1:
+        roots *= len(sources)
+    if len(roots) != len(sources) or len(annotations) not in (0, len(sources)):
+        raise ValueError(
+            f"{len(sources)} sources need {len(sources)} --root values (or one for all) and as many --annotations "
+            f"('-' to find one); got {len(roots)} roots and {len(annotations)} annotations."
+        )
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"--source lists a corpus twice: {sources}")
+    annotations = annotations or ["-"] * len(sources)
+    return [
+        read_source(source, root, annotations=None if table in ("-", "") else table)
+        for source, root, table in zip(sources, roots, annotations, strict=True)
+    ]
+
+
 def prepare(args: PrepareArguments) -> PrepareResult:
     """Run the whole preparation (see the module docstring); returns the dataset and what was done."""
     output_dir = Path(args.output_dir)
     work = Path(args.work_dir) if args.work_dir else output_dir.with_name(output_dir.name + ".work")
-    listing: SourceListing = read_source(args.source, args.root, annotations=args.annotations)
-    scheme = get_scheme(args.label_scheme, [listing.label_names])
-    clips, dropped = scheme.apply(listing.clips)
+    listings = read_sources(args)
+    scheme = get_scheme(args.label_scheme, [listing.label_names for listing in listings])
+    clips, dropped = scheme.apply([clip for listing in listings for clip in listing.clips])
     if args.max_clips is not None:
         clips = clips[: args.max_clips]
     if not clips:
         raise DatasetFormatError(
-            f"No clips left to prepare from {args.root}: the reader found {len(listing.clips)} "
-            f"(skipped {dict(listing.skipped)}) and the label scheme dropped {dict(dropped)}."
+            f"No clips left to prepare from {args.root}: the readers found "
+            f"{sum(len(listing.clips) for listing in listings)} (skipped "
+            f"{[dict(listing.skipped) for listing in listings]}) and the label scheme dropped {dict(dropped)}."
         )
     keys = [_clip_key(c) for c in clips]
     if len(set(keys)) != len(keys):
@@ -341,7 +368,14 @@ def prepare(args: PrepareArguments) -> PrepareResult:
         "microx_dataset": FORMAT_VERSION,
         "feature_extractor": {**settings, "landmark_backend_used": backend_used},
         "label_scheme": scheme.to_dict(),
-        "sources": [{"corpus": listing.corpus, "clips": len(clips), "skipped": dict(listing.skipped)}],
+        "sources": [
+            {
+                "corpus": listing.corpus,
+                "clips": sum(c.corpus == listing.corpus for c in clips),
+                "skipped": dict(listing.skipped),
+            }
+            for listing in listings
+        ],  # fmt: skip
         "dropped_labels": dict(dropped),
         "failed": len(failed),
     }
@@ -366,15 +400,15 @@ def prepare(args: PrepareArguments) -> PrepareResult:
         dataset.save_to_disk(str(output_dir))
     (output_dir / SETTINGS_NAME).write_text(json.dumps(description, indent=2, sort_keys=True))
     report = {
-        "source": args.source,
-        "root": str(args.root),
+        "source": list(args.source),
+        "root": list(args.root),
         "clips": len(clips),
         "prepared": len(items),
         "processed_now": processed,
         "reused": reused,
         "failed": failed,
-        "skipped_by_reader": dict(listing.skipped),
-        "reader_problems": listing.problems,
+        "skipped_by_reader": {listing.corpus: dict(listing.skipped) for listing in listings},
+        "reader_problems": [problem for listing in listings for problem in listing.problems],
         "dropped_labels": dict(dropped),
         "label_scheme": scheme.to_dict(),
         "work_dir": str(work),
