@@ -1,7 +1,7 @@
 """MicroX: emotion recognition from face videos, one ConvLSTM per facial region, Hugging Face native.
 
 `MicroXForVideoClassification.from_pretrained(...)` (or `MicroXModel`, the same network) loads a checkpoint;
-`MicroXFeatureExtractor` turns a video into region crops; `predict(video)` does both.
+`MicroXFeatureExtractor` turns a video into region crops; `microx_hf.predict.predict(video)` does both.
 """
 
 from transformers import (
@@ -26,7 +26,7 @@ from .errors import (
 )
 from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
 from .modeling_microx import MicroXForVideoClassification, MicroXModel, MicroXOutput
-from .predict import Prediction, load_model, predict
+from .predict import Prediction
 
 __version__ = "0.1.0"
 
@@ -62,6 +62,4 @@ __all__ = [
     "VideoDecodeError",
     "VideoLimitError",
     "VideoNotFoundError",
-    "load_model",
-    "predict",
 ]
