@@ -285,3 +285,39 @@ def test_torchrun_two_cpu_processes(clips, tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     assert json.loads((out / "results.json").read_text())["num_clips"] == 4
+
+
+def test_end_to_end_from_videos_prepare_train_release(tmp_path):
+    """BAUM-1s-shaped folder of astronaut videos -> prepare_dataset (dlib) -> LOSO fold -> release dry run."""
+    import openpyxl
+
+    from tests.media import make_face_video
+    from training import release
+    from training.prepare_dataset import main as prepare
+
+    root = tmp_path / "BAUM1"
+    rows = [(1, "S001_001", "Happiness", 8), (1, "S001_002", "Sadness", 10), (2, "S002_001", "Sadness", 10),
+            (2, "S002_002", "Happiness", 8), (3, "S003_001", "Happiness", 8)]  # fmt: skip
+    book = openpyxl.Workbook()
+    book.active.append(["No", "Subject", "Gender", "Clip Name", "Emotion", "Code"])
+    for i, (subject, name, emotion, code) in enumerate(rows):
+        make_face_video(root / "BAUM1s_MP4 - All" / f"s{subject:03d}" / f"{name}.mp4", n_frames=12, size=(320, 240))
+        book.active.append([i + 1, subject, "F", name, emotion, code])
+    book.save(root / "Annotations_BAUM1s.xlsx")
+    prepare(["--source", "baum1s", "--root", str(root), "--output_dir", str(tmp_path / "data"), "--crop_size", "16",
+             "--num_frames", "4", "--regions", "face,left_eye,right_eye,mouth"])  # fmt: skip
+
+    out = tmp_path / "run"
+    results = train.main([
+        "--dataset_name_or_path", str(tmp_path / "data"), "--output_dir", str(out), "--protocol", "loso", "--fold", "0",
+        "--config_overrides", json.dumps({"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7}),
+        "--per_device_train_batch_size", "2", "--num_train_epochs", "2", "--report_to", "none", "--use_cpu", "true",
+    ])  # fmt: skip
+    assert results["test_subjects"] == ["S001"] and results["num_clips"] == 2
+    assert results["metrics"]["labels"][:3] == ["neutral", "anger", "contempt"]  # the paper's 7 classes
+    config = json.loads((out / "config.json").read_text())
+    assert config["regions"] == ["face", "left_eye", "right_eye", "mouth"] and config["num_frames"] == 4
+    staged = release.main(["--checkpoint", str(out), "--repo_id", "me/e2e", "--output_dir", str(tmp_path / "rel"),
+                           "--dry_run"])  # fmt: skip
+    extractor = json.loads((Path(staged["folder"]) / "preprocessor_config.json").read_text())
+    assert extractor["landmark_backend_used"] == "dlib" and extractor["num_frames"] == 4
