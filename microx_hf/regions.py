@@ -201,42 +201,42 @@ def _paper_box(points: np.ndarray, name: str) -> CropBox:
     return CropBox((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 0.0)
 
 
-def crop_region(image: np.ndarray, box: CropBox, size: int) -> np.ndarray:
-    """Cut `box` out of `image` and resample it to `size` x `size` (outside the frame is black).
+def crop_region(image: np.ndarray, box: CropBox, size: int | tuple[int, int]) -> np.ndarray:
+    """Cut `box` out of `image` and resample it to `size` (outside the frame is black).
 
-    A crop that shrinks the image by more than 1.5x first area-averages the box's neighbourhood down to about the
-    output resolution and then warps that, so small crops of large faces do not alias.
+    A crop that shrinks the image by 1.5x or more first averages the box's neighbourhood over n x n pixel blocks
+    (n, the shrink rounded, is an integer so OpenCV's fast area path applies) and then warps that, so small crops
+    of large faces do not alias.
 
     Args:
         image: (H, W, C) or (H, W) uint8 frame.
         box: The rectangle to cut.
-        size: Output side S.
+        size: Output side S, or (width, height).
 
     Returns:
-        (S, S, C) or (S, S) array of the image's dtype.
+        (S, S, C) or (S, S) (or (height, width, ...)) array of the image's dtype.
     """
+    out_w, out_h = (size, size) if isinstance(size, (int, np.integer)) else size
     theta = np.radians(box.angle)
     cos, sin = np.cos(theta), np.sin(theta)
-    sx, sy = size / box.width, size / box.height
-    # Frame -> crop: rotate by -angle about the box centre, scale, move the centre to the crop centre.
+    sx, sy = out_w / box.width, out_h / box.height
+    # Frame -> crop: rotate by -angle about the box centre, scale, and put the centre between the middle pixels
+    # (pixel centres sit at integer coordinates in OpenCV's warps).
     matrix = np.array([[sx * cos, sx * sin, 0.0], [-sy * sin, sy * cos, 0.0], [0.0, 0.0, 1.0]])
-    matrix[:2, 2] = size / 2 - matrix[:2, :2] @ np.array([box.cx, box.cy])
-    shrink = 1.0 / min(sx, sy)
-    if shrink > 1.5:
+    matrix[:2, 2] = np.array([(out_w - 1) / 2, (out_h - 1) / 2]) - matrix[:2, :2] @ np.array([box.cx, box.cy])
+    n = int(np.floor(1.0 / min(sx, sy) + 0.5))
+    if n >= 2:
         height, width = image.shape[:2]
         corners = box.corners()
-        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, [width, height])
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - n, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + n, [width, height])
+        x1, y1 = x0 + (x1 - x0) // n * n, y0 + (y1 - y0) // n * n
         if x1 > x0 and y1 > y0:
-            roi = image[y0:y1, x0:x1]
-            small_w = max(int(round((x1 - x0) / shrink)), 1)
-            small_h = max(int(round((y1 - y0) / shrink)), 1)
-            small = cv2.resize(roi, (small_w, small_h), interpolation=cv2.INTER_AREA)
-            fx, fy = small_w / (x1 - x0), small_h / (y1 - y0)
-            # small -> frame (pixel centres: x = (xs + 0.5) / fx - 0.5 + x0), then frame -> crop.
-            to_frame = np.array([[1 / fx, 0, 0.5 / fx - 0.5 + x0], [0, 1 / fy, 0.5 / fy - 0.5 + y0], [0, 0, 1]])
+            small = cv2.resize(image[y0:y1, x0:x1], ((x1 - x0) // n, (y1 - y0) // n), interpolation=cv2.INTER_AREA)
+            # small -> frame (pixel centres: x = n * (xs + 0.5) - 0.5 + x0), then frame -> crop.
+            to_frame = np.array([[n, 0, 0.5 * n - 0.5 + x0], [0, n, 0.5 * n - 0.5 + y0], [0, 0, 1]])
             image, matrix = small, matrix @ to_frame
-    return cv2.warpAffine(image, matrix[:2], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpAffine(image, matrix[:2], (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def crop_regions(

@@ -1,0 +1,181 @@
+"""Feature-extractor throughput: decode, detect, landmarks, crop and the whole `MicroXFeatureExtractor`.
+
+A 480p (854x480) 30 fps video of `--seconds` seconds is made from the astronaut photo (the face panning across the
+frame). Each stage is timed per available landmark backend, against the decode-only ceiling measured in the
+same run (the machine is shared, so the ratios matter more than the absolute numbers):
+
+- decode: `microx_hf.video.iter_frames` (OpenCV, resampled to 30 fps), nothing else;
+- detect: the detector alone on every frame (grey, downscaled to `detect_max_side`);
+- landmarks: the 68-point model alone from a known box;
+- crop: cutting the regions from known landmarks;
+- track: `FaceTracker.update` (detect every k-th frame, landmarks every frame) on decoded frames;
+- extract_clip / __call__: the whole extractor on the file (decode included), and with windows + normalisation.
+
+    python bench/bench_extractor.py [--seconds 10] [--threads 2] [--backends dlib face_alignment]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from common import print_table, set_threads, write_results  # noqa: E402
+
+GOAL_FPS = 300.0
+
+
+def _rate(frames: int, seconds: float) -> float:
+    return frames / seconds if seconds > 0 else float("inf")
+
+
+def _time(fn, repeat: int) -> float:
+    """Best of `repeat` wall times of `fn()` in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, repeat: int, args) -> list[dict]:
+    import cv2
+
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+    from microx_hf.landmarks import FaceTracker, get_backend
+    from microx_hf.regions import REGION_NAMES, crop_regions
+
+    backend = get_backend(name)
+    # FAN takes about 0.3 s per face on a CPU: time it on fewer frames.
+    n = len(frames) if name == "dlib" else min(len(frames), 10)
+    sub = frames[:n]
+    rows = []
+
+    def add(stage: str, count: int, seconds: float, note: str = "") -> None:
+        rows.append({"backend": name, "stage": stage, "frames": count, "seconds": round(seconds, 4),
+                     "frames_per_s": round(_rate(count, seconds), 1), "ms_per_frame": round(1000 * seconds / count, 3),
+                     "note": note})  # fmt: skip
+
+    def detect_all() -> None:
+        for frame in sub:
+            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            scale = args.detect_max_side / max(grey.shape)
+            small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            backend.detect_boxes(small)
+
+    add("detect", n, _time(detect_all, repeat), f"grey at {args.detect_max_side} px, every frame")
+
+    def landmarks_all() -> None:
+        for frame, box in zip(sub, boxes, strict=False):
+            image = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if backend.wants_grey else frame
+            backend.landmarks(image, box)
+
+    add("landmarks", n, _time(landmarks_all, repeat), "from a known box (grey conversion included)")
+    regions = list(args.regions)
+
+    def crop_all() -> None:
+        for frame, pts in zip(frames, points, strict=False):
+            crop_regions(frame, pts, regions, args.crop_size)
+
+    add("crop", len(frames), _time(crop_all, repeat), f"{len(regions)} regions at {args.crop_size} px, aligned")
+
+    def track_all() -> None:
+        tracker = FaceTracker(backend, detect_every=args.detect_every, detect_max_side=args.detect_max_side)
+        for frame in sub:
+            tracker.update(frame)
+
+    add("track", n, _time(track_all, repeat), f"detect every {args.detect_every}, landmarks every frame")
+    if name != "dlib":
+        return rows  # the whole extractor with FAN on a 10 s video would take minutes
+
+    settings = dict(landmark_backend=name, regions=regions, crop_size=args.crop_size, detect_every=args.detect_every,
+                    detect_max_side=args.detect_max_side)  # fmt: skip
+    extractor = MicroXFeatureExtractor(**settings)
+    add("extract_clip", n_total, _time(lambda: extractor.extract_clip(path), repeat), "decode included")
+    add("__call__", n_total, _time(lambda: extractor(path, return_tensors="pt"), repeat),
+        "extract_clip + windows + normalise")  # fmt: skip
+    fast = MicroXFeatureExtractor(**{**settings, "detect_every": 10, "detect_max_side": 320})
+    add("extract_clip", n_total, _time(lambda: fast.extract_clip(path), repeat), "detect every 10 at 320 px")
+    all_regions = MicroXFeatureExtractor(**{**settings, "regions": list(REGION_NAMES)})
+    add("extract_clip", n_total, _time(lambda: all_regions.extract_clip(path), repeat), "all 7 regions")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--size", default="854x480")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=None, help="default: every available backend")
+    parser.add_argument("--crop-size", type=int, default=48)
+    parser.add_argument("--detect-every", type=int, default=5)
+    parser.add_argument("--detect-max-side", type=int, default=480)
+    parser.add_argument("--regions", nargs="+", default=["face", "left_eye", "right_eye", "nose", "mouth"])
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+
+    from microx_hf.landmarks import available_backends
+    from microx_hf.video import iter_frames
+    from tests.media import face_poses, make_face_video
+
+    width, height = (int(v) for v in args.size.split("x"))
+    n_frames = int(round(args.seconds * 30))
+    backends = args.backends or available_backends()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_face_video(Path(tmp) / "astronaut_480p.mp4", n_frames=n_frames, size=(width, height), motion="pan")
+
+        def decode() -> int:
+            return sum(1 for _ in iter_frames(path, fps=30.0))
+
+        decoded = decode()
+        decode_s = _time(decode, args.repeat)
+        decode_fps = _rate(decoded, decode_s)
+        rows.append({"backend": "-", "stage": "decode", "frames": decoded, "seconds": round(decode_s, 4),
+                     "frames_per_s": round(decode_fps, 1), "ms_per_frame": round(1000 * decode_s / decoded, 3),
+                     "note": "iter_frames, ceiling"})  # fmt: skip
+        # Stage timings run on decoded frames held in memory: at most 150 of them (~180 MB at 480p).
+        frames = [f.copy() for _, (_, f) in zip(range(150), iter_frames(path, fps=30.0), strict=False)]
+        poses = face_poses(n_frames, (width, height), "pan")[: len(frames)]
+        from microx_hf.landmarks import get_backend
+
+        reference = get_backend("dlib") if "dlib" in available_backends() else get_backend(backends[0])
+        boxes = [p[0].box for p in poses]
+        grey = [f.mean(-1).astype("uint8") for f in frames] if reference.wants_grey else frames
+        points = [reference.landmarks(g, b).points for g, b in zip(grey, boxes, strict=True)]
+        for name in backends:
+            rows += bench_backend(name, path, frames, boxes, points, decoded, args.repeat, args)
+    for row in rows:
+        row["vs_decode"] = round(row["frames_per_s"] / decode_fps, 3)
+    print(f"{width}x{height}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print_table(rows, ["backend", "stage", "frames", "frames_per_s", "ms_per_frame", "vs_decode", "note"])
+    whole = [r for r in rows if r["stage"] == "extract_clip" and r["note"] == "decode included"]
+    summary = {
+        "goal_frames_per_s": GOAL_FPS,
+        "decode_frames_per_s": round(decode_fps, 1),
+        "extract_clip_frames_per_s": whole[0]["frames_per_s"] if whole else None,
+        "decode_over_extract": round(decode_fps / whole[0]["frames_per_s"], 2) if whole else None,
+        "load_average": os.getloadavg(),
+        "threads": args.threads,
+        "video": {"size": [width, height], "frames": n_frames, "fps": 30.0, "motion": "pan"},
+    }
+    if whole:
+        print(f"whole extractor {summary['extract_clip_frames_per_s']:.0f} frames/s "
+              f"({summary['decode_over_extract']:.2f}x below decode; goal {GOAL_FPS:.0f} frames/s, within 3x)")  # fmt: skip
+    write_results("extractor", rows, summary=summary)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
