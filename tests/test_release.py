@@ -117,3 +117,12 @@ def test_card_puts_fold_means_first_and_marks_the_paper_protocol(checkpoint, tmp
     assert results[-1].metric_value == pytest.approx(0.7) and "optimistic" in results[-1].metric_name
     assert "±" in card.text and "Headline: subject-independent k-fold" in card.text
     assert {"folds.json", "results_paper_protocol.json"} <= {p.name for p in folder.iterdir()}
+
+
+def test_push_to_a_branch(checkpoint, hub, hub_repo_id, tmp_path):
+    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--revision", "release-1",
+                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    api = HfApi()
+    assert "model.safetensors" in api.list_repo_files(hub_repo_id, revision="release-1")
+    assert "model.safetensors" not in api.list_repo_files(hub_repo_id)
+    assert api.list_repo_commits(hub_repo_id, revision="release-1")[0].commit_id == out["commit"]

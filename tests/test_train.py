@@ -228,6 +228,11 @@ def test_evaluate_script_on_a_checkpoint(clips, tmp_path):
     assert results["num_windows"] == 24
     assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
 
+    # Fine-tuning starts from the checkpoint's weights, config and feature extractor.
+    tuned = train.main(_argv(clips, tmp_path / "tuned", "--max_steps", "1", "--model_name_or_path", str(out)))
+    assert tuned["num_clips"] == 4
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["hidden_size"] == TINY_MODEL["hidden_size"]
+
 
 def test_given_splits_and_same_seed_gives_the_same_model(clips, tmp_path):
     from datasets import load_from_disk
