@@ -33,10 +33,9 @@ try:
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from microx_hf.predict import Prediction, load_model, predict
-from microx_hf.visualize import contact_sheet, face_track_preview
-
 from microx_hf.errors import MicroXError
+from microx_hf.predict import Prediction, load_model, predict
+from microx_hf.visualize import clip_preview, region_strips
 
 logger = logging.getLogger("microx_space")
 
@@ -56,6 +55,12 @@ VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg",
 PREVIEW_SECONDS = 3.0  # length of the face-track preview
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLES = sorted(str(path) for path in EXAMPLES_DIR.glob("*.webm"))
+# Gallery cells are square by default; region strips are wide rows, so let each cell take its image's shape.
+CSS = """
+#crops .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
+#crops .thumbnail-item { aspect-ratio: auto; height: auto; }
+#crops .thumbnail-item > img { height: auto; }
+"""
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
 
 model, feature_extractor = load_model(MODEL_ID)
@@ -72,7 +77,7 @@ def model_note(model_name: str | None) -> str:
     name = model_name or str(getattr(model, "name_or_path", "") or "the default checkpoint")
     labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
     summary = _card_training_summary(name)
-    trained_on = summary or "its model card does not say what it was trained on"
+    trained_on = summary or "its model card does not say what it was trained on."
     return f"**Model:** `{Path(name).name if Path(name).is_dir() else name}`: {trained_on} **Emotions:** {labels}."
 
 
@@ -95,9 +100,10 @@ def _card_training_summary(name: str) -> str | None:
 
 
 def timeline_frame(prediction: Prediction) -> pd.DataFrame:
-    """Long-format table of each emotion's probability at the centre of each window, for `gr.LinePlot`."""
-    centers = prediction.window_starts + feature_extractor.num_frames / (2 * feature_extractor.fps)
-    probs = prediction.window_probs  # (W, L)
+    """Long-format table of each emotion's probability at the centre of each window with a face, for `gr.LinePlot`."""
+    has_face = prediction.window_has_face  # windows without a face have NaN rows: leave them out
+    centers = prediction.window_starts[has_face] + feature_extractor.num_frames / (2 * feature_extractor.fps)
+    probs = prediction.window_probs[has_face]  # (W, L)
     return pd.DataFrame(
         {
             "time (s)": np.repeat(centers, len(prediction.labels)).round(3),
@@ -109,7 +115,7 @@ def timeline_frame(prediction: Prediction) -> pd.DataFrame:
 
 def telling_window(prediction: Prediction) -> int:
     """Index of the window that speaks most for the clip's label (its highest probability)."""
-    return int(np.argmax(prediction.window_probs[:, prediction.labels.index(prediction.label)]))
+    return int(np.nanargmax(prediction.window_probs[:, prediction.labels.index(prediction.label)]))
 
 
 def write_preview(frames: np.ndarray, fps: float) -> str:
@@ -147,7 +153,9 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         prediction = predict(video, model=model, feature_extractor=feature_extractor)
     except MicroXError as error:
         logger.info("rejected %s: %s", Path(video).name, error)
-        raise gr.Error(str(error), title=type(error).__name__, print_exception=False) from None
+        # The upload's server path means nothing to the user: name the file as they know it.
+        message = str(error).replace(str(video), Path(video).name)
+        raise gr.Error(message, title=type(error).__name__, print_exception=False) from None
     except Exception:
         logger.exception("analysis of %s failed", video)
         raise gr.Error(
@@ -159,13 +167,23 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
 
     window = telling_window(prediction)
     start = prediction.window_starts[window]
-    crops = contact_sheet(prediction.clip, window=window, num_frames=feature_extractor.num_frames)
-    weights = prediction.region_weights[window]
+    strips = region_strips(
+        prediction.clip, window, num_frames=feature_extractor.num_frames, stride=feature_extractor.window_stride
+    )
     gallery = [
-        (sheet, f"{region}: {weight:.0%} of this window's decision")
-        for region, sheet, weight in zip(prediction.regions, crops, weights, strict=True)
+        (strip, f"{region}: {weight:.0%} of this window's decision")
+        for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
-    preview = write_preview(face_track_preview(video, prediction.clip, seconds=PREVIEW_SECONDS), prediction.clip.fps)
+    frames = clip_preview(
+        video,
+        prediction.clip,
+        seconds=PREVIEW_SECONDS,
+        max_side=feature_extractor.max_side,
+        geometry=feature_extractor.geometry,
+        region_scales=feature_extractor.region_scales,
+        align=feature_extractor.align,
+    )
+    preview = write_preview(np.stack(frames), prediction.clip.fps)
     end = start + feature_extractor.num_frames / feature_extractor.fps
     summary = (
         f"**{prediction.label}** over {len(prediction.window_starts)} windows. The most telling window runs from "
@@ -222,7 +240,8 @@ with gr.Blocks(title="MicroX") as demo:
     with gr.Accordion("Raw result (JSON)", open=False):
         json_out = gr.JSON(elem_id="raw")
 
-    run_button.click(
+    # Clear the previous summary first: on an error the other outputs show an error badge, a Markdown would not.
+    run_button.click(lambda: "", outputs=summary_out, queue=False, api_visibility="private").then(
         analyze,
         inputs=video_in,
         outputs=[emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out],
@@ -240,6 +259,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool 
         max_file_size=MAX_FILE_SIZE,
         allowed_paths=[str(OUTPUT_DIR), str(EXAMPLES_DIR)],
         prevent_thread_lock=prevent_thread_lock,
+        css=CSS,
         quiet=prevent_thread_lock,
     )
     return url

@@ -17,7 +17,7 @@ import cv2
 import gradio as gr
 import pytest
 
-from tests.media import make_face_video, make_noface_video, make_text_file
+from tests.media import face_frames, make_face_video, make_noface_video, make_text_file, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 APP_PATH = REPO / "space" / "app.py"
@@ -48,6 +48,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("space_media")
     return {
         "face": make_face_video(folder / "face.mp4", n_frames=24, size=(320, 240), motion="pan"),
+        # VP8 WebM: a browser plays it in the upload box, as it would a phone's H.264 video.
+        "face_webm": write_video(folder / "face.webm", face_frames(24, (320, 240), "zoom"), fourcc="VP80"),
         "noface": make_noface_video(folder / "noface.mp4", n_frames=12, size=(320, 240)),
         "text": make_text_file(folder / "notes.txt"),
         "fake_mp4": make_text_file(folder / "holiday.mp4"),
@@ -64,9 +66,8 @@ def _big_file(path: Path, size: int) -> Path:
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random model and its feature extractor, saved like a checkpoint, with a model card."""
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-
     from microx_hf.configuration_microx import MicroXConfig
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
     from microx_hf.modeling_microx import MicroXForVideoClassification
 
     folder = tmp_path_factory.mktemp("tiny_model")
@@ -206,7 +207,7 @@ def test_page_in_chromium(server, media, app):
             page.goto(server)
             expect(page.locator("#model-note")).to_contain_text(TRAINING_SENTENCE)
 
-            page.locator("#video-in input[type=file]").set_input_files(str(media["face"]))
+            page.locator("#video-in input[type=file]").set_input_files(str(media["face_webm"]))
             page.locator("#run").click()
             summary = page.locator("#summary")
             expect(summary).to_contain_text("most telling window", timeout=60_000)
@@ -223,8 +224,9 @@ def test_page_in_chromium(server, media, app):
             page.locator("#video-in button[aria-label='Clear']").click()
             page.locator("#video-in input[type=file]").set_input_files(str(media["fake_mp4"]))
             page.locator("#run").click()
-            toast = page.locator(".toast-body").filter(has_text="InvalidVideoError")
+            toast = page.locator("[data-testid=toast-text]").filter(has_text="holiday.mp4 is not a video")
             expect(toast).to_be_visible(timeout=30_000)
+            assert "/tmp" not in toast.inner_text(), "the message names the file, not the server's path"
             assert "Traceback" not in toast.inner_text()
             page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
         finally:
