@@ -762,6 +762,11 @@ def render_clip(
     side = "left" if rng.random() < 0.5 else "right"
     disgust = float(rng.random() < 0.5) * rng.uniform(0.6, 1.0)
     clip_rest = dict(zip(_REST_AUS, rng.uniform(-0.12, 0.12, len(_REST_AUS)), strict=True))
+    # A resting look of some other expression (half the clips): a weak smile or frown that is there from the first
+    # frame is identity, not emotion, so a single late frame stays ambiguous while the onset's motion does not.
+    rest_label = LABELS[1 + int(rng.integers(len(LABELS) - 1))]
+    rest_amount = rng.uniform(0.0, 0.4) * float(rng.random() < 0.5)
+    rest_side = "left" if rng.random() < 0.5 else "right"
     # Framing and head motion.
     iod_frac = rng.uniform(0.18, 0.26)
     offset = rng.uniform(-0.07, 0.07, 2) * (width, height)
@@ -782,13 +787,16 @@ def render_clip(
 
     if not augment:
         clip_rest = dict.fromkeys(_REST_AUS, 0.0)
+        rest_amount = 0.0
         iod_frac, offset, roll0 = 0.22, np.zeros(2), 0.0
         paths = [np.zeros(n)] * 4
         blink = np.zeros(n)
 
     intensity = _onset(n, start, stop, peak)
     apex = _to_image(_expression_field(label, side, disgust, gains), ex, ey, iod)
-    rest = _to_image(_rest_field(clip_rest), ex, ey, iod)
+    ones = dict.fromkeys(AU_NAMES, 1.0)
+    rest_field = _rest_field(clip_rest) + rest_amount * _expression_field(rest_label, rest_side, 0.0, ones)
+    rest = _to_image(rest_field, ex, ey, iod)
     # Pressed lips (anger's AU24) and a raised chin (sad's AU17) close a mouth that is parted at rest.
     press = {"anger": gains["AU23"], "sad": 0.6 * gains["AU17"]}.get(label, 0.0)
     face_center = center + 0.45 * iod * ey
@@ -808,7 +816,13 @@ def render_clip(
 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     ramp = ((xx - width / 2) * np.cos(grad_angle) + (yy - height / 2) * np.sin(grad_angle)) / max(width, height)
+    ramp = ramp.astype(np.float32)  # (H, W)
     noise_rng = np.random.default_rng(noise_seed)
+    noise_bank = None
+    if augment and noise > 0.5:
+        bank = noise * noise_rng.standard_normal((height + 32, width + 32, 3), dtype=np.float32)
+        noise_bank = bank.round().astype(np.int16)
+    gamma_table = (255.0 * (np.arange(256) / 255.0) ** gamma).round().astype(np.uint8)
     frames = np.empty((n, height, width, 3), np.uint8)
     out_points = np.empty((n, 68, 2), np.float32)
     for i in range(n):
@@ -825,17 +839,9 @@ def render_clip(
         out_points[i] = out
         _paint_mouth(frame, out, neutral_gap * scale, iod * scale, shade)
         if augment:
-            frame = _degrade(
-                frame,
-                gain * (1 + flicker[i]),
-                tint,
-                gamma,
-                1 + (grad_amp + grad_drift * i / max(n - 1, 1)) * ramp,
-                blur,
-                noise,
-                jpeg,
-                noise_rng,
-            )
+            ramp_i = 1 + (grad_amp + grad_drift * i / max(n - 1, 1)) * ramp  # (H, W)
+            light = (ramp_i[..., None] * (gain * (1 + flicker[i]) * tint)).astype(np.float32)  # (H, W, 3)
+            frame = _degrade(frame, light, gamma_table, blur, noise_bank, jpeg, noise_rng)
         frames[i] = frame
     params = {
         "onset_start": float(start),
@@ -843,6 +849,8 @@ def render_clip(
         "peak": float(peak),
         "side": side,
         "disgust": float(disgust) if label == "contempt" else 0.0,
+        "rest_label": rest_label if rest_amount > 0 else "neutral",
+        "rest_amount": float(rest_amount),
         "blinks": bool(blink.any()),
         "blur": float(blur),
         "noise": float(noise),
@@ -852,20 +860,29 @@ def render_clip(
     return RenderedClip(frames, out_points, intensity.astype(np.float32), params)
 
 
-def _degrade(frame, gain, tint, gamma, light, blur, noise, jpeg, rng) -> np.ndarray:
-    """Lighting (gain, tint, gradient, gamma), blur, sensor noise and JPEG compression of one frame."""
-    x = frame.astype(np.float32) / 255.0
-    x = np.power(np.clip(x * (gain * tint) * light[..., None], 0, 1), gamma)
-    x = x * 255.0
+def _degrade(
+    frame: np.ndarray,
+    light: np.ndarray,
+    gamma_table: np.ndarray,
+    blur: float,
+    noise_bank: np.ndarray | None,
+    jpeg: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Lighting (per-pixel, per-channel gain), gamma (a lookup table), blur, sensor noise and JPEG of one frame."""
+    x = cv2.multiply(frame.astype(np.float32), light)
+    out = cv2.LUT(x.clip(0, 255).astype(np.uint8), gamma_table)
     if blur > 0:
-        x = cv2.GaussianBlur(x, (0, 0), blur)
-    if noise > 0:
-        x = x + rng.normal(0.0, noise, x.shape).astype(np.float32)
-    out = x.clip(0, 255).astype(np.uint8)
+        out = cv2.GaussianBlur(out, (0, 0), blur)
+    if noise_bank is not None:
+        # A random window of the clip's noise field: fresh noise per frame for the cost of a slice.
+        h, w = out.shape[:2]
+        dy, dx = rng.integers(0, noise_bank.shape[0] - h + 1), rng.integers(0, noise_bank.shape[1] - w + 1)
+        out = (out.astype(np.int16) + noise_bank[dy : dy + h, dx : dx + w]).clip(0, 255).astype(np.uint8)
     if jpeg:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg])
         if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return out
 
 
