@@ -102,6 +102,11 @@ def test_two_steps_write_checkpoint_results_and_confusion_png_then_resume(clips,
     assert 0.0 <= saved["uar"] <= 1.0 and saved["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "confusion_matrix.json").read_text())["matrix"] == matrix.tolist()
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == saved["num_clips"]
+    assert {p["subject"] for p in predictions} == set(saved["test_subjects"])
+    assert sum(p["label"] == p["predicted"] for p in predictions) == np.trace(matrix)
+    assert all(sum(p["scores"].values()) == pytest.approx(1.0, abs=1e-4) for p in predictions)
 
     # Early stopping needs validation: one held-out training subject, evaluated each epoch.
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())

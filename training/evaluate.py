@@ -3,7 +3,8 @@
 Each clip is cut into windows (`expand_windows`, the feature extractor's stride); the clip's prediction is the
 mean of its window probabilities, the same rule `microx_hf.predict` applies to a user's video. The script writes
 ``results.json`` (accuracy, UAR, macro-F1, per-class precision/recall, the confusion matrix, and the same at window
-level), ``confusion_matrix.json`` and ``confusion_matrix.png`` into the output folder.
+level), ``confusion_matrix.json``, ``confusion_matrix.png`` and ``predictions.jsonl`` (one line per clip: source,
+subject, truth, prediction, mean probabilities) into the output folder.
 
 Usage::
 
@@ -25,6 +26,7 @@ import torch
 from datasets import Dataset
 from transformers import HfArgumentParser
 
+from microx_hf.errors import DatasetFormatError
 from training.metrics import aggregate_clip_probs, classification_metrics, save_confusion_matrix, softmax
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,10 @@ def evaluate_dataset(
     labels = [config.id2label[i] for i in range(config.num_labels)]
     names = clips.features["label"].names
     if list(names) != labels:
-        raise ValueError(f"the dataset's labels {names} differ from the model's {labels}")
+        raise DatasetFormatError(
+            f"the dataset's labels {names} differ from the model's {labels}; evaluate on data prepared with the "
+            "model's label scheme"
+        )
     stride = window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
     if windows_are_clips:
         windows = clips.remove_columns([c for c in ("clip_id",) if c in clips.column_names])
@@ -107,7 +112,8 @@ def evaluate_dataset(
     first_row = {}
     for row, clip in enumerate(clip_ids):
         first_row.setdefault(clip, row)
-    clip_labels = window_labels[[first_row[c] for c in order]]
+    first_rows = [first_row[c] for c in order]
+    clip_labels = window_labels[first_rows]
     clip_metrics = classification_metrics(clip_labels, clip_probs.argmax(axis=1), labels)
     window_metrics = classification_metrics(window_labels, probs.argmax(axis=1), labels)
     results: dict[str, Any] = {
@@ -136,6 +142,23 @@ def evaluate_dataset(
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        # One line per clip: which clip, the truth, the prediction and the mean probabilities, for error analysis.
+        columns = windows.column_names
+        all_sources = list(windows["source"]) if "source" in columns else None
+        all_subjects = list(windows["subject"]) if "subject" in columns else None
+        sources = [all_sources[i] for i in first_rows] if all_sources else order
+        subjects = [all_subjects[i] for i in first_rows] if all_subjects else order
+        with (output_dir / "predictions.jsonl").open("w") as f:
+            for k, clip in enumerate(order):
+                record = {
+                    "clip_id": clip,
+                    "source": sources[k],
+                    "subject": subjects[k],
+                    "label": labels[int(clip_labels[k])],
+                    "predicted": labels[int(clip_probs[k].argmax())],
+                    "scores": {name: round(float(p), 6) for name, p in zip(labels, clip_probs[k], strict=True)},
+                }
+                f.write(json.dumps(record) + "\n")
         title = f"{results.get('protocol', '')} {results.get('fold', '')}: UAR {results['uar']:.3f}".strip()
         save_confusion_matrix(clip_metrics["confusion_matrix"], labels, output_dir / "confusion_matrix.png", title)
         logger.info("wrote %s", output_dir / "results.json")

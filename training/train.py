@@ -440,8 +440,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from training.metrics import compute_window_metrics
 
     callbacks = []
-    if eval_set is not None and data_args.early_stopping_patience > 0 and training_args.load_best_model_at_end:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    if eval_set is not None and data_args.early_stopping_patience > 0:
+        if training_args.load_best_model_at_end:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+        else:
+            logger.warning("no early stopping: it needs --load_best_model_at_end (and matching eval/save strategies)")
     trainer = MicroXTrainer(
         model=model,
         args=training_args,
