@@ -6,6 +6,13 @@ Usage (flags, or a JSON file with the same keys as the first argument; flags aft
         --protocol kfold --num_folds 5 --fold 0 --num_train_epochs 30 --per_device_train_batch_size 8
     python -m training.train configs/baum1s.json --fold 2
     accelerate launch -m training.train configs/baum1s.json        # several GPUs: the Trainer's own support
+    torchrun --nproc_per_node 4 -m training.train configs/baum1s.json
+
+A config file holds the flags' names as keys, e.g.::
+
+    {"dataset_name_or_path": "data/baum1s", "output_dir": "runs/baum1s-loso", "protocol": "loso",
+     "preset": "default", "num_train_epochs": 40, "per_device_train_batch_size": 8, "learning_rate": 1e-3,
+     "class_balance": "weighted_loss", "early_stopping_patience": 5, "mixed_precision": "auto", "seed": 0}
 
 Each training step sees one random 10-frame window per clip (`training.data.WindowTransform`), so an epoch is one
 pass over the clips and long clips do not dominate. Validation (for early stopping) and the final test use every
