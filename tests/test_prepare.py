@@ -16,6 +16,7 @@ from datasets import load_dataset, load_from_disk
 
 from microx_hf.errors import DatasetFormatError
 from tests.media import make_face_video, make_truncated_video
+from training.data import WindowTransform, dataset_settings, load_clips
 from training.labels import PAPER7
 from training.prepare_dataset import main
 
@@ -163,6 +164,10 @@ def test_push_to_hub_and_load(baum1s, reference, hub_repo_id, tmp_path):
     main(_args(baum1s, tmp_path / "pushed", "--work_dir", work, "--push_to_hub", hub_repo_id))
     loaded = load_dataset(hub_repo_id)
     _assert_same(loaded["train"], reference.dataset["train"])
+    restored = load_clips(hub_repo_id)
+    assert dataset_settings(restored["train"]) == dataset_settings(reference.dataset["train"])
+    assert WindowTransform.from_dataset(restored["train"]).num_frames == 4
+    assert load_clips(reference.output_dir)["train"].info.description == reference.dataset["train"].info.description
     from huggingface_hub import DatasetCard, hf_hub_download
 
     card = DatasetCard.load(hub_repo_id, repo_type="dataset")

@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from datasets import Array2D, Array4D, Dataset, Features, Value
+from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
 from microx_hf.regions import flip_permutation, hflip_crops
 from microx_hf.video import window_starts
@@ -49,6 +50,41 @@ def dataset_settings(dataset: Dataset) -> dict[str, Any]:
         logger.warning("dataset has no MicroX preparation record in info.description; using defaults")
         return {}
     return record if isinstance(record, dict) else {}
+
+
+SETTINGS_FILE = "microx_dataset.json"  # written beside the data by `training.prepare_dataset` (folder and Hub repo)
+
+
+def load_clips(name_or_path: str | Path, revision: str | None = None, token: str | None = None) -> DatasetDict:
+    """Load a processed-clip dataset from a `prepare_dataset` folder or a Hub dataset repo, with its settings.
+
+    `push_to_hub` does not carry `info.description` (the preparation record) to the Hub, so for a Hub repo the
+    record is read from its `microx_dataset.json` and put back into every split's `info.description`.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        dataset = load_from_disk(str(path))
+        settings_path = path / SETTINGS_FILE
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        dataset = load_dataset(str(name_or_path), revision=revision, token=token)
+        try:
+            settings_path = Path(
+                hf_hub_download(str(name_or_path), SETTINGS_FILE, repo_type="dataset", revision=revision, token=token)
+            )
+        except EntryNotFoundError:
+            logger.warning("%s has no %s: normalisation falls back to defaults", name_or_path, SETTINGS_FILE)
+            return dataset
+    if isinstance(dataset, Dataset):
+        dataset = DatasetDict(train=dataset)
+    if settings_path.is_file():
+        record = settings_path.read_text()
+        for split in dataset.values():
+            if not split.info.description:
+                split.info.description = record
+    return dataset
 
 
 def region_columns(dataset: Dataset) -> list[str]:
