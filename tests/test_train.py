@@ -331,3 +331,12 @@ def test_end_to_end_from_videos_prepare_train_release(tmp_path):
                            "--dry_run"])  # fmt: skip
     extractor = json.loads((Path(staged["folder"]) / "preprocessor_config.json").read_text())
     assert extractor["landmark_backend_used"] == "dlib" and extractor["num_frames"] == 4
+
+
+def test_learns_a_learnable_task_on_unseen_subjects(tmp_path):
+    """Each class has its own brightness: 30 short epochs must beat chance (1/3) clearly on held-out subjects."""
+    clips = make_clips(tmp_path / "nine", num_subjects=9)
+    results = train.main(_argv(clips, tmp_path / "learn", "--num_train_epochs", "30", "--learning_rate", "0.03",
+                               "--early_stopping_patience", "0", "--logging_steps", "50"))  # fmt: skip
+    assert results["num_clips"] == 6 and results["subject_independent"]
+    assert results["accuracy"] >= 0.8 and results["uar"] >= 0.6
