@@ -205,3 +205,15 @@ def test_label_schemes(baum1s_root, tmp_path):
         mapping_scheme(tmp_path / "twice.csv")
     with pytest.raises(ValueError, match="paper7"):
         get_scheme("paper8")
+
+
+def test_baum2_emotion_folders_without_a_table(tmp_path):
+    _video(tmp_path / "Happiness" / "clip_001.mp4")
+    _video(tmp_path / "contempt" / "tr" / "clip_002.mp4")
+    (tmp_path / "notes").mkdir()
+    listing = read_source("baum2", tmp_path)
+    assert [(c.label, c.subject, c.source) for c in listing] == [
+        ("happiness", "clip:CLIP_001", "Happiness/clip_001.mp4"), ("contempt", "clip:CLIP_002", "contempt/tr/clip_002.mp4"),
+    ]  # fmt: skip
+    with pytest.raises(DatasetFormatError, match="Pass --annotations"):
+        read_source("baum2", tmp_path / "notes")

@@ -105,6 +105,7 @@ class PrepareResult:
     reused: int  # clips taken from checkpoints of an earlier call
     failed: list[dict[str, str]]
     report_path: Path
+    extract_seconds: float = 0.0  # worker time spent on the clips processed in this call (start-up excluded)
 
 
 # Feature extractor ---------------------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
     except Exception as exc:  # one bad clip must not stop the run: it is reported and skipped
         failure = {"file": source, "path": path, "reason": f"{type(exc).__name__}: {exc}"}
         (work / "failed" / f"{key}.json").write_text(json.dumps(failure))
-        return {"key": key, "ok": False, **failure}
+        return {"key": key, "ok": False, "seconds": time.perf_counter() - start, **failure}
 
 
 # Preparation ------------------------------------------------------------------------------------------------------
@@ -204,11 +205,16 @@ def _check_work_dir(work: Path, settings: dict[str, Any]) -> None:
             )
     else:
         marker.write_text(json.dumps(record, indent=2, sort_keys=True))
+    for stale in (work / "clips").glob(".*.tmp.npz"):  # half-written by an interrupted run
+        stale.unlink(missing_ok=True)
 
 
-def _run_extractor(tasks: list[tuple[str, str, str, str]], args: PrepareArguments, settings: dict[str, Any]) -> int:
-    """Process `tasks`, in parallel when asked; returns how many were processed (ok or failed)."""
-    done = 0
+def _run_extractor(
+    tasks: list[tuple[str, str, str, str]], args: PrepareArguments, settings: dict[str, Any]
+) -> tuple[int, float]:
+    """Process `tasks`, in parallel when asked; returns how many were processed (ok or failed) and the seconds the
+    workers spent on them (excluding process start-up)."""
+    done, seconds = 0, 0.0
     bar = tqdm(total=len(tasks), desc="clips", unit="clip", disable=not tasks)
     try:
         if args.num_proc <= 1 or len(tasks) <= 1:
@@ -224,6 +230,7 @@ def _run_extractor(tasks: list[tuple[str, str, str, str]], args: PrepareArgument
         try:
             for result in results:
                 done += 1
+                seconds += result["seconds"]
                 bar.update(1)
                 if not result["ok"]:
                     logger.warning("failed: %s (%s)", result["file"], result["reason"])
@@ -235,7 +242,7 @@ def _run_extractor(tasks: list[tuple[str, str, str, str]], args: PrepareArgument
                 pool.join()
     finally:
         bar.close()
-    return done
+    return done, seconds
 
 
 def _features(regions: list[str], crop_size: int, channels: int, scheme: LabelScheme) -> Features:
@@ -342,7 +349,7 @@ def prepare(args: PrepareArguments) -> PrepareResult:
     ]
     reused = len(clips) - len(todo)
     logger.info("%d clips: %d to process, %d already done", len(clips), len(todo), reused)
-    processed = _run_extractor(todo, args, settings)
+    processed, extract_seconds = _run_extractor(todo, args, settings)
 
     failed, items = [], []
     for key, clip in zip(keys, clips, strict=True):
@@ -422,7 +429,7 @@ def prepare(args: PrepareArguments) -> PrepareResult:
     dataset = load_from_disk(str(output_dir))
     if args.push_to_hub:
         push_dataset(dataset, args.push_to_hub, description, private=args.private)
-    return PrepareResult(dataset, output_dir, processed, reused, failed, report_path)
+    return PrepareResult(dataset, output_dir, processed, reused, failed, report_path, extract_seconds)
 
 
 def push_dataset(dataset: DatasetDict, repo_id: str, description: dict[str, Any], private: bool = False) -> None:
