@@ -218,3 +218,26 @@ def test_odd_video_sizes_are_refused(tmp_path):
         S.generate_dataset(tmp_path, clips_per_label=1, size=(97, 75))
     with pytest.raises(ValueError, match="even"):
         S.write_video(tmp_path / "x.mp4", np.zeros((2, 75, 97, 3), np.uint8))
+
+
+def test_action_units_are_mirror_symmetric_and_contempt_is_one_sided(face):
+    for name, field in S._AU_FIELDS.items():
+        mirrored = field[S.MIRROR] * (-1, 1)
+        np.testing.assert_allclose(mirrored, field, err_msg=name)
+    seen = set()
+    for seed in range(6):
+        clip = S.render_clip(
+            face.image, face.landmarks, "contempt", np.random.default_rng(seed), 8, (96, 72), augment=False
+        )
+        change = _geometry_pair(clip.landmarks[0], clip.landmarks[-1])
+        raised = "left" if change[48] < change[54] else "right"  # y grows down: the raised corner moved less
+        assert abs(change[48] - change[54]) > 0.03, f"seed {seed}: lip corners moved alike {change}"
+        assert raised == clip.params["side"]
+        seen.add(raised)
+    assert seen == {"left", "right"}
+
+
+def _geometry_pair(before: np.ndarray, after: np.ndarray) -> dict[int, float]:
+    """Vertical motion of the two lip corners (48, 54) in IOD units of the first frame's face frame."""
+    _, _, ey, iod = S._face_frame(np.asarray(before, np.float64))
+    return {i: float((after[i] - before[i]) @ ey / iod) for i in (48, 54)}

@@ -73,161 +73,59 @@ MIRROR = np.array(
 )
 
 
-def _mirror_point(i: int) -> int:
-    return int(MIRROR[i])
-
-
 # Action units: {landmark: (dx, dy)} for the image-left half (and the midline), in IOD units in the face frame
 # (x towards the image right, y down the face). The image-right half is mirrored (dx negated) unless the AU is
 # one-sided. Sizes were set by eye on contact sheets so that an AU at intensity 1 is a clear, not extreme, apex.
+# fmt: off
 _AU_LEFT: dict[str, dict[int, tuple[float, float]]] = {
     # AU1 inner brow raiser.
     "AU1": {21: (0.015, -0.15), 20: (0.01, -0.10), 19: (0.0, -0.045), 18: (0.0, -0.015)},
     # AU2 outer brow raiser.
     "AU2": {17: (-0.01, -0.12), 18: (0.0, -0.13), 19: (0.0, -0.10), 20: (0.0, -0.05), 21: (0.0, -0.02)},
     # AU4 brow lowerer: brows down and together, upper lids a little lower.
-    "AU4": {
-        21: (0.07, 0.09),
-        20: (0.05, 0.08),
-        19: (0.025, 0.06),
-        18: (0.01, 0.035),
-        17: (0.0, 0.015),
-        37: (0.0, 0.012),
-        38: (0.0, 0.015),
-        27: (0.0, 0.02),
-    },
+    "AU4": {21: (0.07, 0.09), 20: (0.05, 0.08), 19: (0.025, 0.06), 18: (0.01, 0.035), 17: (0.0, 0.015),
+            37: (0.0, 0.012), 38: (0.0, 0.015), 27: (0.0, 0.02)},
     # AU5 upper lid raiser: eyes wide.
     "AU5": {37: (0.0, -0.055), 38: (0.0, -0.055), 36: (-0.005, -0.01), 39: (0.005, -0.005)},
     # AU6 cheek raiser: lower lids up, cheeks (upper jaw contour) up.
-    "AU6": {
-        40: (0.0, -0.035),
-        41: (0.0, -0.035),
-        36: (0.0, -0.012),
-        1: (0.0, -0.03),
-        2: (0.0, -0.035),
-        3: (0.0, -0.03),
-    },
+    "AU6": {40: (0.0, -0.035), 41: (0.0, -0.035), 36: (0.0, -0.012), 1: (0.0, -0.03), 2: (0.0, -0.035),
+            3: (0.0, -0.03)},
     # AU7 lid tightener.
     "AU7": {40: (0.0, -0.03), 41: (0.0, -0.03), 37: (0.0, 0.015), 38: (0.0, 0.015)},
     # AU9 nose wrinkler: nostrils and upper lip up, inner brows down.
-    "AU9": {
-        31: (0.0, -0.05),
-        32: (0.0, -0.04),
-        33: (0.0, -0.03),
-        30: (0.0, -0.015),
-        29: (0.0, -0.01),
-        21: (0.03, 0.05),
-        20: (0.015, 0.03),
-        40: (0.0, -0.02),
-        41: (0.0, -0.02),
-        49: (0.0, -0.04),
-        50: (0.0, -0.05),
-        51: (0.0, -0.05),
-        61: (0.0, -0.04),
-        62: (0.0, -0.04),
-    },
+    "AU9": {31: (0.0, -0.05), 32: (0.0, -0.04), 33: (0.0, -0.03), 30: (0.0, -0.015), 29: (0.0, -0.01),
+            21: (0.03, 0.05), 20: (0.015, 0.03), 40: (0.0, -0.02), 41: (0.0, -0.02),
+            49: (0.0, -0.04), 50: (0.0, -0.05), 51: (0.0, -0.05), 61: (0.0, -0.04), 62: (0.0, -0.04)},
     # AU10 upper lip raiser.
-    "AU10": {
-        49: (0.0, -0.06),
-        50: (0.0, -0.08),
-        51: (0.0, -0.07),
-        61: (0.0, -0.07),
-        62: (0.0, -0.065),
-        48: (0.0, -0.025),
-        60: (0.0, -0.03),
-        31: (0.0, -0.02),
-        32: (0.0, -0.015),
-    },
+    "AU10": {49: (0.0, -0.06), 50: (0.0, -0.08), 51: (0.0, -0.07), 61: (0.0, -0.07), 62: (0.0, -0.065),
+             48: (0.0, -0.025), 60: (0.0, -0.03), 31: (0.0, -0.02), 32: (0.0, -0.015)},
     # AU12 lip corner puller: corners up and out, cheeks up.
-    "AU12": {
-        48: (-0.11, -0.13),
-        60: (-0.10, -0.12),
-        49: (-0.04, -0.05),
-        59: (-0.045, -0.06),
-        61: (-0.02, -0.035),
-        67: (-0.03, -0.05),
-        50: (-0.01, -0.015),
-        58: (-0.015, -0.03),
-        57: (0.0, -0.015),
-        66: (0.0, -0.02),
-        3: (0.0, -0.025),
-        4: (-0.01, -0.03),
-        5: (0.0, -0.02),
-    },
+    "AU12": {48: (-0.11, -0.13), 60: (-0.10, -0.12), 49: (-0.04, -0.05), 59: (-0.045, -0.06),
+             61: (-0.02, -0.035), 67: (-0.03, -0.05), 50: (-0.01, -0.015), 58: (-0.015, -0.03),
+             57: (0.0, -0.015), 66: (0.0, -0.02), 3: (0.0, -0.025), 4: (-0.01, -0.03), 5: (0.0, -0.02)},
     # AU14 dimpler: the corner tightened back and a little up.
     "AU14": {48: (-0.05, -0.03), 60: (-0.045, -0.025), 49: (-0.015, -0.01), 59: (-0.015, -0.015)},
     # AU15 lip corner depressor.
-    "AU15": {
-        48: (-0.01, 0.13),
-        60: (-0.01, 0.10),
-        49: (0.0, 0.04),
-        59: (0.0, 0.045),
-        61: (0.0, 0.02),
-        67: (0.0, 0.025),
-        5: (0.0, 0.015),
-    },
+    "AU15": {48: (-0.01, 0.13), 60: (-0.01, 0.10), 49: (0.0, 0.04), 59: (0.0, 0.045), 61: (0.0, 0.02),
+             67: (0.0, 0.025), 5: (0.0, 0.015)},
     # AU17 chin raiser: chin and lower lip pushed up.
-    "AU17": {
-        57: (0.0, -0.04),
-        56: (0.0, -0.035),
-        66: (0.0, -0.03),
-        65: (0.0, -0.025),
-        8: (0.0, -0.04),
-        7: (0.0, -0.035),
-        6: (0.0, -0.02),
-    },
+    "AU17": {57: (0.0, -0.04), 58: (0.0, -0.035), 66: (0.0, -0.03), 67: (0.0, -0.025), 8: (0.0, -0.04),
+             7: (0.0, -0.035), 6: (0.0, -0.02)},
     # AU20 lip stretcher: corners pulled sideways, lips flattened.
-    "AU20": {
-        48: (-0.10, 0.015),
-        60: (-0.09, 0.015),
-        49: (-0.05, 0.01),
-        59: (-0.05, -0.005),
-        50: (-0.02, 0.01),
-        58: (-0.02, -0.01),
-        61: (-0.03, 0.01),
-        67: (-0.03, -0.005),
-        51: (0.0, 0.01),
-        57: (0.0, -0.01),
-        4: (-0.015, 0.0),
-        5: (-0.015, 0.0),
-    },
+    "AU20": {48: (-0.10, 0.015), 60: (-0.09, 0.015), 49: (-0.05, 0.01), 59: (-0.05, -0.005), 50: (-0.02, 0.01),
+             58: (-0.02, -0.01), 61: (-0.03, 0.01), 67: (-0.03, -0.005), 51: (0.0, 0.01), 57: (0.0, -0.01),
+             4: (-0.015, 0.0), 5: (-0.015, 0.0)},
     # AU23 lip tightener (+AU24 pressor): lips thinner and pressed, mouth narrower.
-    "AU23": {
-        48: (0.04, 0.0),
-        60: (0.035, 0.0),
-        49: (0.015, 0.02),
-        50: (0.0, 0.03),
-        51: (0.0, 0.03),
-        59: (0.015, -0.02),
-        58: (0.0, -0.035),
-        57: (0.0, -0.04),
-        61: (0.01, 0.01),
-        62: (0.0, 0.01),
-        67: (0.01, -0.01),
-        66: (0.0, -0.01),
-    },
+    "AU23": {48: (0.04, 0.0), 60: (0.035, 0.0), 49: (0.015, 0.02), 50: (0.0, 0.03), 51: (0.0, 0.03),
+             59: (0.015, -0.02), 58: (0.0, -0.035), 57: (0.0, -0.04), 61: (0.01, 0.01), 62: (0.0, 0.01),
+             67: (0.01, -0.01), 66: (0.0, -0.01)},
     # AU26 jaw drop (with AU25 lips part): lower lip and chin down, corners a little inwards.
-    "AU26": {
-        8: (0.0, 0.30),
-        7: (0.0, 0.28),
-        6: (0.0, 0.22),
-        5: (0.0, 0.14),
-        4: (0.0, 0.07),
-        3: (0.0, 0.02),
-        57: (0.0, 0.26),
-        56: (0.01, 0.25),
-        55: (0.015, 0.18),
-        66: (0.0, 0.25),
-        65: (0.01, 0.22),
-        48: (0.012, 0.08),
-        60: (0.015, 0.09),
-        61: (0.0, -0.02),
-        62: (0.0, -0.025),
-        50: (0.0, -0.01),
-        51: (0.0, -0.012),
-        49: (0.0, -0.005),
-    },
+    "AU26": {8: (0.0, 0.30), 7: (0.0, 0.28), 6: (0.0, 0.22), 5: (0.0, 0.14), 4: (0.0, 0.07), 3: (0.0, 0.02),
+             57: (0.0, 0.26), 58: (0.01, 0.25), 59: (0.015, 0.18), 66: (0.0, 0.25), 67: (0.01, 0.22),
+             48: (0.012, 0.08), 60: (0.015, 0.09), 61: (0.0, -0.02), 62: (0.0, -0.025), 50: (0.0, -0.01),
+             51: (0.0, -0.012), 49: (0.0, -0.005)},
 }
+# fmt: on
 AU_NAMES: tuple[str, ...] = tuple(_AU_LEFT)
 # Where the midline sits: these points have no mirror partner to copy a displacement to.
 _MIDLINE = {8, 27, 28, 29, 30, 33, 51, 57, 62, 66}
@@ -240,12 +138,12 @@ def _au_field(name: str, side: str = "both") -> np.ndarray:
         if side in ("both", "left") or i in _MIDLINE:
             disp[i] += (dx, dy)
         if side in ("both", "right") and i not in _MIDLINE:
-            disp[_mirror_point(i)] += (-dx, dy)
+            disp[MIRROR[i]] += (-dx, dy)
     return disp
 
 
 _AU_FIELDS = {name: _au_field(name) for name in AU_NAMES}
-_AU_ONE_SIDED = {(name, side): _au_field(name, side) for name in ("AU12", "AU14", "AU10") for side in ("left", "right")}
+_AU_ONE_SIDED = {(name, side): _au_field(name, side) for name in ("AU12", "AU14") for side in ("left", "right")}
 
 # Prototype expressions: AU weights at the apex.
 EXPRESSIONS: dict[str, dict[str, float]] = {
@@ -273,6 +171,7 @@ class FaceIdentity:
         image: (H, W, 3) RGB uint8 photo.
         landmarks: (68, 2) float (x, y) iBUG points of the photo.
         base: Name of the photo this identity was made from.
+        params: How a variant was made (flip, resting AU offsets); empty for a photo itself.
     """
 
     name: str
@@ -360,7 +259,8 @@ def _to_image(disp: np.ndarray, ex: np.ndarray, ey: np.ndarray, iod: float) -> n
     return iod * (disp[:, :1] * ex + disp[:, 1:] * ey)
 
 
-def _rest_field(weights: dict[str, float]) -> np.ndarray:
+def _au_combination(weights: dict[str, float]) -> np.ndarray:
+    """(68, 2) face-frame displacement of AUs at the given (signed) intensities."""
     return sum((w * _AU_FIELDS[name] for name, w in weights.items()), np.zeros((68, 2)))
 
 
@@ -371,13 +271,23 @@ def prepare_face(
 
     Photos are scaled so that the inter-ocular distance is at most `max_iod` px (frames show faces far smaller)
     and cropped to about 4 IODs around the face, which bounds the cost of every warp.
+
+    Args:
+        image: (H, W, 3) RGB or (H, W) grey uint8 photo of one frontal face with a neutral (or mild) expression.
+        name: Subject name.
+        landmarks: Its (68, 2) iBUG points when known; else the landmark backend finds the best-scoring face.
+        max_iod: Largest inter-ocular distance kept, in pixels.
+        min_score: Smallest detector score accepted (dlib HOG: about 1 for a clear frontal face).
+
+    Raises:
+        NoFaceDetectedError: No face scored at least `min_score`.
     """
     image = np.ascontiguousarray(image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, -1))
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 RGB image for {name!r}, got {image.dtype}")
     if landmarks is None:
         small = 1.0
-        if max(image.shape[:2]) > 1200:  # detect on a smaller copy, then find the points at full size
+        if max(image.shape[:2]) > 1200:  # detect on a smaller copy: the photo is shrunk to `max_iod` anyway
             small = 1200 / max(image.shape[:2])
         points = (
             detect_landmarks(
@@ -573,7 +483,7 @@ def make_identity(face: FaceIdentity, rng: np.random.Generator, name: str) -> Fa
     new[3:14, 0] = new[3:14, 0] * jaw_scale
     rest = {au: float(rng.uniform(-0.3, 0.3)) for au in _REST_AUS}
     rest["AU7"] = abs(rest["AU7"])
-    new += _rest_field(rest)
+    new += _au_combination(rest)
     target = center + _to_image(new, ex, ey, iod)
     vertices, triangles = _mesh(points, face.image.shape[:2])
     dst = vertices.copy()
@@ -649,7 +559,7 @@ def _expression_field(label: str, side: str, disgust: float, gains: dict[str, fl
         return field_
     if label not in EXPRESSIONS:
         raise ValueError(f"unknown label {label!r}; choose one of {LABELS}")
-    return _rest_field({au: w * gains[au] for au, w in EXPRESSIONS[label].items()})
+    return _au_combination({au: w * gains[au] for au, w in EXPRESSIONS[label].items()})
 
 
 def _blink(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -795,7 +705,7 @@ def render_clip(
     intensity = _onset(n, start, stop, peak)
     apex = _to_image(_expression_field(label, side, disgust, gains), ex, ey, iod)
     ones = dict.fromkeys(AU_NAMES, 1.0)
-    rest_field = _rest_field(clip_rest) + rest_amount * _expression_field(rest_label, rest_side, 0.0, ones)
+    rest_field = _au_combination(clip_rest) + rest_amount * _expression_field(rest_label, rest_side, 0.0, ones)
     rest = _to_image(rest_field, ex, ey, iod)
     # Pressed lips (anger's AU24) and a raised chin (sad's AU17) close a mouth that is parted at rest.
     press = {"anger": gains["AU23"], "sad": 0.6 * gains["AU17"]}.get(label, 0.0)
