@@ -193,6 +193,29 @@ def test_main_writes_a_plain_folder_dataset(tmp_path):
         assert frames.shape[1:] == (74, 96, 3)
         assert len(frames) == info["num_frames"]
         assert 10 <= info["num_frames"] <= 13
+    # A second run refuses to mix with the first unless told to replace it.
+    with pytest.raises(FileExistsError):
+        S.main(["--out-dir", str(out), "--clips-per-label", "1", "--identities", "1", "--labels", "happy"])
+    again = S.main(
+        [
+            "--out-dir",
+            str(tmp_path / "syn"),
+            "--clips-per-label",
+            "2",
+            "--identities",
+            "2",
+            "--min-frames",
+            "10",
+            "--max-frames",
+            "13",
+            "--size",
+            "96x74",
+            "--seed",
+            "3",
+            "--overwrite",
+        ]
+    )
+    assert (again / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in rows]
     # The project's plain-folder reader finds the same clips, labels and subjects by both routes.
     from training.sources.folder import read_folder
 

@@ -37,6 +37,7 @@ import csv
 import json
 import logging
 import multiprocessing
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -884,6 +885,7 @@ def generate_dataset(
     faces_dir: str | Path | None = None,
     builtin_faces: bool = True,
     labels: Sequence[str] = LABELS,
+    overwrite: bool = False,
 ) -> Path:
     """Write a plain-folder dataset of synthetic clips: `out_dir/LABEL/SUBJECT/LABEL_IIII.mp4` + `manifest.csv`.
 
@@ -906,6 +908,8 @@ def generate_dataset(
         faces_dir: Extra folder of neutral frontal face photos.
         builtin_faces: Use the public-domain photos that ship with installed packages.
         labels: Labels to generate (default the paper's 7).
+        overwrite: Replace an earlier synthetic dataset in `out_dir` (its label folders, manifest and metadata);
+            without it a non-empty `out_dir` is refused, so stale clips never mix with new ones.
 
     Returns:
         `out_dir`.
@@ -921,6 +925,17 @@ def generate_dataset(
     unknown = [label for label in labels if label not in LABELS]
     if unknown:
         raise ValueError(f"unknown labels {unknown}; choose from {LABELS}")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} is not empty: choose a new folder or pass overwrite=True (--overwrite)")
+        if not (out_dir / "manifest.csv").is_file():
+            raise FileExistsError(f"{out_dir} is not empty and holds no manifest.csv: refusing to delete it")
+        for name in (*LABELS, "manifest.csv", "metadata.jsonl"):
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     subjects = make_identities(load_faces(faces_dir, builtin=builtin_faces), identities, seed)
     tasks = []
     for label in labels:
@@ -982,6 +997,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--faces-dir", type=Path, default=None, help="extra folder of neutral frontal face photos")
     parser.add_argument("--no-builtin-faces", action="store_true", help="use only the photos in --faces-dir")
     parser.add_argument("--labels", nargs="+", default=list(LABELS), choices=LABELS)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier synthetic dataset in --out-dir")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return generate_dataset(
@@ -995,6 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         faces_dir=args.faces_dir,
         builtin_faces=not args.no_builtin_faces,
         labels=args.labels,
+        overwrite=args.overwrite,
     )
 
 
