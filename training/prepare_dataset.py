@@ -37,7 +37,7 @@ from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Sequence,
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from microx_hf.errors import DatasetFormatError, NoFaceDetectedError
+from microx_hf.errors import BackendUnavailableError, DatasetFormatError, NoFaceDetectedError
 
 from .labels import LabelScheme, get_scheme
 from .sources import SOURCE_NAMES, SourceClip, SourceListing, read_source
@@ -182,6 +182,8 @@ def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
                  meta=np.array(json.dumps(meta)))  # fmt: skip
         os.replace(tmp, work / "clips" / f"{key}.npz")  # atomic: a checkpoint is whole or absent
         return {"key": key, "ok": True, "frames": int(crops.shape[1]), "seconds": time.perf_counter() - start}
+    except (BackendUnavailableError, MemoryError):
+        raise  # the machine, not the clip: stop rather than mark every clip failed
     except Exception as exc:  # one bad clip must not stop the run: it is reported and skipped
         failure = {"file": source, "path": path, "reason": f"{type(exc).__name__}: {exc}"}
         (work / "failed" / f"{key}.json").write_text(json.dumps(failure))
