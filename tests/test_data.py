@@ -87,6 +87,26 @@ def test_train_windows_are_random_seeded_and_in_range(clips):
     assert set(a) <= set(range(12 - T + 1)) and len(set(a)) > 4
 
 
+def test_loader_workers_draw_new_windows_every_epoch(clips):
+    def frames_of(loader) -> list[int]:
+        return [
+            int(round(v * STD[0] * 255 + MEAN[0] * 255)) // 3
+            for v in next(iter(loader))["pixel_values"][:, 0, 0, 0, 0, 0].tolist()
+        ]
+
+    def epochs(seed: int) -> list[list[int]]:
+        torch.manual_seed(seed)
+        source = WindowDataset(clips, WindowTransform.from_dataset(clips, train=True, seed=0))
+        sampler = torch.utils.data.SequentialSampler([2] * 16)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(source, [2] * 16), batch_size=16,
+                                             sampler=sampler, num_workers=1, collate_fn=collate_windows)  # fmt: skip
+        return [frames_of(loader) for _ in range(2)]
+
+    first, second = epochs(0)
+    assert first != second  # a new window per clip and epoch
+    assert epochs(0) == [first, second]  # reproducible under torch.manual_seed
+
+
 def test_flip_mirrors_and_swaps_left_and_right(clips):
     transform = WindowTransform.from_dataset(clips, train=True, seed=0, flip_prob=1.0)
     row = WindowDataset(clips, transform)[1]  # the short clip: window frames 0, 1, 2, 2

@@ -105,7 +105,8 @@ class WindowTransform:
         image_mean: Per-channel mean on the 0..1 scale (the extractor's `image_mean`).
         image_std: Per-channel standard deviation on the 0..1 scale.
         train: Random window per call (seeded); False: the middle window (deterministic).
-        seed: Seed of the window and flip choices; each DataLoader worker derives its own stream from it.
+        seed: Seed of the window and flip choices (a non-negative int); each DataLoader worker derives its own
+            stream from it and the worker seed torch draws per epoch.
         flip_prob: Probability of a horizontal flip (training only); the flip swaps left/right regions.
     """
 
@@ -133,7 +134,7 @@ class WindowTransform:
         self.mean = np.asarray(image_mean, np.float32).reshape(1, 1, -1, 1, 1) * 255.0
         self.scale = 1.0 / (np.asarray(image_std, np.float32).reshape(1, 1, -1, 1, 1) * 255.0)
         self._rng = np.random.default_rng(seed)
-        self._worker: int | None = None
+        self._worker: tuple[int, int] | None = None
 
     @classmethod
     def from_dataset(
@@ -157,10 +158,14 @@ class WindowTransform:
 
     def _generator(self) -> np.random.Generator:
         info = torch.utils.data.get_worker_info()
-        worker = info.id if info is not None else None
-        if worker != self._worker:  # a DataLoader worker got a copy of the parent's state: give it its own stream
+        worker = None if info is None else (info.id, info.seed)
+        if worker != self._worker:
+            # A DataLoader worker holds a fresh copy of this object every epoch: derive its stream from the seed torch
+            # gives the worker (new each epoch, reproducible under torch.manual_seed), or every epoch would replay
+            # the same windows.
             self._worker = worker
-            self._rng = np.random.default_rng([self.seed, -1 if worker is None else worker])
+            if info is not None:
+                self._rng = np.random.default_rng([self.seed, info.seed % 2**63, info.id])
         return self._rng
 
     def window(self, crops: Sequence[np.ndarray], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
