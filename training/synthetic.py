@@ -149,7 +149,7 @@ _AU_ONE_SIDED = {(name, side): _au_field(name, side) for name in ("AU12", "AU14"
 # Prototype expressions: AU weights at the apex.
 EXPRESSIONS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "anger": {"AU4": 1.2, "AU5": 0.35, "AU7": 0.8, "AU23": 1.0},
+    "anger": {"AU4": 1.5, "AU5": 0.35, "AU7": 0.8, "AU23": 1.3},
     "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0},
     "fear": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU20": 1.0, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0},
