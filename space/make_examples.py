@@ -1,13 +1,14 @@
 """Make the Space's example videos from public-domain material.
 
-The face is the astronaut photo that ships with scikit-image (`skimage.data.astronaut()`, NASA, public domain),
-cut out with a soft ellipse and moved over a plain background with gentle head motion (pan, nod, zoom, roll).
-When the synthetic expression generator (`training/synthetic.py`) is available, `--synthetic` also writes one of
-its clips. Videos are VP8 WebM: browsers play them in the upload box and OpenCV reads them; each stays well
-under 1 MB.
+`astronaut.webm`: the astronaut photo that ships with scikit-image (`skimage.data.astronaut()`, NASA, public
+domain), cut out with a soft ellipse and moved over a plain background with gentle head motion (pan, nod, zoom,
+roll), with no change of expression. `happy_grace_hopper.webm`, `surprise_astronaut.webm`: expression-onset clips
+from the project's synthetic generator (`training/synthetic.py`), on the public-domain photos that ship with
+scikit-image and matplotlib (Grace Hopper, a U.S. Navy photograph). Videos are VP8 WebM: browsers play them in the
+upload box and OpenCV reads them; each stays well under 1 MB.
 
 Usage (from the repository root):
-    python space/make_examples.py            # writes space/examples/astronaut.webm
+    python space/make_examples.py            # writes space/examples/*.webm
 """
 
 from __future__ import annotations
@@ -80,19 +81,34 @@ def write_webm(path: Path, frames: np.ndarray, fps: float = 30.0) -> Path:
     return path
 
 
-def synthetic_frames(label: str, seed: int = 0) -> np.ndarray | None:
-    """Frames of one synthetic expression clip from `training/synthetic.py`, or None where it is not available."""
+def synthetic_frames(label: str, face: str = "grace_hopper", seconds: float = 2.0, seed: int = 0) -> np.ndarray | None:
+    """Frames of one synthetic expression-onset clip from `training/synthetic.py`, or None where it is unavailable.
+
+    Args:
+        label: One of the seven emotions.
+        face: A built-in public-domain photo: "grace_hopper" (U.S. Navy) or "astronaut" (NASA).
+        seconds: Length at 30 fps.
+        seed: The clip's random head motion and lighting.
+    """
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `training/`
     try:
         from training import synthetic
-    except ImportError:
+    except ImportError as error:
+        logger.warning("no synthetic example: training.synthetic is not importable (%s)", error)
         return None
-    make_clip = getattr(synthetic, "make_clip", None)
-    if make_clip is None:
-        logger.warning("training.synthetic has no make_clip(); skipping the synthetic example")
+    faces = {identity.name: identity for identity in synthetic.load_faces(builtin=True)}
+    if face not in faces:
+        logger.warning("face photo %r is unavailable (have %s); no synthetic example", face, sorted(faces))
         return None
-    clip = make_clip(label=label, seed=seed)
-    frames = getattr(clip, "frames", clip)
-    return np.asarray(frames, dtype=np.uint8)
+    identity = faces[face]
+    rng = np.random.default_rng(seed)
+    # augment=False: a still, clean face. The generator's sensor noise and JPEG artefacts made 2-second clips of
+    # 1-2.5 MB in VP8 (OpenCV sets no bitrate); without them a clip is about 0.3 MB.
+    return synthetic.generate_clip(
+        identity.image, identity.landmarks, label, rng, num_frames=round(30 * seconds), size=(400, 300), augment=False
+    )
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -100,14 +116,20 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=EXAMPLES_DIR, help="output folder")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the astronaut clip")
-    parser.add_argument("--synthetic", default=None, help="also write a synthetic clip of this expression")
+    parser.add_argument(
+        "--synthetic",
+        nargs="*",
+        default=["happy:grace_hopper", "surprise:astronaut"],
+        help="synthetic expression clips to write, as LABEL:FACE (needs training/synthetic.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     paths = [write_webm(args.out / "astronaut.webm", astronaut_frames(round(30 * args.seconds)))]
-    if args.synthetic:
-        frames = synthetic_frames(args.synthetic)
+    for spec in args.synthetic:
+        label, _, face = spec.partition(":")
+        frames = synthetic_frames(label, face or "grace_hopper")
         if frames is not None:
-            paths.append(write_webm(args.out / f"synthetic_{args.synthetic}.webm", frames))
+            paths.append(write_webm(args.out / f"{label}_{face or 'grace_hopper'}.webm", frames))
     for path in paths:
         logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1e3)
     return paths
