@@ -1,12 +1,14 @@
-"""Training throughput of MicroX in windows per second: one optimiser step on random crops, per preset and device.
+"""Training throughput of MicroX in windows per second, per preset and device.
 
-Measures the model's forward, backward and SGD step (the paper's optimiser) on a batch of 10-frame windows of the
-preset's crop size, all five regions; data loading is not included. The `paper` preset (about 275 M parameters,
-Flatten->Dense on 58x58x64 maps) runs at a small batch. On a CUDA device it is measured in fp32 and in bf16
-autocast as well.
+Two measurements:
+- ``step``: the model's forward, backward and SGD step (the paper's optimiser) on a batch of random 10-frame
+  windows of the preset's crop size, all five regions; no data loading. The `paper` preset (about 276 M
+  parameters: Flatten->Dense on 58x58x64 maps) runs at a small batch. On a CUDA device also in bf16 autocast.
+- ``trainer``: the real script (`training.train.main`, default preset) for a few dozen steps on a processed-clip
+  dataset of random crops written to a temporary folder, so reading windows from Arrow, normalising, collating
+  and the Trainer's overhead are included (`train_samples_per_second`).
 
-    OMP_NUM_THREADS=1 python bench/bench_training.py              # CPU, and the GPU when there is one
-    python bench/bench_training.py --presets default --steps 20
+    python bench/bench_training.py [--threads 2] [--presets default paper] [--steps 10]
 
 Prints a table and writes ``bench/results/training.json``.
 """
@@ -16,22 +18,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import print_table, set_threads, write_results  # noqa: E402
 
-from microx_hf.configuration_microx import MicroXConfig
-from microx_hf.modeling_microx import MicroXForVideoClassification
-
-RESULTS = Path(__file__).resolve().parent / "results" / "training.json"
 DEFAULT_BATCH = {"default": 8, "paper": 2}
 
 
-def measure(preset: str, batch_size: int, device: str, steps: int, max_seconds: float, precision: str = "fp32") -> dict:
+def measure_step(
+    preset: str, batch_size: int, device: str, steps: int, max_seconds: float, precision: str = "fp32"
+) -> dict:
     """Windows per second of training steps (after one warm-up step) for one preset on one device."""
+    import torch
+
+    from microx_hf.configuration_microx import MicroXConfig
+    from microx_hf.modeling_microx import MicroXForVideoClassification
+
     torch.manual_seed(0)
     config = MicroXConfig.from_preset(preset)
     model = MicroXForVideoClassification(config).to(device).train()
@@ -62,74 +69,114 @@ def measure(preset: str, batch_size: int, device: str, steps: int, max_seconds: 
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     return {
+        "what": "step",
         "preset": preset,
         "device": device,
         "precision": precision,
-        "batch_size": batch_size,
+        "batch": batch_size,
         "steps": done,
-        "seconds": round(elapsed, 3),
-        "seconds_per_step": round(elapsed / done, 4),
-        "windows_per_second": round(batch_size * done / elapsed, 2),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "image_size": s,
-        "num_frames": t,
-        "regions": r,
+        "s_per_step": elapsed / done,
+        "windows_per_s": batch_size * done / elapsed,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def _random_clips(path: Path, num_clips: int = 24, frames: int = 30, crop: int = 48) -> Path:
+    """A processed-clip dataset (ARCHITECTURE.md schema) of random crops: 5 regions, 7 labels, 6 subjects."""
+    import numpy as np
+    from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    from microx_hf.configuration_microx import DEFAULT_REGIONS, PAPER_LABELS
+
+    rng = np.random.default_rng(0)
+    features = Features(
+        {
+            **{r: Array4D((None, 3, crop, crop), "uint8") for r in DEFAULT_REGIONS},
+            "region_mask": Array2D((None, len(DEFAULT_REGIONS)), "bool"),
+            "timestamps": Sequence(Value("float32")),
+            "label": ClassLabel(names=PAPER_LABELS),
+            "subject": Value("string"),
+            "source": Value("string"),
+            "corpus": Value("string"),
+            "landmark_backend": Value("string"),
+            "num_frames": Value("int32"),
+        }
+    )
+
+    def rows():
+        for i in range(num_clips):
+            row = {r: rng.integers(0, 256, (frames, 3, crop, crop), dtype=np.uint8) for r in DEFAULT_REGIONS}
+            row.update(
+                region_mask=np.ones((frames, len(DEFAULT_REGIONS)), bool),
+                timestamps=(np.arange(frames) / 30.0).astype(np.float32),
+                label=i % len(PAPER_LABELS),
+                subject=f"s{i % 6}",
+                source=f"clip{i}.mp4",
+                corpus="random",
+                landmark_backend="dlib",
+                num_frames=frames,
+            )
+            yield row
+
+    clips = Dataset.from_generator(rows, features=features, cache_dir=str(path / "cache"))
+    clips.info.description = json.dumps({"feature_extractor": {"regions": DEFAULT_REGIONS, "crop_size": crop}})
+    DatasetDict(train=clips).save_to_disk(str(path / "clips"))
+    return path / "clips"
+
+
+def measure_trainer(batch_size: int, steps: int, device: str) -> dict:
+    """Windows per second of the real training script (default preset), data loading included."""
+    from training import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = _random_clips(Path(tmp))
+        out = Path(tmp) / "run"
+        argv = ["--dataset_name_or_path", str(clips), "--output_dir", str(out), "--protocol", "given",
+                "--test_split", "none", "--validation_fraction", "0", "--max_steps", str(steps),
+                "--per_device_train_batch_size", str(batch_size), "--report_to", "none", "--save_strategy", "no",
+                "--logging_steps", str(steps), "--disable_tqdm", "true", "--use_cpu", str(device == "cpu").lower(),
+                "--dataloader_num_workers", "0"]  # fmt: skip
+        train.main(argv)
+        metrics = json.loads((out / "train_results.json").read_text())
+    return {
+        "what": "trainer",
+        "preset": "default",
+        "device": device,
+        "precision": "fp32",
+        "batch": batch_size,
+        "steps": steps,
+        "s_per_step": metrics["train_runtime"] / steps,
+        "windows_per_s": metrics["train_samples_per_second"],
+        "params": None,
     }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["default", "paper"])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (at most)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a measurement after this long")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the per-preset batch size")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a step measurement after this long")
+    parser.add_argument("--trainer-steps", type=int, default=30, help="steps of the real script; 0 skips it")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    set_threads(args.threads)
+    import torch
 
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
-    torch.set_num_threads(threads)
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        precisions = ["fp32", "bf16"] if device.startswith("cuda") and torch.cuda.is_bf16_supported() else ["fp32"]
+        cuda = device.startswith("cuda")
+        precisions = ["fp32", "bf16"] if cuda and torch.cuda.is_bf16_supported() else ["fp32"]
         for preset in args.presets:
             for precision in precisions:
-                batch = args.batch_size or DEFAULT_BATCH.get(preset, 4)
-                if device.startswith("cuda"):
-                    batch *= 8  # a GPU needs larger batches to be busy
-                rows.append(measure(preset, batch, device, args.steps, args.max_seconds, precision))
-                print(
-                    f"{preset:8s} {device:5s} {precision:5s} batch {batch:3d}: "
-                    f"{rows[-1]['windows_per_second']:9.2f} windows/s ({rows[-1]['seconds_per_step']:.3f} s/step)",
-                    flush=True,
-                )
-
-    print(f"\n| preset | device | precision | batch | parameters | s/step | windows/s |\n|{'---|' * 7}")
-    for row in rows:
-        print(
-            f"| {row['preset']} | {row['device']} | {row['precision']} | {row['batch_size']} | "
-            f"{row['parameters']:,} | {row['seconds_per_step']} | {row['windows_per_second']} |"
-        )
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(args.output.read_text()) if args.output.is_file() else {}
-    # Keep results measured on other machines (e.g. a GPU run) beside this one's, keyed by device kind.
-    key = machine["gpu"] or "cpu"
-    existing = existing if isinstance(existing, dict) and "runs" in existing else {"runs": {}}
-    existing["runs"][key] = {
-        "machine": machine,
-        "results": rows,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    args.output.write_text(json.dumps(existing, indent=2))
-    print(f"wrote {args.output}")
+                batch = DEFAULT_BATCH.get(preset, 4) * (8 if cuda else 1)  # a GPU needs larger batches to be busy
+                rows.append(measure_step(preset, batch, device, args.steps, args.max_seconds, precision))
+                print(f"{preset} {device} {precision} batch {batch}: {rows[-1]['windows_per_s']:.2f} windows/s")
+        if args.trainer_steps:
+            rows.append(measure_trainer(DEFAULT_BATCH["default"] * (8 if cuda else 1), args.trainer_steps, device))
+    print_table(rows, ["what", "preset", "device", "precision", "batch", "params", "s_per_step", "windows_per_s"])
+    write_results("training", rows, threads=args.threads)
     return rows
 
 
