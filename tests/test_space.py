@@ -163,6 +163,20 @@ def test_model_note_says_what_the_model_was_trained_on(app):
     assert "neutral" in note and "happy" in note
 
 
+def test_model_note_without_a_card(app):
+    # HF_HUB_OFFLINE=1 (conftest): a Hub id's card cannot be fetched, and the note says so instead of failing.
+    assert app._card_training_summary("someone/not-here") is None
+    assert "does not say what it was trained on" in app.model_note("someone/not-here")
+
+
+def test_examples_are_small_public_domain_videos_with_a_face(app):
+    assert len(app.EXAMPLES) >= 1
+    for example in app.EXAMPLES:
+        assert Path(example).stat().st_size < 1_000_000, f"{example} is over 1 MB"
+        scores, *_, raw = app.analyze(example)
+        assert raw["face_fraction"] > 0.9, f"the face in {example} must be found"
+
+
 # Over HTTP ----------------------------------------------------------------------------------------------------------
 
 
