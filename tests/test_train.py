@@ -340,3 +340,20 @@ def test_learns_a_learnable_task_on_unseen_subjects(tmp_path):
                                "--early_stopping_patience", "0", "--logging_steps", "50"))  # fmt: skip
     assert results["num_clips"] == 6 and results["subject_independent"]
     assert results["accuracy"] >= 0.8 and results["uar"] >= 0.6
+
+
+def test_trains_from_a_hub_dataset_with_its_preparation_record(clips, hub, hub_repo_id, tmp_path):
+    """push_to_hub drops info.description; the record comes back from microx_dataset.json (window_stride 2, not 5)."""
+    from datasets import load_from_disk
+    from huggingface_hub import HfApi
+
+    dataset = load_from_disk(str(clips))
+    dataset.push_to_hub(hub_repo_id)
+    HfApi().upload_file(path_or_fileobj=dataset["train"].info.description.encode(), path_in_repo="microx_dataset.json",
+                        repo_id=hub_repo_id, repo_type="dataset")  # fmt: skip
+    argv = _argv(Path("unused"), tmp_path / "hub", "--max_steps", "1", "--early_stopping_patience", "0")
+    argv[argv.index("--dataset_name_or_path") + 1] = hub_repo_id
+    results = train.main(argv)
+    assert results["num_clips"] == 4 and results["dataset"] == hub_repo_id
+    extractor = json.loads((tmp_path / "hub" / "preprocessor_config.json").read_text())
+    assert extractor["window_stride"] == 2 and extractor["regions"] == REGIONS

@@ -171,7 +171,7 @@ class EvalArguments:
 
     model_name_or_path: str = field(default=None, metadata={"help": "A trained checkpoint folder or Hub id."})
     dataset_name_or_path: str = field(default=None, metadata={"help": "A processed-clip dataset (folder or Hub)."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub dataset."})
     split: str = field(default="test", metadata={"help": "Split to evaluate."})
     output_dir: str = field(default=None, metadata={"help": "Where results.json and the confusion matrix go."})
     window_stride: int | None = field(default=None, metadata={"help": "Frames between windows."})
@@ -181,11 +181,9 @@ class EvalArguments:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point; returns the results."""
-    from datasets import Dataset as _Dataset
-    from datasets import load_dataset, load_from_disk
-
     from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
     from microx_hf.modeling_microx import MicroXForVideoClassification
+    from training.data import load_clips
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(
@@ -197,11 +195,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = MicroXForVideoClassification.from_pretrained(args.model_name_or_path).to(device)
     feature_extractor = MicroXFeatureExtractor.from_pretrained(args.model_name_or_path)
-    if Path(args.dataset_name_or_path).exists():
-        data = load_from_disk(args.dataset_name_or_path)
-    else:
-        data = load_dataset(args.dataset_name_or_path, args.dataset_config_name)
-    clips = data if isinstance(data, _Dataset) else data[args.split]
+    data = load_clips(args.dataset_name_or_path, revision=args.dataset_revision)
+    if args.split not in data:
+        raise DatasetFormatError(f"no split {args.split!r} in {args.dataset_name_or_path}; it has {list(data)}")
+    clips = data[args.split]
     return evaluate_dataset(
         model,
         feature_extractor,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
@@ -78,7 +78,7 @@ class DataArguments:
     dataset_name_or_path: str = field(
         default=None, metadata={"help": "A folder written by `prepare_dataset` (load_from_disk) or a Hub dataset id."}
     )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub dataset."})
     train_split: str = field(default="train", metadata={"help": "Split to train on (protocol 'given')."})
     validation_split: str | None = field(
         default="validation", metadata={"help": "Validation split; when absent, whole subjects are held out."}
@@ -138,14 +138,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
 
 
 def load_clips(data_args: DataArguments) -> DatasetDict:
-    """The processed-clip dataset as a `DatasetDict`, from a local folder or the Hub."""
-    path = Path(data_args.dataset_name_or_path)
-    if path.exists():
-        loaded = load_from_disk(str(path))
-    else:
-        loaded = load_dataset(data_args.dataset_name_or_path, data_args.dataset_config_name)
-    if isinstance(loaded, Dataset):
-        loaded = DatasetDict({data_args.train_split: loaded})
+    """The processed-clip dataset as a `DatasetDict`, from a local folder or the Hub, with its preparation record."""
+    from training.data import load_clips as load_prepared
+
+    loaded = load_prepared(data_args.dataset_name_or_path, revision=data_args.dataset_revision)
     for split in loaded.values():
         for column in ("label", "subject", "region_mask"):
             if column not in split.column_names:
@@ -161,13 +157,10 @@ def load_clips(data_args: DataArguments) -> DatasetDict:
 
 
 def extractor_settings(clips: Dataset) -> dict[str, Any]:
-    """The feature-extractor settings the dataset was prepared with (JSON in ``info.description``), or {}."""
-    try:
-        settings = json.loads(clips.info.description or "{}")
-    except json.JSONDecodeError:
-        logger.warning("the dataset description is not JSON: using default feature-extractor settings")
-        return {}
-    settings = settings.get("feature_extractor", settings) if isinstance(settings, dict) else {}
+    """The feature-extractor settings the dataset was prepared with (its preparation record), or {}."""
+    from training.data import dataset_settings
+
+    settings = dataset_settings(clips).get("feature_extractor", {})
     return settings if isinstance(settings, dict) else {}
 
 
