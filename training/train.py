@@ -102,7 +102,11 @@ class DataArguments:
         metadata={"help": "'weighted_loss' (inverse class frequency), 'balanced_sampler' or 'none'."},
     )
     early_stopping_patience: int = field(
-        default=5, metadata={"help": "Evaluations without improvement before stopping; 0 disables."}
+        default=5,
+        metadata={
+            "help": "Evaluations without improvement before stopping; 0 disables. With validation data and the "
+            "default eval_strategy 'no', turns on evaluation and saving every epoch and load_best_model_at_end."
+        },
     )
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only this many training clips."})
 
