@@ -54,12 +54,15 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     from microx_hf.regions import REGION_NAMES, crop_regions
 
     backend = get_backend(name)
+    random_weights = name == "face_alignment" and args.fan_random_weights
     # FAN takes about 0.3 s per face on a CPU: time it on fewer frames.
     n = len(frames) if name == "dlib" else min(len(frames), 10)
     sub = frames[:n]
     rows = []
 
     def add(stage: str, count: int, seconds: float, note: str = "") -> None:
+        if random_weights:
+            note += " (random FAN weights: timing only)"
         rows.append({"backend": name, "stage": stage, "frames": count, "seconds": round(seconds, 4),
                      "frames_per_s": round(_rate(count, seconds), 1), "ms_per_frame": round(1000 * seconds / count, 3),
                      "note": note})  # fmt: skip
@@ -92,7 +95,17 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
         for frame in sub:
             tracker.update(frame)
 
+    if random_weights:
+        return rows  # random landmarks lose the face at once: tracking times would mean nothing
     add("track", n, _time(track_all, repeat), f"detect every {args.detect_every}, landmarks every frame")
+
+    def track_whole_frame() -> None:
+        tracker = FaceTracker(backend, detect_every=args.detect_every, detect_max_side=args.detect_max_side,
+                              roi_margin=None)  # fmt: skip
+        for frame in sub:
+            tracker.update(frame)
+
+    add("track", n, _time(track_whole_frame, repeat), "the same, re-detecting on the whole frame")
     if name != "dlib":
         return rows  # the whole extractor with FAN on a 10 s video would take minutes
 
@@ -102,8 +115,8 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     add("extract_clip", n_total, _time(lambda: extractor.extract_clip(path), repeat), "decode included")
     add("__call__", n_total, _time(lambda: extractor(path, return_tensors="pt"), repeat),
         "extract_clip + windows + normalise")  # fmt: skip
-    fast = MicroXFeatureExtractor(**{**settings, "detect_every": 10, "detect_max_side": 320})
-    add("extract_clip", n_total, _time(lambda: fast.extract_clip(path), repeat), "detect every 10 at 320 px")
+    fast = MicroXFeatureExtractor(**{**settings, "detect_every": 10})
+    add("extract_clip", n_total, _time(lambda: fast.extract_clip(path), repeat), "detect every 10")
     all_regions = MicroXFeatureExtractor(**{**settings, "regions": list(REGION_NAMES)})
     add("extract_clip", n_total, _time(lambda: all_regions.extract_clip(path), repeat), "all 7 regions")
     return rows
@@ -113,27 +126,49 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", default="854x480")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="OpenCV threads (decoding, resizing)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (the FAN network)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=None, help="default: every available backend")
     parser.add_argument("--crop-size", type=int, default=48)
     parser.add_argument("--detect-every", type=int, default=5)
     parser.add_argument("--detect-max-side", type=int, default=480)
     parser.add_argument("--regions", nargs="+", default=["face", "left_eye", "right_eye", "nose", "mouth"])
+    parser.add_argument(
+        "--no-fan-random-weights",
+        dest="fan_random_weights",
+        action="store_false",
+        help="without FAN weights, skip face_alignment instead of timing it with random weights",
+    )
+    parser.add_argument("--codec", choices=["h264", "mp4v"], default=None,
+                        help="default: h264 (what real clips use) when ffmpeg is available, else mp4v")  # fmt: skip
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    import torch
+
+    # FAN on 2 threads of a shared, busy machine ran 10x slower than on one (DESIGN.md saw 70x for training).
+    torch.set_num_threads(args.torch_threads)
     logging.basicConfig(level=logging.WARNING)
 
     from microx_hf.landmarks import available_backends
+
+    fan_home = None
+    if args.fan_random_weights and "face_alignment" not in available_backends():
+        fan_home = _random_fan_weights()
+    else:
+        args.fan_random_weights = False
     from microx_hf.video import iter_frames
-    from tests.media import face_poses, make_face_video
+    from tests.media import face_poses, ffmpeg_exe, make_face_video, make_h264_video
 
     width, height = (int(v) for v in args.size.split("x"))
     n_frames = int(round(args.seconds * 30))
     backends = args.backends or available_backends()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
+        codec = args.codec or ("h264" if ffmpeg_exe() else "mp4v")
         path = make_face_video(Path(tmp) / "astronaut_480p.mp4", n_frames=n_frames, size=(width, height), motion="pan")
+        if codec == "h264":
+            path = make_h264_video(path, Path(tmp) / "astronaut_480p_h264.mp4")
 
         def decode() -> int:
             return sum(1 for _ in iter_frames(path, fps=30.0))
@@ -143,7 +178,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         decode_fps = _rate(decoded, decode_s)
         rows.append({"backend": "-", "stage": "decode", "frames": decoded, "seconds": round(decode_s, 4),
                      "frames_per_s": round(decode_fps, 1), "ms_per_frame": round(1000 * decode_s / decoded, 3),
-                     "note": "iter_frames, ceiling"})  # fmt: skip
+                     "note": f"iter_frames, {codec}: the ceiling"})  # fmt: skip
         # Stage timings run on decoded frames held in memory: at most 150 of them (~180 MB at 480p).
         frames = [f.copy() for _, (_, f) in zip(range(150), iter_frames(path, fps=30.0), strict=False)]
         poses = face_poses(n_frames, (width, height), "pan")[: len(frames)]
@@ -157,7 +192,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows += bench_backend(name, path, frames, boxes, points, decoded, args.repeat, args)
     for row in rows:
         row["vs_decode"] = round(row["frames_per_s"] / decode_fps, 3)
-    print(f"{width}x{height}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
+    print(f"{width}x{height} {codec}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print_table(rows, ["backend", "stage", "frames", "frames_per_s", "ms_per_frame", "vs_decode", "note"])
     whole = [r for r in rows if r["stage"] == "extract_clip" and r["note"] == "decode included"]
@@ -168,13 +203,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "decode_over_extract": round(decode_fps / whole[0]["frames_per_s"], 2) if whole else None,
         "load_average": os.getloadavg(),
         "threads": args.threads,
-        "video": {"size": [width, height], "frames": n_frames, "fps": 30.0, "motion": "pan"},
+        "torch_threads": args.torch_threads,
+        "video": {"size": [width, height], "frames": n_frames, "fps": 30.0, "motion": "pan", "codec": codec},
     }
     if whole:
         print(f"whole extractor {summary['extract_clip_frames_per_s']:.0f} frames/s "
               f"({summary['decode_over_extract']:.2f}x below decode; goal {GOAL_FPS:.0f} frames/s, within 3x)")  # fmt: skip
     write_results("extractor", rows, summary=summary)
+    if fan_home is not None:
+        fan_home.cleanup()
     return rows
+
+
+def _random_fan_weights() -> tempfile.TemporaryDirectory:
+    """A torch home holding FAN weights drawn at random under the real file name: the speed of the network does not
+    depend on its weights, so the backend can be timed where the real file cannot be downloaded."""
+    import torch
+    from face_alignment.models import FAN
+
+    from microx_hf.landmarks.fan_backend import FAN_WEIGHTS_FILE, NETWORK_SIZE
+
+    home = tempfile.TemporaryDirectory()
+    folder = Path(home.name) / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(FAN(NETWORK_SIZE).state_dict(), folder / FAN_WEIGHTS_FILE)
+    os.environ["TORCH_HOME"] = home.name
+    return home
 
 
 if __name__ == "__main__":

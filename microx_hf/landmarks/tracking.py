@@ -138,7 +138,7 @@ class FaceTracker:
         min_detect_face: float = 90.0,
         confident_score: float = 0.5,
         min_symmetry: float = 0.3,
-        roi_margin: float | None = 1.0,
+        roi_margin: float | None = 0.5,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}; it must be >= 1")
