@@ -188,3 +188,47 @@ def test_normalize_numpy_and_torch_agree(extractor):
     assert a.dtype == np.float32 and b.dtype == torch.float32
     np.testing.assert_allclose(a, b.numpy(), atol=1e-6)
     assert a.min() >= -1 and a.max() <= 1
+
+
+def test_auto_classes_load_the_extractor(tmp_path):
+    from transformers import AutoFeatureExtractor, AutoImageProcessor
+
+    import microx_hf  # noqa: F401  (registers the Auto classes)
+
+    config = MicroXConfig(num_frames=3, image_size=16)
+    config.save_pretrained(tmp_path)
+    MicroXFeatureExtractor.from_config(config, landmark_backend="dlib").save_pretrained(tmp_path)
+    for auto in (AutoImageProcessor, AutoFeatureExtractor):
+        loaded = auto.from_pretrained(tmp_path)
+        assert isinstance(loaded, MicroXFeatureExtractor) and loaded.crop_size == 16 and loaded.num_frames == 3
+
+
+def test_paper_geometry_crops_the_features(extractor):
+    paper = MicroXFeatureExtractor(
+        num_frames=2, crop_size=17, regions=REGIONS, geometry="paper", landmark_backend="dlib"
+    )
+    frames = media.face_frames(2)
+    clip = paper.extract_clip(frames)
+    assert clip.mask.all()
+    points = clip.landmarks[0]
+    expected = crop_regions(frames[0], points, REGIONS, 17, geometry="paper")
+    np.testing.assert_array_equal(clip.crops[:, 0], expected)
+    # The paper's eye box is a flat strip: stretched to a square, it differs from the IOD square crop.
+    assert _ncc(clip.crops[1, 0], extractor.extract_clip(frames).crops[1, 0]) < 0.9
+
+
+def test_the_backend_that_ran_is_recorded(tmp_path, monkeypatch):
+    """With FAN weights present, "auto" runs face_alignment and says so (random weights: no plausible face)."""
+    from face_alignment.models import FAN
+
+    from microx_hf.landmarks.fan_backend import FAN_WEIGHTS_FILE
+
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(FAN(4).state_dict(), folder / FAN_WEIGHTS_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    extractor = MicroXFeatureExtractor(num_frames=2, crop_size=9, regions=["face"], landmark_backend="auto")
+    clip = extractor.extract_clip(media.face_frames(2))
+    assert clip.landmark_backend == "face_alignment" == extractor.landmark_backend_used
+    assert extractor.to_dict()["landmark_backend_used"] == "face_alignment"
+    assert extractor.to_dict()["landmark_backend"] == "auto"
