@@ -79,6 +79,9 @@ class ReleaseArguments:
         metadata={"help": "A sentence on the weights' licence."},
     )
     model_name: str | None = field(default=None, metadata={"help": "Card title (default: from repo_id)."})
+    notice: str | None = field(
+        default=None, metadata={"help": "A warning shown in bold under the card's title (e.g. for a demo model)."}
+    )
     tag: str | None = field(default=None, metadata={"help": "Git tag for this release, e.g. 'v0.1.0'."})
     revision: str | None = field(default=None, metadata={"help": "Branch to push to (created if missing)."})
     create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing directly."})
@@ -251,6 +254,7 @@ def build_card(
         card_data,
         template_path=str(TEMPLATE),
         model_name=model_name,
+        notice=args.notice,
         repo_id=args.repo_id,
         tag=args.tag,
         regions=list(config.regions),
