@@ -232,3 +232,25 @@ def test_the_backend_that_ran_is_recorded(tmp_path, monkeypatch):
     assert clip.landmark_backend == "face_alignment" == extractor.landmark_backend_used
     assert extractor.to_dict()["landmark_backend_used"] == "face_alignment"
     assert extractor.to_dict()["landmark_backend"] == "auto"
+
+
+def test_frames_are_streamed_not_kept(monkeypatch, extractor):
+    """Only crops are kept: each decoded frame is freed once the next ones arrive."""
+    import weakref
+
+    import microx_hf.video
+
+    frames = media.face_frames(8)
+    refs: list[weakref.ref] = []
+
+    def fake_iter_frames(path, **kwargs):
+        for i in range(len(frames)):
+            frame = frames[i].copy()  # a fresh array, as a decoder returns
+            refs.append(weakref.ref(frame))
+            yield i / 30, frame
+            del frame
+            assert all(ref() is None for ref in refs[:-2]), "an earlier frame is still held"
+
+    monkeypatch.setattr(microx_hf.video, "iter_frames", fake_iter_frames)
+    clip = extractor.extract_clip("stream.mp4")
+    assert clip.mask.all() and len(refs) == 8
