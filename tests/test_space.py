@@ -13,6 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
+import cv2
 import gradio as gr
 import numpy as np
 import pytest
@@ -246,5 +247,50 @@ def test_page_in_chromium(server, media, app):
             assert "/tmp" not in toast.inner_text(), "the message names the file, not the server's path"
             assert "Traceback" not in toast.inner_text()
             page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _write_y4m(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
+    """Raw YUV 4:2:0 frames in a YUV4MPEG2 file: what Chromium's fake camera plays."""
+    height, width = frames.shape[1:3]
+    with open(path, "wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.mark.browser
+def test_webcam_recording_in_chromium(server, tmp_path):
+    """Record two seconds from a webcam (Chromium's fake camera showing the astronaut) and analyse them."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/install_browser.sh (or deselect -m 'not browser')")
+    from playwright.sync_api import expect, sync_playwright
+
+    camera = _write_y4m(tmp_path / "camera.y4m", face_frames(60, (320, 240), "pan"))
+    fake_camera = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_camera)
+        try:
+            page = browser.new_context(permissions=["camera", "microphone"]).new_page()
+            page.goto(server)
+            page.locator("#video-in button[aria-label='Capture from camera']").click()
+            page.locator("#video-in button", has_text="Click to Access Webcam").click()
+            record = page.locator("#video-in button[aria-label='start recording']")
+            record.click()
+            page.wait_for_timeout(2000)
+            record.click()  # stop
+            expect(page.locator("#video-in video")).to_have_count(1, timeout=15_000)
+            page.locator("#run").click()
+            expect(page.locator("#summary")).to_contain_text("most telling window", timeout=60_000)
+            assert page.locator("[data-testid=toast-text]").count() == 0, "no error while analysing a recording"
+            # A face was found in (nearly) every frame of the recording; the text says "Face found in N%".
+            found = int(page.locator("#summary").inner_text().split("Face found in ")[1].split("%")[0])
+            assert found >= 90
         finally:
             browser.close()
