@@ -6,12 +6,14 @@ every frame, and moved the landmarks by 0.25% of the inter-ocular distance.
 
 While a face is followed, its periodic re-detection scans only the neighbourhood of its predicted box (at a scale
 that shows the face at about 100 px): the same check for a fraction of the cost. A lost face is searched for in the
-whole (downscaled) frame on every frame.
+whole (downscaled) frame on every frame. A track that fails between detections triggers a detection at once.
 
 What makes a detection the followed face:
 - at the start (or after the face was lost), the candidate with the best HOG score, with size and closeness to
-  the frame centre as small bonuses, and a score of at least `min_score` (dlib's HOG fires at about 0 on the
-  mission patch of `skimage.data.astronaut()`, real faces score well above);
+  the frame centre (or to where the face was last seen) as small bonuses. It needs a score of at least
+  `min_score`, and a weak one (below `confident_score`) must also be mirror-symmetric: dlib's HOG fires at 0 to
+  0.14 on the mission patch of `skimage.data.astronaut()` (symmetry 0.03 to 0.21), while faces score 0.8 to 1.7
+  (symmetry 0.43 to 0.50);
 - while following, the candidate that overlaps the predicted box (IoU, centre distance, similar size);
 - always: plausible 68 points (eyes above the nose above the mouth, sane inter-ocular distance and roll).
 
@@ -96,9 +98,8 @@ def _thumbnail(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
     left, right = eye_centers(points)
     iod = max(float(np.linalg.norm(right - left)), 1.0)
     angle = float(np.degrees(np.arctan2(*(right - left)[::-1])))
-    centre = (left + right) / 2 + 0.0
-    nose = points[30].astype(np.float64)
-    centre = centre + 0.5 * (nose - centre)  # between the eyes and the nose tip
+    mid = (left + right) / 2
+    centre = mid + 0.5 * (points[30].astype(np.float64) - mid)  # between the eyes and the nose tip
     patch = crop_region(grey, CropBox(centre[0], centre[1], 1.8 * iod, 1.8 * iod, angle), _THUMB).astype(np.float32)
     patch -= patch.mean()
     return patch / (patch.std() + 1e-3)
