@@ -245,3 +245,20 @@ def test_heatmap_decoding_matches_face_alignment():
     theirs, _ = _get_preds_fromhm.py_func(heatmaps[None].copy(), idx.copy())
     np.testing.assert_allclose(ours, theirs[0], atol=1e-5)
     np.testing.assert_allclose(peaks, flat[0, np.arange(68), idx[0]])
+
+
+def test_tracker_finds_faces_too_small_for_the_detection_size(dlib_backend):
+    """Two faces in a 1280x560 frame are about 134 px, 50 px once the frame is shrunk to 480 px: too small for HOG."""
+    import cv2
+
+    frame = media.face_frames(1, size=(1280, 560), two_faces=True)[0]
+    small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (480, 210), interpolation=cv2.INTER_LINEAR)
+    assert dlib_backend.detect_boxes(small) == []
+    tracker = FaceTracker(dlib_backend, detect_max_side=480)
+    face = tracker.update(frame)
+    assert face is not None
+    pose = min(media.face_poses(1, size=(1280, 560), two_faces=True)[0],
+               key=lambda p: np.linalg.norm(p.left_eye - face.points[36:42].mean(0)))  # fmt: skip
+    assert np.linalg.norm(face.points[36:42].mean(0) - pose.left_eye) < 0.12 * pose.iod
+    # While it is followed, re-detection in its neighbourhood keeps it (no fall back to the small frame).
+    assert all(tracker.update(frame) is not None for _ in range(6))

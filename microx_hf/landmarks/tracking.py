@@ -6,7 +6,7 @@ every frame, and moved the landmarks by 0.25% of the inter-ocular distance.
 
 While a face is followed, its periodic re-detection scans only the neighbourhood of its predicted box (at a scale
 that shows the face at about 100 px): the same check for a fraction of the cost. A lost face is searched for in the
-whole (downscaled) frame on every frame. A track that fails between detections triggers a detection at once.
+whole (downscaled) frame on every frame, and at twice that resolution on every k-th of those frames. A track that fails between detections triggers a detection at once.
 
 What makes a detection the followed face:
 - at the start (or after the face was lost), the candidate with the best HOG score, with size and closeness to
@@ -166,6 +166,7 @@ class FaceTracker:
         self._template: np.ndarray | None = None
         self._since_detect = 0
         self._misses = 0
+        self._searches = 0  # whole-frame detections in a row that found no face
         self._last_seen: Face | None = None
         self.frame_index = -1
         self.stats = {"frames": 0, "detections": 0, "faces": 0, "lost": 0}
@@ -265,6 +266,7 @@ class FaceTracker:
             starters = [c for c in candidates if self._can_start(grey, c)]
             if starters:
                 chosen = max(starters, key=lambda c: self._start_rank(c, grey.shape, reference))
+            self._searches = 0 if chosen is not None else self._searches + 1
         if chosen is None:
             return None
         self._misses = 0
@@ -289,10 +291,19 @@ class FaceTracker:
             grey = grey[lo[1] : hi[1], lo[0] : hi[0]]
             offset = lo.astype(np.float64)
             scale = min(1.0, 1.1 * self.min_detect_face / max(side, 1.0))
-        else:
-            scale = min(1.0, self.detect_max_side / max(height, width))
-            if reference is not None and reference.size * scale < self.min_detect_face:
-                scale = min(1.0, self.min_detect_face / max(reference.size, 1.0))
+            return self._detect_at(grey, image, scale, offset)
+        scale = min(1.0, self.detect_max_side / max(height, width))
+        if reference is not None and reference.size * scale < self.min_detect_face:
+            scale = min(1.0, self.min_detect_face / max(reference.size, 1.0))
+        faces = self._detect_at(grey, image, scale, offset)
+        if not faces and scale < 1.0 and self._searches % self.detect_every == 0:
+            # Faces smaller than the detector's window at `detect_max_side` (e.g. a distant face in HD video):
+            # every k-th frame without a face, look again at twice the resolution.
+            faces = self._detect_at(grey, image, min(1.0, 2.0 * scale), offset)
+        return faces
+
+    def _detect_at(self, grey: np.ndarray, image: np.ndarray, scale: float, offset: np.ndarray) -> list[Face]:
+        """Detections in `grey` resized by `scale`, with plausible landmarks, in frame coordinates."""
         if grey.size == 0:
             return []
         # Bilinear is enough for HOG and much cheaper than area averaging at these ratios.
