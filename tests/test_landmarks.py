@@ -262,3 +262,13 @@ def test_tracker_finds_faces_too_small_for_the_detection_size(dlib_backend):
     assert np.linalg.norm(face.points[36:42].mean(0) - pose.left_eye) < 0.12 * pose.iod
     # While it is followed, re-detection in its neighbourhood keeps it (no fall back to the small frame).
     assert all(tracker.update(frame) is not None for _ in range(6))
+
+
+def test_tracker_starts_with_the_large_central_face(dlib_backend):
+    big = media._pose((320.0, 190.0), 1.4, 8.0)  # a little rolled: HOG scores it lower than the small face
+    small = media._pose((565.0, 85.0), 0.95, 0.0)
+    frame = media.render_frame((640, 360), [small, big])
+    (_, first), (_, second) = dlib_backend.detect_boxes(frame)
+    assert first > second + 0.3  # the small corner face has the better score ...
+    face = FaceTracker(dlib_backend).update(frame)  # ... but the large central one is followed
+    assert np.linalg.norm(face.points[36:42].mean(0) - big.left_eye) < 0.12 * big.iod

@@ -343,9 +343,11 @@ class FaceTracker:
 
     @staticmethod
     def _start_rank(face: Face, shape: tuple[int, ...], reference: Face | None) -> float:
-        """Score first; then size, closeness to the frame centre (or to where the face was last seen)."""
+        """Detector score plus bonuses for size and for closeness to the frame centre (or to where the face was
+        last seen): a face a fifth of the frame diagonal wide gains 0.4, one a quarter diagonal off centre loses
+        0.5, on the scale of HOG scores (faces 0.5 to 2)."""
         height, width = shape[:2]
         diagonal = np.hypot(width, height)
         centre = (face.box[:2] + face.box[2:]) / 2
         anchor = (reference.box[:2] + reference.box[2:]) / 2 if reference is not None else np.array([width, height]) / 2
-        return face.score + 0.5 * face.size / diagonal - 0.5 * float(np.linalg.norm(centre - anchor)) / diagonal
+        return face.score + 2.0 * face.size / diagonal - 2.0 * float(np.linalg.norm(centre - anchor)) / diagonal
