@@ -205,6 +205,38 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
 with gr.Blocks(title="MicroX") as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     gr.Markdown(model_note(MODEL_ID), elem_id="model-note")
+    # Outputs are made first (unrendered) so that the examples, placed beside the input, can fill them.
+    emotion_out = gr.Label(
+        label="Emotion of the clip", num_top_classes=model.config.num_labels, elem_id="emotion", render=False
+    )
+    summary_out = gr.Markdown(elem_id="summary", render=False)
+    regions_out = gr.Label(label="Contribution of each region", elem_id="regions", render=False)
+    timeline_out = gr.LinePlot(
+        x="time (s)",
+        y="probability",
+        color="emotion",
+        y_lim=[0, 1],
+        label="Each emotion's probability over time (window centres)",
+        elem_id="timeline",
+        render=False,
+    )
+    crops_out = gr.Gallery(
+        label="Region crops of the most telling window (one row per region)",
+        columns=1,
+        object_fit="contain",
+        height="auto",
+        elem_id="crops",
+        render=False,
+    )
+    preview_out = gr.Image(
+        label=f"Face track and crop boxes (first {PREVIEW_SECONDS:.0f} s)",
+        type="filepath",
+        elem_id="preview",
+        render=False,
+    )
+    json_out = gr.JSON(elem_id="raw", render=False)
+    outputs = [emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out]
+
     with gr.Row():
         with gr.Column(scale=1):
             video_in = gr.Video(
@@ -214,42 +246,31 @@ with gr.Blocks(title="MicroX") as demo:
                 elem_id="video-in",
             )
             run_button = gr.Button("Analyse", variant="primary", elem_id="run")
-            gr.Examples(examples=EXAMPLES, inputs=video_in, label="Examples (public-domain faces)")
-        with gr.Column(scale=1):
-            emotion_out = gr.Label(
-                label="Emotion of the clip", num_top_classes=model.config.num_labels, elem_id="emotion"
+            # Clicking an example analyses it; on a Space the results are cached after the first click.
+            gr.Examples(
+                examples=EXAMPLES,
+                inputs=video_in,
+                outputs=outputs,
+                fn=analyze,
+                run_on_click=True,
+                cache_mode="lazy",
+                label="Examples (public-domain faces; click one)",
+                elem_id="examples",
             )
-            summary_out = gr.Markdown(elem_id="summary")
-            regions_out = gr.Label(label="Contribution of each region", elem_id="regions")
-    timeline_out = gr.LinePlot(
-        x="time (s)",
-        y="probability",
-        color="emotion",
-        y_lim=[0, 1],
-        label="Each emotion's probability over time (window centres)",
-        elem_id="timeline",
-    )
+        with gr.Column(scale=1):
+            emotion_out.render()
+            summary_out.render()
+            regions_out.render()
+    timeline_out.render()
     with gr.Row():
-        crops_out = gr.Gallery(
-            label="Region crops of the most telling window (one row per region)",
-            columns=1,
-            object_fit="contain",
-            height="auto",
-            elem_id="crops",
-        )
-        preview_out = gr.Image(
-            label=f"Face track and crop boxes (first {PREVIEW_SECONDS:.0f} s)", type="filepath", elem_id="preview"
-        )
+        crops_out.render()
+        preview_out.render()
     with gr.Accordion("Raw result (JSON)", open=False):
-        json_out = gr.JSON(elem_id="raw")
+        json_out.render()
 
     # Clear the previous summary first: on an error the other outputs show an error badge, a Markdown would not.
     run_button.click(lambda: "", outputs=summary_out, queue=False, api_visibility="private").then(
-        analyze,
-        inputs=video_in,
-        outputs=[emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out],
-        api_name="analyze",
-        concurrency_limit=CONCURRENCY_LIMIT,
+        analyze, inputs=video_in, outputs=outputs, api_name="analyze", concurrency_limit=CONCURRENCY_LIMIT
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from microx_hf.video import window_starts
 from tests.media import face_frames, make_face_video, make_noface_video, make_text_file, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,8 +124,8 @@ def test_handler_returns_every_output(app, media):
     labels = [app.model.config.id2label[i] for i in range(app.model.config.num_labels)]
     assert sorted(scores) == sorted(labels)
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
-    # 24 frames at 30 fps, windows of 4 frames every 4: 6 windows, one row per window and emotion.
-    assert len(timeline) == 6 * len(labels)
+    # 24 frames at 30 fps in windows of 4 frames every 4: one row per window and emotion.
+    assert len(timeline) == len(window_starts(24, 4, 4)) * len(labels)
     assert set(timeline["emotion"]) == set(labels)
     assert timeline["probability"].between(0, 1).all()
     assert timeline["time (s)"].is_monotonic_increasing
@@ -225,10 +226,16 @@ def test_page_in_chromium(server, media, app):
             page.goto(server)
             expect(page.locator("#model-note")).to_contain_text(TRAINING_SENTENCE)
 
+            # Clicking an example analyses it at once (the astronaut, 90 frames in windows of 4 frames every 4).
+            assert Path(app.EXAMPLES[0]).name == "astronaut.webm"
+            page.locator("#examples button, #examples .gallery-item, #examples td").first.click()
+            summary = page.locator("#summary")
+            expect(summary).to_contain_text(f"over {len(window_starts(90, 4, 4))} windows", timeout=60_000)
+
+            page.locator("#video-in button[aria-label='Clear']").click()
             page.locator("#video-in input[type=file]").set_input_files(str(media["face_webm"]))
             page.locator("#run").click()
-            summary = page.locator("#summary")
-            expect(summary).to_contain_text("most telling window", timeout=60_000)
+            expect(summary).to_contain_text(f"over {len(window_starts(24, 4, 4))} windows", timeout=60_000)
             best = page.locator("#emotion h2, #emotion .output-class").first.inner_text().strip()
             assert best in labels
             assert best in summary.inner_text()
