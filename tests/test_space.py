@@ -154,6 +154,17 @@ def test_handler_turns_user_errors_into_messages(app, media, name, message):
     assert "Traceback" not in info.value.message
 
 
+def test_handler_hides_unexpected_failures(app, media, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail the user should not see")
+
+    monkeypatch.setattr(app, "predict", broken)
+    with pytest.raises(gr.Error, match="failed unexpectedly") as info:
+        app.analyze(str(media["face"]))
+    assert "internal detail" not in info.value.message
+    assert "internal detail" in caplog.text, "the server log keeps the real error"
+
+
 def test_handler_without_a_video(app):
     with pytest.raises(gr.Error, match="Upload a video"):
         app.analyze(None)
