@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -64,6 +65,7 @@ CSS = """
 #crops .thumbnail-item > img { height: auto; }
 """
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
+CACHE_SECONDS = 3600  # uploads, results and previews older than this are deleted (a Space runs for days)
 
 model, feature_extractor = load_model(MODEL_ID)
 if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
@@ -125,6 +127,10 @@ def write_preview(frames: list[np.ndarray], fps: float) -> str:
     step = max(1, round(fps / PREVIEW_FPS))
     images = [Image.fromarray(frame) for frame in frames[::step]]
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    # Gradio copies each result into its own cache, so older previews here are no longer needed.
+    for old in OUTPUT_DIR.glob("track_*.webp"):
+        if time.time() - old.stat().st_mtime > CACHE_SECONDS:
+            old.unlink(missing_ok=True)
     handle, path = tempfile.mkstemp(suffix=".webp", prefix="track_", dir=OUTPUT_DIR)
     os.close(handle)
     images[0].save(
@@ -202,7 +208,7 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
     )
 
 
-with gr.Blocks(title="MicroX") as demo:
+with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     gr.Markdown(model_note(MODEL_ID), elem_id="model-note")
     # Outputs are made first (unrendered) so that the examples, placed beside the input, can fill them.
