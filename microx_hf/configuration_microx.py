@@ -32,6 +32,7 @@ PRESETS: dict[str, dict] = {
         "num_convlstm_layers": 1,
         "convlstm_padding": "same",
         "head": "pool",
+        "pool_size": 3,
         "head_hidden_size": 64,
         "dropout": 0.2,
         "head_dropout": 0.3,
@@ -71,8 +72,10 @@ class MicroXConfig(PreTrainedConfig):
         num_convlstm_layers: Stacked ConvLSTM layers per branch; only the last hidden state of the last layer is kept.
         convlstm_padding: Padding of the ConvLSTM's input convolution: `same`, or `valid` as in Keras' default
             (the recurrent convolution is always `same`, as in Keras).
-        head: `pool` (global average pooling, Dense `head_hidden_size` ReLU) or `flatten` (the paper's Flatten,
-            Dense `head_hidden_size` ReLU).
+        head: `pool` (average pooling to a `pool_size` x `pool_size` grid, Flatten, Dense `head_hidden_size` ReLU)
+            or `flatten` (the paper's Flatten of the whole feature map, Dense `head_hidden_size` ReLU).
+        pool_size: Side of the grid the `pool` head averages the last hidden state to; 1 is global average pooling.
+            A small grid keeps where in the crop a feature is (brows up versus mouth open) at little cost.
         head_hidden_size: Width of the per-region dense layer.
         dropout: Dropout after the ConvLSTM (the paper: 0.2).
         head_dropout: Dropout after the per-region dense layer (the paper: 0.3).
@@ -98,6 +101,7 @@ class MicroXConfig(PreTrainedConfig):
     num_convlstm_layers: int = 1
     convlstm_padding: str = "same"
     head: str = "pool"
+    pool_size: int = 3
     head_hidden_size: int = 64
     dropout: float = 0.2
     head_dropout: float = 0.3
@@ -147,7 +151,7 @@ class MicroXConfig(PreTrainedConfig):
         if len(set(self.regions)) != len(self.regions):
             raise bad("regions", self.regions, "each region may appear once")
         for name in ("num_frames", "image_size", "num_channels", "hidden_size", "kernel_size",
-                     "num_convlstm_layers", "head_hidden_size"):  # fmt: skip
+                     "num_convlstm_layers", "head_hidden_size", "pool_size"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, value, "it must be a positive integer")

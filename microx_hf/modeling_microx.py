@@ -177,8 +177,8 @@ class MicroXModel(MicroXPreTrainedModel):
             self.convlstm.append(MicroXConvLSTM(config, in_channels, padding))
             in_channels = config.hidden_size
         self.dropout = nn.Dropout(config.dropout)
-        size = config.feature_size
-        head_in = config.hidden_size * size * size if config.head == "flatten" else config.hidden_size
+        size = config.feature_size if config.head == "flatten" else min(config.pool_size, config.feature_size)
+        head_in = config.hidden_size * size * size
         self.region_dense = RegionLinear(num_regions, head_in, config.head_hidden_size)
         self.head_dropout = nn.Dropout(config.head_dropout)
         self.region_classifier = RegionLinear(num_regions, config.head_hidden_size, num_labels)
@@ -251,7 +251,10 @@ class MicroXModel(MicroXPreTrainedModel):
             x = layer(x, region_mask)  # (B, T, R*F, H', W')
         h = self.dropout(x[:, -1])  # last hidden state (B, R*F, H', W')
         h = h.view(b, r, cfg.hidden_size, *h.shape[-2:])  # (B, R, F, H', W')
-        h = h.flatten(2) if cfg.head == "flatten" else h.mean(dim=(-2, -1))  # (B, R, F*H'*W') or (B, R, F)
+        if cfg.head == "pool":
+            grid = min(cfg.pool_size, cfg.feature_size)
+            h = F.adaptive_avg_pool2d(h.flatten(0, 1), grid).view(b, r, cfg.hidden_size, grid, grid)  # (B, R, F, P, P)
+        h = h.flatten(2)  # (B, R, F*H'*W') or (B, R, F*P*P)
         features = self.head_dropout(F.relu(self.region_dense(h)))  # (B, R, D)
         region_logits = self.region_classifier(features)  # (B, R, L)
 
