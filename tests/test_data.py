@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, load_from_disk
 
 from microx_hf.video import window_starts
 from training.data import WindowDataset, WindowTransform, collate_windows, dataset_settings, expand_windows
@@ -165,3 +165,26 @@ def test_trainer_runs_on_with_transform(clips, tmp_path):
                       data_collator=collate_windows)  # fmt: skip
     result = trainer.train()
     assert np.isfinite(result.training_loss)
+
+
+def test_windows_per_clip_repeats_clips_with_fresh_windows():
+    rows = Dataset.from_dict(
+        {
+            "face": [np.arange(30 * 3 * 4 * 4, dtype=np.uint8).reshape(30, 3, 4, 4)],
+            "region_mask": [np.ones((30, 1), dtype=bool)],
+            "label": [0],
+        },
+        features=Features(
+            {
+                "face": Array4D((None, 3, 4, 4), "uint8"),
+                "region_mask": Array2D((None, 1), "bool"),
+                "label": ClassLabel(names=["a", "b"]),
+            }
+        ),
+    )
+    dataset = WindowDataset(rows, WindowTransform(["face"], 5, train=True, seed=0), windows_per_clip=3)
+    assert len(dataset) == 3
+    firsts = {float(dataset[i]["pixel_values"][0, 0, 0, 0, 0]) for i in range(3)}
+    assert len(firsts) > 1, "each repeat must draw its own window"
+    with pytest.raises(ValueError, match="windows_per_clip"):
+        WindowDataset(rows, WindowTransform(["face"], 5), windows_per_clip=0)

@@ -228,18 +228,23 @@ class WindowDataset(torch.utils.data.Dataset):
     Args:
         dataset: A processed-clip split (or an `expand_windows` dataset).
         transform: The `WindowTransform`; its `regions` pick the columns.
+        windows_per_clip: How many (random, in training) windows each clip gives per pass; more than one makes an
+            epoch of a small dataset worth its evaluation.
     """
 
-    def __init__(self, dataset: Dataset, transform: WindowTransform) -> None:
+    def __init__(self, dataset: Dataset, transform: WindowTransform, windows_per_clip: int = 1) -> None:
+        if windows_per_clip < 1:
+            raise ValueError(f"windows_per_clip={windows_per_clip}: need at least 1")
         self.dataset = dataset
         self.transform = transform
+        self.windows_per_clip = windows_per_clip
         self._arrow = dataset.with_format("arrow")
         features = dataset.features
         self._shapes = {r: features[r].shape[1:] for r in transform.regions}
         self._num_regions = features["region_mask"].shape[1]
 
     def __len__(self) -> int:
-        return self.dataset.num_rows
+        return self.dataset.num_rows * self.windows_per_clip
 
     def read(self, index: int) -> tuple[list[np.ndarray], np.ndarray, int]:
         """Row `index` as (per-region (N, C, S, S) uint8 arrays, (N, R) bool mask, label id)."""
@@ -249,7 +254,7 @@ class WindowDataset(torch.utils.data.Dataset):
         return crops, mask, int(table.column("label")[0].as_py())
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        crops, mask, label = self.read(index)
+        crops, mask, label = self.read(index % self.dataset.num_rows)
         pixel_values, window_mask = self.transform.window(crops, mask)
         return {
             "pixel_values": torch.from_numpy(pixel_values),

@@ -47,7 +47,7 @@ class DemoArguments:
     max_frames: int = field(default=40, metadata={"help": "Longest clip, frames at 30 fps."})
     test_fraction: float = field(default=0.25, metadata={"help": "Share of identities held out for test."})
     epochs: int | None = field(default=None, metadata={"help": "Training epochs."})
-    learning_rate: float = field(default=1e-2, metadata={"help": "AdamW learning rate (training from scratch)."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate (training from scratch)."})
     batch_size: int = field(default=8, metadata={"help": "Windows per training step."})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON MicroXConfig overrides."})
     seed: int = field(default=0, metadata={"help": "Seed of data generation, splits and training."})
@@ -70,10 +70,11 @@ SYNTHETIC_DESCRIPTION = (
 
 QUICK = {
     "clips_per_label": 6,
-    "epochs": 25,
+    "epochs": 12,
+    "windows_per_clip": 4,
     "config_overrides": {"image_size": 32, "stem_channels": [8, 16], "hidden_size": 16, "head_hidden_size": 32},
 }
-FULL = {"clips_per_label": 16, "epochs": 60, "config_overrides": {}}
+FULL = {"clips_per_label": 20, "epochs": 30, "windows_per_clip": 6, "config_overrides": {}}
 
 
 class ShuffledFrames(torch.nn.Module):
@@ -155,9 +156,10 @@ def run(args: DemoArguments) -> dict[str, Any]:
             "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "32",
             "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
             "--load_best_model_at_end", "true", "--metric_for_best_model", "uar",
-            "--early_stopping_patience", str(max(5, settings["epochs"] // 3)),
+            "--early_stopping_patience", str(max(4, settings["epochs"] // 3)),
             "--seed", str(args.seed), "--report_to", "none", "--disable_tqdm", "true",
             "--logging_steps", "20", "--dataloader_num_workers", "0",
+            "--windows_per_clip", str(settings["windows_per_clip"]),
         ]
     )  # fmt: skip
     timings["train_s"] = time.perf_counter() - start

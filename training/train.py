@@ -109,6 +109,9 @@ class DataArguments:
         },
     )
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only this many training clips."})
+    windows_per_clip: int = field(
+        default=1, metadata={"help": "Random training windows drawn from each clip per epoch."}
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
-    def windows_of(rows: Dataset, train: bool) -> WindowDataset:
+    def windows_of(rows: Dataset, train: bool, windows_per_clip: int = 1) -> WindowDataset:
         transform = WindowTransform(
             list(config.regions),
             config.num_frames,
@@ -415,12 +418,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             train=train,
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
         )
-        return WindowDataset(rows, transform)
+        return WindowDataset(rows, transform, windows_per_clip=windows_per_clip)
 
     # Under torchrun/accelerate the main process writes the window datasets' cache first; the others reuse it.
     with training_args.main_process_first(desc="splits and evaluation windows"):
         splits = make_splits(clips, data_args, config.num_frames, list(config.regions))
-        train_set = windows_of(splits.train, train=True)  # one random window per clip and epoch
+        # `windows_per_clip` random windows per clip and epoch
+        train_set = windows_of(splits.train, train=True, windows_per_clip=data_args.windows_per_clip)
         eval_set = None
         if splits.validation is not None:
             if splits.windows_are_clips:
@@ -439,7 +443,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.info("class weights: %s", dict(zip(config.id2label.values(), weights.tolist(), strict=True)))
         compute_loss_func = WeightedLoss(weights)
     elif data_args.class_balance == "balanced_sampler":
-        sample_weights = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
+        per_clip = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
+        sample_weights = np.tile(per_clip, data_args.windows_per_clip)  # WindowDataset repeats the clips in order
 
     from training.metrics import compute_window_metrics
 
