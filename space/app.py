@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -88,7 +89,12 @@ def model_note(model_name: str | None) -> str:
 
 
 def _card_training_summary(name: str) -> str | None:
-    """The card's `datasets` and its first sentence about training data, or None without a card."""
+    """What the model card says about the model and its training data, or None without a card.
+
+    Takes the card's notice (its first blockquote, where the release script puts "a demonstration, not a validated
+    emotion recogniser") and its training-data line ("- Data: ..."); failing both, the first paragraph that says
+    what the model was trained on, or the `datasets` of its metadata.
+    """
     from huggingface_hub import ModelCard
 
     path = Path(name) / "README.md"
@@ -97,12 +103,22 @@ def _card_training_summary(name: str) -> str | None:
     except Exception as error:  # offline, no card, a malformed header: the note is optional
         logger.info("no model card for %s (%s)", name, error)
         return None
+    lines = [line.strip() for line in card.text.splitlines()]
+    notice = next((line.lstrip("> ").replace("**", "") for line in lines if line.startswith(">")), None)
+    data = next((line.removeprefix("- Data:").strip() for line in lines if line.startswith("- Data:")), None)
+    parts = [_sentence(notice) if notice else None, _sentence(f"Training data: {data}") if data else None]
+    if any(parts):
+        return " ".join(part for part in parts if part)
     for paragraph in card.text.split("\n\n"):
         text = " ".join(paragraph.split())
-        if not text.startswith("#") and "trained on" in text.lower():
-            return text if text.endswith(".") else text + "."
+        if not text.startswith("#") and re.search(r"\btrained\b(\s+\w+)?\s+on\b", text, re.IGNORECASE):
+            return _sentence(text)
     datasets = card.data.to_dict().get("datasets")
-    return f"trained on {', '.join(datasets)}." if datasets else None
+    return f"Trained on {', '.join(datasets)}." if datasets else None
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def timeline_frame(prediction: Prediction) -> pd.DataFrame:

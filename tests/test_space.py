@@ -36,7 +36,23 @@ CHROMIUM_ARGS = [
 ]
 MAX_DURATION_S = 3.0  # the app's limit in these tests, so that a "too long" video stays small
 MAX_FILE_SIZE = "2mb"
-TRAINING_SENTENCE = "This test model was trained on nothing at all: its weights are random."
+NOTICE = "A test model, not a validated emotion recogniser: its weights are random."
+TRAINING_DATA = "no data at all, in no particular order"
+# The layout of the cards that `training/release.py` writes (model_card.md): a notice and a training-data line.
+CARD = f"""---
+license: apache-2.0
+---
+# Tiny test model
+
+> **{NOTICE}**
+
+MicroX recognises the emotion a face shows in a short video.
+
+## Training
+
+- Data: {TRAINING_DATA}
+- Protocol of this checkpoint: none
+"""
 
 
 def _free_port() -> int:
@@ -79,7 +95,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     MicroXFeatureExtractor(
         num_frames=4, window_stride=4, crop_size=16, regions=config.regions, landmark_backend="dlib"
     ).save_pretrained(folder)
-    (folder / "README.md").write_text(f"---\nlicense: apache-2.0\n---\n# Tiny test model\n\n{TRAINING_SENTENCE}\n")
+    (folder / "README.md").write_text(CARD)
     return folder
 
 
@@ -172,8 +188,14 @@ def test_handler_without_a_video(app):
 
 def test_model_note_says_what_the_model_was_trained_on(app):
     note = app.model_note(str(app.MODEL_ID))
-    assert TRAINING_SENTENCE in note
+    assert NOTICE in note
+    assert f"Training data: {TRAINING_DATA}." in note
     assert "neutral" in note and "happy" in note
+
+
+def test_model_note_from_a_card_in_prose(tmp_path, app):
+    (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# A model\n\nIt was trained only on RAVDESS actors\n")
+    assert app._card_training_summary(str(tmp_path)) == "It was trained only on RAVDESS actors."
 
 
 def test_model_note_without_a_card(app):
@@ -235,7 +257,7 @@ def test_page_in_chromium(server, media, app):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(server)
-            expect(page.locator("#model-note")).to_contain_text(TRAINING_SENTENCE)
+            expect(page.locator("#model-note")).to_contain_text(NOTICE)
 
             # Clicking an example analyses it at once (the astronaut, 90 frames in windows of 4 frames every 4).
             assert Path(app.EXAMPLES[0]).name == "astronaut.webm"
