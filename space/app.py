@@ -35,11 +35,18 @@ try:
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from microx_hf.errors import MicroXError
+from microx_hf.errors import InvalidVideoError, MicroXError, NoFaceDetectedError, VideoDecodeError, VideoLimitError
 from microx_hf.predict import Prediction, load_model, predict
 from microx_hf.visualize import clip_preview, region_strips
 
 logger = logging.getLogger("microx_space")
+
+ERROR_TITLES = {
+    InvalidVideoError: "Not a video",
+    VideoDecodeError: "The video is damaged",
+    VideoLimitError: "Video too long",
+    NoFaceDetectedError: "No face found",
+}
 
 TITLE = "MicroX: emotion from face videos, region by region"
 DESCRIPTION = """\
@@ -157,6 +164,14 @@ def write_preview(frames: list[np.ndarray], fps: float) -> str:
     return path
 
 
+def _error_title(error: MicroXError) -> str:
+    """A short heading for the message box."""
+    for kind, title in ERROR_TITLES.items():
+        if isinstance(error, kind):
+            return title
+    return "Cannot analyse this video"
+
+
 def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarray, str]], dict, str, str, dict]:
     """Analyse one uploaded video.
 
@@ -179,7 +194,7 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         logger.info("rejected %s: %s", Path(video).name, error)
         # The upload's server path means nothing to the user: name the file as they know it.
         message = str(error).replace(str(video), Path(video).name)
-        raise gr.Error(message, title=type(error).__name__, print_exception=False) from None
+        raise gr.Error(message, title=_error_title(error), print_exception=False) from None
     except Exception:
         logger.exception("analysis of %s failed", video)
         raise gr.Error(

@@ -160,13 +160,21 @@ def test_handler_returns_every_output(app, media):
 
 
 @pytest.mark.parametrize(
-    ("name", "message"),
-    [("text", "video"), ("fake_mp4", "video"), ("noface", "face"), ("long", "long")],
+    ("name", "message", "title"),
+    [
+        ("text", "is not a video", "Not a video"),
+        ("fake_mp4", "is not a video", "Not a video"),
+        ("noface", "no face was found", "No face found"),
+        ("long", "lasts more than", "Video too long"),
+    ],
 )
-def test_handler_turns_user_errors_into_messages(app, media, name, message):
+def test_handler_turns_user_errors_into_messages(app, media, name, message, title):
     with pytest.raises(gr.Error) as info:
         app.analyze(str(media[name]))
     assert message in info.value.message.lower()
+    assert info.value.title == title
+    assert media[name].name in info.value.message, "the message names the file the user uploaded"
+    assert str(media[name].parent) not in info.value.message, "and not the server's path"
     assert "Traceback" not in info.value.message
 
 
