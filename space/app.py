@@ -73,6 +73,7 @@ CSS = """
 #crops .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
 #crops .thumbnail-item { aspect-ratio: auto; height: auto; }
 #crops .thumbnail-item > img { height: auto; }
+#crops .caption-label { position: static; max-width: 100%; border: none; }
 """
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
 CACHE_SECONDS = 3600  # uploads, results and previews older than this are deleted (a Space runs for days)
