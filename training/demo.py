@@ -49,6 +49,7 @@ class DemoArguments:
     epochs: int | None = field(default=None, metadata={"help": "Training epochs."})
     learning_rate: float = field(default=3e-3, metadata={"help": "AdamW learning rate (training from scratch)."})
     batch_size: int = field(default=8, metadata={"help": "Windows per training step."})
+    flip_prob: float = field(default=0.5, metadata={"help": "Probability of mirroring a training window."})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON MicroXConfig overrides."})
     seed: int = field(default=0, metadata={"help": "Seed of data generation, splits and training."})
     num_proc: int = field(default=1, metadata={"help": "Processes for generation and preparation."})
@@ -69,8 +70,8 @@ SYNTHETIC_DESCRIPTION = (
 )
 
 QUICK = {
-    "clips_per_label": 6,
-    "epochs": 12,
+    "clips_per_label": 12,
+    "epochs": 30,
     "windows_per_clip": 4,
     "config_overrides": {"image_size": 32, "stem_channels": [8, 16], "hidden_size": 16, "head_hidden_size": 32},
 }
@@ -159,7 +160,7 @@ def run(args: DemoArguments) -> dict[str, Any]:
             "--early_stopping_patience", str(max(4, settings["epochs"] // 3)),
             "--seed", str(args.seed), "--report_to", "none", "--disable_tqdm", "true",
             "--logging_steps", "20", "--dataloader_num_workers", "0",
-            "--windows_per_clip", str(settings["windows_per_clip"]),
+            "--windows_per_clip", str(settings["windows_per_clip"]), "--flip_prob", str(args.flip_prob),
         ]
     )  # fmt: skip
     timings["train_s"] = time.perf_counter() - start

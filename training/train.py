@@ -109,6 +109,10 @@ class DataArguments:
         },
     )
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only this many training clips."})
+    flip_prob: float = field(
+        default=0.0,
+        metadata={"help": "Probability of mirroring a training window (left/right regions are swapped with it)."},
+    )
     windows_per_clip: int = field(
         default=1, metadata={"help": "Random training windows drawn from each clip per epoch."}
     )
@@ -417,6 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             feature_extractor.image_std,
             train=train,
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+            flip_prob=data_args.flip_prob if train else 0.0,
         )
         return WindowDataset(rows, transform, windows_per_clip=windows_per_clip)
 
