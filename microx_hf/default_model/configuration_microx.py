@@ -1,0 +1,180 @@
+"""MicroX model configuration.
+
+MicroX (SUTD, 2020) reads emotion from a face over time, region by region: each facial region (full face, eyes,
+nose, mouth) goes through its own ConvLSTM branch over a 10-frame window, and the branches are fused. This
+config is the single source of truth for every size of the network and for the label space.
+
+This file travels to the Hub as custom code: it imports only public transformers API.
+"""
+
+from transformers import PreTrainedConfig
+
+# The paper's seven classes (BAUM-2 style; disgust merged into contempt).
+PAPER_LABELS = ["neutral", "anger", "contempt", "surprise", "fear", "happy", "sad"]
+
+# "left"/"right" are image sides: `left_eye` holds iBUG points 36-41, which is the subject's right eye.
+KNOWN_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth", "left_brow", "right_brow"]
+DEFAULT_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]
+
+FUSIONS = ["attention", "mean", "paper"]
+HEADS = ["pool", "flatten"]
+PADDINGS = ["same", "valid"]
+
+PRESETS: dict[str, dict] = {
+    # A faster variant of the paper: two stride-2 convolutions shrink each 48x48 crop to 12x12 before a
+    # 32-filter ConvLSTM, global average pooling replaces the 55 M-parameter Flatten->Dense, and a learned,
+    # mask-aware attention over regions replaces the concatenation (it says which region drove a decision).
+    "default": {
+        "image_size": 48,
+        "stem_channels": [16, 32],
+        "hidden_size": 32,
+        "kernel_size": 3,
+        "num_convlstm_layers": 1,
+        "convlstm_padding": "same",
+        "head": "pool",
+        "pool_size": 3,
+        "head_hidden_size": 64,
+        "dropout": 0.2,
+        "head_dropout": 0.3,
+        "fusion": "attention",
+    },
+    # The published architecture, exactly: ConvLSTM2D(64, 3x3, valid) on 60x60 colour crops, Dropout 0.2,
+    # Flatten, Dense 256 ReLU, Dropout 0.3, Dense 7 softmax per region; concatenation and Dense 7 softmax.
+    "paper": {
+        "image_size": 60,
+        "stem_channels": [],
+        "hidden_size": 64,
+        "kernel_size": 3,
+        "num_convlstm_layers": 1,
+        "convlstm_padding": "valid",
+        "head": "flatten",
+        "head_hidden_size": 256,
+        "dropout": 0.2,
+        "head_dropout": 0.3,
+        "fusion": "paper",
+    },
+}
+
+
+class MicroXConfig(PreTrainedConfig):
+    r"""Configuration of a MicroX model.
+
+    Args:
+        regions: Facial regions, in the order of `pixel_values`' R axis. Any of `face`, `left_eye`, `right_eye`,
+            `nose`, `mouth`, `left_brow`, `right_brow` ("left"/"right" are image sides).
+        num_frames: Frames per window (T). The paper uses 10 frames at 30 fps (1/3 s).
+        image_size: Side of the square region crops (H = W).
+        num_channels: Colour channels (C); the paper found greyscale 18 points worse.
+        stem_channels: Output channels of the stride-2 3x3 convolutions applied to every frame before the
+            ConvLSTM; empty for none (the paper).
+        hidden_size: Filters of each ConvLSTM layer.
+        kernel_size: Kernel of the ConvLSTM's convolutions.
+        num_convlstm_layers: Stacked ConvLSTM layers per branch; only the last hidden state of the last layer is kept.
+        convlstm_padding: Padding of the ConvLSTM's input convolution: `same`, or `valid` as in Keras' default
+            (the recurrent convolution is always `same`, as in Keras).
+        head: `pool` (average pooling to a `pool_size` x `pool_size` grid, Flatten, Dense `head_hidden_size` ReLU)
+            or `flatten` (the paper's Flatten of the whole feature map, Dense `head_hidden_size` ReLU).
+        pool_size: Side of the grid the `pool` head averages the last hidden state to; 1 is global average pooling.
+            A small grid keeps where in the crop a feature is (brows up versus mouth open) at little cost.
+        head_hidden_size: Width of the per-region dense layer.
+        dropout: Dropout after the ConvLSTM (the paper: 0.2).
+        head_dropout: Dropout after the per-region dense layer (the paper: 0.3).
+        fusion: How region outputs become the clip's logits: `attention` (learned weights over the available
+            regions), `mean` (average of the available regions' logits) or `paper` (concatenated per-region
+            softmax outputs, then a dense layer; a masked region contributes zeros).
+        region_dropout: During training, probability of hiding each region for a whole sample (never all of
+            them), so the model learns to cope with a missing region (a mask hiding the mouth).
+        id2label: Label names by class index; defaults to the paper's seven classes.
+        label2id: The inverse of `id2label`.
+    """
+
+    model_type = "microx"
+    keys_to_ignore_at_inference = ["region_logits", "region_weights"]
+
+    regions: list[str] | None = None
+    num_frames: int = 10
+    image_size: int = 48
+    num_channels: int = 3
+    stem_channels: list[int] | None = None
+    hidden_size: int = 32
+    kernel_size: int = 3
+    num_convlstm_layers: int = 1
+    convlstm_padding: str = "same"
+    head: str = "pool"
+    pool_size: int = 3
+    head_hidden_size: int = 64
+    dropout: float = 0.2
+    head_dropout: float = 0.3
+    fusion: str = "attention"
+    region_dropout: float = 0.0
+
+    def __post_init__(self, **kwargs):
+        if self.regions is None:
+            self.regions = list(DEFAULT_REGIONS)
+        if self.stem_channels is None:
+            self.stem_channels = list(PRESETS["default"]["stem_channels"])
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            self.id2label = dict(enumerate(PAPER_LABELS))
+        if self.id2label is not None and self.label2id is None:
+            self.label2id = {name: int(i) for i, name in self.id2label.items()}
+        super().__post_init__(**kwargs)
+        self.regions = list(self.regions)
+        self.stem_channels = [int(c) for c in self.stem_channels]
+        self._validate_microx()
+
+    @classmethod
+    def from_preset(cls, name: str = "default", **overrides) -> "MicroXConfig":
+        """A config from a named preset (`default` or `paper`); keyword arguments override preset values."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown MicroX preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the feature map the ConvLSTM runs on, after the stem (and `valid` padding)."""
+        size = self.image_size
+        for _ in self.stem_channels:
+            size = (size - 1) // 2 + 1  # 3x3 convolution, stride 2, padding 1
+        if self.convlstm_padding == "valid":
+            size -= self.kernel_size - 1
+        return size
+
+    def _validate_microx(self) -> None:
+        def bad(name: str, value, allowed: str) -> ValueError:
+            return ValueError(f"MicroXConfig.{name}={value!r} is not valid: {allowed}.")
+
+        if not isinstance(self.regions, list) or not self.regions:
+            raise bad("regions", self.regions, f"give a non-empty list drawn from {KNOWN_REGIONS}")
+        unknown = [r for r in self.regions if r not in KNOWN_REGIONS]
+        if unknown:
+            raise bad("regions", self.regions, f"unknown region(s) {unknown}; known regions are {KNOWN_REGIONS}")
+        if len(set(self.regions)) != len(self.regions):
+            raise bad("regions", self.regions, "each region may appear once")
+        for name in ("num_frames", "image_size", "num_channels", "hidden_size", "kernel_size",
+                     "num_convlstm_layers", "head_hidden_size", "pool_size"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, value, "it must be a positive integer")
+        if self.kernel_size % 2 == 0:
+            raise bad("kernel_size", self.kernel_size, "use an odd kernel so that `same` padding is symmetric")
+        if any(c < 1 for c in self.stem_channels):
+            raise bad("stem_channels", self.stem_channels, "every entry must be a positive integer")
+        for name, allowed in (("convlstm_padding", PADDINGS), ("head", HEADS), ("fusion", FUSIONS)):
+            if getattr(self, name) not in allowed:
+                raise bad(name, getattr(self, name), f"choose one of {allowed}")
+        for name in ("dropout", "head_dropout", "region_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise bad(name, value, "it must be a probability in [0, 1)")
+        if self.feature_size < 1:
+            raise bad(
+                "image_size", self.image_size, f"it is too small for {len(self.stem_channels)} stride-2 stem layers "
+                f"and a {self.kernel_size}x{self.kernel_size} `{self.convlstm_padding}` ConvLSTM",
+            )  # fmt: skip
+        if self.num_labels < 2:
+            raise bad("num_labels", self.num_labels, "emotion classification needs at least two labels")
+        if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
+            raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
+
+
+__all__ = ["MicroXConfig", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS"]

@@ -1,0 +1,302 @@
+"""MicroX: emotion from face videos with one ConvLSTM branch per facial region.
+
+Implements the architecture of the MicroX paper (SUTD, 2020): every region crop sequence (full face, eyes, nose,
+mouth) goes through its own ConvLSTM2D -> Dropout -> dense head, giving per-region class scores that a fusion
+layer combines. The `paper` preset reproduces it exactly; the default is a faster variant (strided stem, pooling,
+mask-aware attention fusion).
+
+All region branches run at once: their convolutions are grouped convolutions with one group per region and their
+dense layers are batched per-region matrices, so each region keeps its own weights without a Python loop.
+
+This file travels to the Hub as custom code: it imports only torch and public transformers API.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_microx import MicroXConfig
+
+
+@dataclass
+class MicroXOutput(ModelOutput):
+    """Output of a MicroX model.
+
+    Args:
+        loss: Cross-entropy of `logits` against `labels` (plus the weighted per-region loss), when labels are given.
+        logits: Fused class scores, (B, L).
+        region_logits: Class scores of each region's branch, (B, R, L).
+        region_weights: How much each region contributed to the fused decision, (B, R); sums to 1 over the regions
+            that were visible in the window and is 0 for a region masked out for the whole window.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    region_logits: torch.FloatTensor | None = None
+    region_weights: torch.FloatTensor | None = None
+
+
+class RegionLinear(nn.Module):
+    """A separate dense layer per region: (B, R, I) -> (B, R, O)."""
+
+    def __init__(self, num_regions: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_regions, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(num_regions, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bri,rio->bro", x, self.weight) + self.bias
+
+
+class MicroXStem(nn.Module):
+    """Stride-2 3x3 convolutions applied to every frame of every region, one group of filters per region."""
+
+    def __init__(self, config: MicroXConfig):
+        super().__init__()
+        num_regions = len(config.regions)
+        layers: list[nn.Module] = []
+        in_channels = config.num_channels
+        for out_channels in config.stem_channels:
+            layers += [
+                nn.Conv2d(num_regions * in_channels, num_regions * out_channels, 3, 2, 1, groups=num_regions),
+                nn.BatchNorm2d(num_regions * out_channels),
+                nn.ReLU(inplace=True),
+            ]
+            in_channels = out_channels
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class MicroXConvLSTM(nn.Module):
+    """One ConvLSTM layer for all regions (Keras ConvLSTM2D semantics: gates i, f, c, o; the input convolution
+    has the bias and the configured padding, the recurrent convolution is `same` and has no bias)."""
+
+    def __init__(self, config: MicroXConfig, in_channels: int, padding: str):
+        super().__init__()
+        self.num_regions = len(config.regions)
+        self.hidden_size = config.hidden_size
+        r, f, k = self.num_regions, config.hidden_size, config.kernel_size
+        self.input_conv = nn.Conv2d(
+            r * in_channels, r * 4 * f, k, padding=0 if padding == "valid" else k // 2, groups=r
+        )
+        self.recurrent_conv = nn.Conv2d(r * f, r * 4 * f, k, padding=k // 2, groups=r, bias=False)
+
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """Runs the sequence; a masked frame leaves the state of its region unchanged.
+
+        Args:
+            x: (B, T, R*C, H, W) frame features, region-major channels.
+            frame_mask: (B, R, T) bool, True where the region is visible in the frame.
+
+        Returns:
+            (B, T, R*F, H', W') hidden states after every frame.
+        """
+        b, t = x.shape[:2]
+        r, f = self.num_regions, self.hidden_size
+        # The input convolution does not depend on the state: run it on all frames at once.
+        gates_x = self.input_conv(x.flatten(0, 1))  # (B*T, R*4F, H', W')
+        height, width = gates_x.shape[-2:]
+        gates_x = gates_x.view(b, t, r, 4, f, height, width)  # (B, T, R, 4, F, H', W')
+        h = gates_x.new_zeros(b, r, f, height, width)  # (B, R, F, H', W')
+        c = torch.zeros_like(h)
+        outputs = []
+        for step in range(t):
+            gates = gates_x[:, step] + self.recurrent_conv(h.flatten(1, 2)).view(b, r, 4, f, height, width)
+            i, fg, g, o = gates.unbind(dim=2)  # each (B, R, F, H', W')
+            c_new = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            visible = frame_mask[:, :, step].view(b, r, 1, 1, 1)
+            c = torch.where(visible, c_new, c)
+            h = torch.where(visible, h_new, h)
+            outputs.append(h.flatten(1, 2))  # (B, R*F, H', W')
+        return torch.stack(outputs, dim=1)  # (B, T, R*F, H', W')
+
+
+class MicroXPreTrainedModel(PreTrainedModel):
+    config_class = MicroXConfig
+    config: MicroXConfig
+    base_model_prefix = "microx"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = False
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` records one Auto class; `MicroXModel` is the same network, so the saved
+        # custom code serves `AutoModel` too.
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                    "AutoModel": "modeling_microx.MicroXModel"}  # fmt: skip
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.Linear, RegionLinear)):
+            # LeCun-normal on the fan-in: a fixed small std (0.02) starved the narrow per-region layers of signal
+            # and a ramp-direction toy task never left chance.
+            fan_in = module.weight.shape[-2] if isinstance(module, RegionLinear) else module.weight.shape[1]
+            init.normal_(module.weight, mean=0.0, std=fan_in**-0.5)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if module.running_mean is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+
+
+class MicroXModel(MicroXPreTrainedModel):
+    """MicroX: per-region ConvLSTM branches and their fusion, returning emotion logits.
+
+    `MicroXModel.from_pretrained(...)` gives the whole classifier (not a headless trunk), so that a user's first
+    line of code predicts emotions. `MicroXForVideoClassification` is the same network under the name the Auto
+    classes and the Trainer expect; the two load each other's checkpoints.
+    """
+
+    def __init__(self, config: MicroXConfig):
+        super().__init__(config)
+        num_regions, num_labels = len(config.regions), config.num_labels
+        self.stem = MicroXStem(config)
+        in_channels = self.stem.out_channels
+        self.convlstm = nn.ModuleList()
+        for layer in range(config.num_convlstm_layers):
+            # Only the first layer uses the configured (possibly `valid`) padding; stacked layers keep the size.
+            padding = config.convlstm_padding if layer == 0 else "same"
+            self.convlstm.append(MicroXConvLSTM(config, in_channels, padding))
+            in_channels = config.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        size = config.feature_size if config.head == "flatten" else min(config.pool_size, config.feature_size)
+        head_in = config.hidden_size * size * size
+        self.region_dense = RegionLinear(num_regions, head_in, config.head_hidden_size)
+        self.head_dropout = nn.Dropout(config.head_dropout)
+        self.region_classifier = RegionLinear(num_regions, config.head_hidden_size, num_labels)
+        if config.fusion == "paper":
+            self.fusion = nn.Linear(num_regions * num_labels, num_labels)
+        elif config.fusion == "attention":
+            self.region_score = RegionLinear(num_regions, config.head_hidden_size, 1)
+        self.post_init()
+
+    def _check_inputs(self, pixel_values: torch.Tensor, region_mask: torch.Tensor | None) -> None:
+        cfg = self.config
+        expected = (len(cfg.regions), cfg.num_frames, cfg.num_channels, cfg.image_size, cfg.image_size)
+        if pixel_values.dim() != 6 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(
+                f"pixel_values must have shape (B, R, T, C, H, W) = (B, {', '.join(map(str, expected))}) for regions "
+                f"{cfg.regions}, got {tuple(pixel_values.shape)}. Prepare inputs with MicroXFeatureExtractor, whose "
+                "settings must match the model's config (regions, num_frames, crop size)."
+            )
+        if not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values must be a float tensor (normalised crops), got {pixel_values.dtype}; "
+                "use MicroXFeatureExtractor.normalize on uint8 crops."
+            )
+        if region_mask is not None and tuple(region_mask.shape) != (pixel_values.shape[0], *expected[:2]):
+            raise ValueError(
+                f"region_mask must have shape (B, R, T) = ({pixel_values.shape[0]}, {expected[0]}, {expected[1]}), "
+                f"got {tuple(region_mask.shape)}."
+            )
+
+    def _drop_regions(self, region_mask: torch.Tensor) -> torch.Tensor:
+        """Hides whole regions at random during training; a sample never loses all its visible regions."""
+        b, r, _ = region_mask.shape
+        keep = torch.rand(b, r, 1, device=region_mask.device) >= self.config.region_dropout
+        dropped = region_mask & keep
+        lost_all = ~dropped.any(dim=(1, 2))  # (B,)
+        return torch.where(lost_all.view(b, 1, 1), region_mask, dropped)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        region_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MicroXOutput | tuple:
+        r"""Classifies windows of region crops.
+
+        Args:
+            pixel_values: (B, R, T, C, H, W) normalised crops, regions in `config.regions` order.
+            region_mask: (B, R, T) bool, False where a region was not found in a frame (no face, occlusion). Masked
+                frames never influence the output; a region masked for the whole window contributes nothing.
+                Defaults to all True.
+            labels: (B,) class indices, for the loss.
+        """
+        self._check_inputs(pixel_values, region_mask)
+        cfg = self.config
+        b, r, t = pixel_values.shape[:3]
+        if region_mask is None:
+            region_mask = torch.ones(b, r, t, dtype=torch.bool, device=pixel_values.device)
+        region_mask = region_mask.to(device=pixel_values.device, dtype=torch.bool)
+        if self.training and cfg.region_dropout > 0:
+            region_mask = self._drop_regions(region_mask)
+
+        # Zero masked frames so that their pixels cannot leak through the stem's normalisation statistics.
+        x = pixel_values * region_mask[..., None, None, None].to(pixel_values.dtype)
+        x = x.transpose(1, 2).flatten(2, 3)  # (B, T, R*C, H, W)
+        x = self.stem(x.flatten(0, 1))  # (B*T, R*C', H', W')
+        x = x.view(b, t, *x.shape[1:])  # (B, T, R*C', H', W')
+        for layer in self.convlstm:
+            x = layer(x, region_mask)  # (B, T, R*F, H', W')
+        h = self.dropout(x[:, -1])  # last hidden state (B, R*F, H', W')
+        h = h.view(b, r, cfg.hidden_size, *h.shape[-2:])  # (B, R, F, H', W')
+        if cfg.head == "pool":
+            grid = min(cfg.pool_size, cfg.feature_size)
+            h = F.adaptive_avg_pool2d(h.flatten(0, 1), grid).view(b, r, cfg.hidden_size, grid, grid)  # (B, R, F, P, P)
+        h = h.flatten(2)  # (B, R, F*H'*W') or (B, R, F*P*P)
+        features = self.head_dropout(F.relu(self.region_dense(h)))  # (B, R, D)
+        region_logits = self.region_classifier(features)  # (B, R, L)
+
+        visible = region_mask.any(dim=2)  # (B, R)
+        logits, region_weights = self._fuse(features, region_logits, visible)
+
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits, labels.to(logits.device).long())
+        if return_dict is False:
+            return tuple(v for v in (loss, logits, region_logits, region_weights) if v is not None)
+        return MicroXOutput(loss=loss, logits=logits, region_logits=region_logits, region_weights=region_weights)
+
+    def _fuse(
+        self, features: torch.Tensor, region_logits: torch.Tensor, visible: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Combines region logits (B, R, L) over the visible regions (B, R) into logits (B, L) and weights (B, R)."""
+        fusion = self.config.fusion
+        any_visible = visible.any(dim=1, keepdim=True)  # (B, 1)
+        if fusion == "paper":
+            probs = region_logits.softmax(dim=-1) * visible[..., None]  # (B, R, L); a hidden region gives zeros
+            logits = self.fusion(probs.flatten(1))  # (B, L)
+            # Contribution of each region to the winning class through the linear fusion layer.
+            w = self.fusion.weight.view(-1, *probs.shape[1:])  # (L, R, L)
+            winner = logits.argmax(dim=-1)  # (B,)
+            contrib = torch.einsum("brl,brl->br", probs, w[winner]).abs() * visible
+            weights = contrib / contrib.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        else:
+            if fusion == "attention":
+                scores = self.region_score(features).squeeze(-1)  # (B, R)
+            else:  # mean
+                scores = torch.zeros_like(visible, dtype=region_logits.dtype)
+            scores = scores.masked_fill(~visible, float("-inf"))
+            weights = torch.where(any_visible, scores, torch.zeros_like(scores)).softmax(dim=1) * visible
+            logits = torch.einsum("br,brl->bl", weights, region_logits)
+        # With no visible region at all there is nothing to say: uniform logits, no contribution.
+        logits = torch.where(any_visible, logits, torch.zeros_like(logits))
+        return logits, weights
+
+
+class MicroXForVideoClassification(MicroXModel):
+    """MicroX registered for `AutoModelForVideoClassification`: the same network and checkpoint as `MicroXModel`."""
+
+
+__all__ = ["MicroXModel", "MicroXForVideoClassification", "MicroXPreTrainedModel", "MicroXOutput"]

@@ -1,0 +1,58 @@
+"""The demo checkpoint that ships in microx_hf/default_model/ (issue 7): loads by default, is small, says what it is."""
+
+import filecmp
+import json
+from pathlib import Path
+
+import pytest
+
+import microx_hf
+from microx_hf import MicroXConfig, MicroXFeatureExtractor, MicroXForVideoClassification
+from microx_hf.predict import DEFAULT_MODEL, load_model, predict
+from tests import media
+
+PACKAGE = Path(microx_hf.__file__).resolve().parent
+
+
+def test_shipped_checkpoint_is_the_default_and_small(monkeypatch):
+    monkeypatch.delenv("MICROX_MODEL", raising=False)
+    model, feature_extractor = load_model()
+    assert isinstance(model, MicroXForVideoClassification)
+    assert isinstance(feature_extractor, MicroXFeatureExtractor)
+    assert Path(model.name_or_path).resolve() == DEFAULT_MODEL.resolve()
+    default = MicroXConfig.from_preset("default")
+    for key in ("regions", "num_frames", "image_size", "hidden_size", "fusion", "head", "pool_size"):
+        assert getattr(model.config, key) == getattr(default, key), key
+    assert list(model.config.id2label.values()) == microx_hf.PAPER_LABELS
+    # The preprocessing it was trained with travels with it.
+    assert feature_extractor.crop_size == model.config.image_size
+    assert feature_extractor.num_frames == model.config.num_frames
+    assert feature_extractor.regions == model.config.regions
+    assert feature_extractor.landmark_backend_used == "dlib"
+    size = (DEFAULT_MODEL / "model.safetensors").stat().st_size
+    assert size < 5e6, size
+
+
+def test_shipped_custom_code_matches_the_package():
+    # The folder is Hub-ready: its copies of the config and model code must be the package's own.
+    for name in ("configuration_microx.py", "modeling_microx.py"):
+        assert filecmp.cmp(DEFAULT_MODEL / name, PACKAGE / name, shallow=False), f"regenerate {name}: training.demo"
+
+
+def test_card_says_it_is_a_demonstration_trained_on_synthetic_clips():
+    card = (DEFAULT_MODEL / "README.md").read_text()
+    assert "not a validated emotion recogniser" in card
+    assert "synthetic" in card and "public-domain" in card
+    results = json.loads((DEFAULT_MODEL / "demo_results.json").read_text())
+    # Identities held out of training were recognised well above chance (1/7).
+    assert results["accuracy"] >= 2 * results["chance"]
+
+
+def test_predict_uses_the_shipped_model(tmp_path, monkeypatch):
+    monkeypatch.delenv("MICROX_MODEL", raising=False)
+    video = media.make_face_video(tmp_path / "face.mp4", n_frames=24, size=(320, 240))
+    result = predict(video)
+    assert result.labels == microx_hf.PAPER_LABELS
+    assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.window_probs.shape[1] == 7
+    assert result.face_fraction > 0.9
