@@ -21,13 +21,12 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import print_table, set_threads, write_results  # noqa: E402
+from common import print_table, set_threads, timed, write_results  # noqa: E402
 
 GOAL_FPS = 300.0
 
@@ -37,13 +36,8 @@ def _rate(frames: int, seconds: float) -> float:
 
 
 def _time(fn, repeat: int) -> float:
-    """Best of `repeat` wall times of `fn()` in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    """Best of `repeat` wall times of `fn()` in seconds (no warm-up: the first call is part of the cost)."""
+    return timed(fn, repeat=repeat, warmup=0)
 
 
 def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, repeat: int, args) -> list[dict]:
