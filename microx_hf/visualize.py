@@ -53,6 +53,10 @@ def _frame_indices(n_frames: int, window: int | slice | None, num_frames: int, s
     return list(range(start, min(start + num_frames, n_frames)))
 
 
+_HEADER = 20  # pixels above the crops for the time stamps
+_GAP = 2  # pixels between crops
+
+
 def _masked(cell: np.ndarray) -> np.ndarray:
     """A crop whose region was not found: greyed, dimmed and crossed out."""
     grey = cv2.cvtColor(cell, cv2.COLOR_RGB2GRAY)
@@ -97,8 +101,7 @@ def contact_sheet(
     if len(indices) > max_columns:
         indices = [indices[int(i)] for i in np.linspace(0, len(indices) - 1, max_columns).round()]
     label_width = 8 + max(cv2.getTextSize(name, _FONT, 0.45, 1)[0][0] for name in clip.regions)
-    header = 20
-    gap = 2
+    header, gap = _HEADER, _GAP
     height = header + n_regions * (cell + gap)
     width = label_width + len(indices) * (cell + gap)
     sheet = np.full((height, width, 3), _BACKGROUND, np.uint8)
@@ -207,13 +210,12 @@ def region_strips(
     Returns:
         One RGB uint8 strip per region, in `clip.regions` order.
     """
-    from dataclasses import replace
-
+    # Rows cut from one sheet share its label column, so the crops line up from one strip to the next.
+    sheet = contact_sheet(clip, window, num_frames, stride, cell, max_columns)
     strips = []
-    for r, name in enumerate(clip.regions):
-        one = replace(clip, crops=np.asarray(clip.crops)[r : r + 1], mask=np.asarray(clip.mask)[r : r + 1],
-                      regions=[name])  # fmt: skip
-        strips.append(contact_sheet(one, window, num_frames, stride, cell, max_columns))
+    for r in range(len(clip.regions)):
+        top = _HEADER + r * (cell + _GAP)
+        strips.append(np.concatenate([sheet[:_HEADER], sheet[top : top + cell + _GAP]], axis=0))
     return strips
 
 
