@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+# The repository root holds `training/` (the synthetic generator and its video writer).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +71,10 @@ def astronaut_frames(n_frames: int = 90, size: tuple[int, int] = (480, 360)) -> 
 
 
 def write_webm(path: Path, frames: np.ndarray, fps: float = 30.0) -> Path:
-    """Write RGB frames as VP8 WebM with OpenCV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), float(fps), (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write VP8 WebM to {path}")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    return path
+    """Write RGB frames as VP8 WebM (browsers play it in the page)."""
+    from training.synthetic import write_video
+
+    return write_video(path, frames, fps=fps, fourcc="VP80")
 
 
 def synthetic_frames(label: str, face: str = "grace_hopper", seconds: float = 2.0, seed: int = 0) -> np.ndarray | None:
@@ -90,9 +86,6 @@ def synthetic_frames(label: str, face: str = "grace_hopper", seconds: float = 2.
         seconds: Length at 30 fps.
         seed: The clip's random head motion and lighting.
     """
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `training/`
     try:
         from training import synthetic
     except ImportError as error:

@@ -137,6 +137,16 @@ class WindowTransform:
         self._worker: tuple[int, int] | None = None
 
     @classmethod
+    def for_model(
+        cls, config: Any, feature_extractor: Any, train: bool = False, seed: int = 0, flip_prob: float = 0.0
+    ) -> WindowTransform:
+        """The transform a model expects: its regions and frames, its feature extractor's normalisation."""
+        return cls(
+            list(config.regions), config.num_frames, feature_extractor.image_mean, feature_extractor.image_std,
+            train=train, seed=seed, flip_prob=flip_prob if train else 0.0,
+        )  # fmt: skip
+
+    @classmethod
     def from_dataset(
         cls,
         dataset: Dataset,

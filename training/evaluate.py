@@ -98,14 +98,7 @@ def evaluate_dataset(
         windows = expand_windows(clips, config.num_frames, stride, list(config.regions))
     clip_ids = windows["clip_id"]
     window_labels = np.asarray(windows["label"])
-    transform = WindowTransform(
-        list(config.regions),
-        config.num_frames,
-        feature_extractor.image_mean,
-        feature_extractor.image_std,
-        train=False,
-        seed=0,
-    )
+    transform = WindowTransform.for_model(config, feature_extractor, train=False)
     probs = predict_windows(model, WindowDataset(windows, transform), batch_size)
 
     order, clip_probs = aggregate_clip_probs(probs, clip_ids)

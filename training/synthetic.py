@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from microx_hf.errors import BackendUnavailableError, NoFaceDetectedError
+from microx_hf.errors import NoFaceDetectedError
 
 logger = logging.getLogger(__name__)
 
@@ -182,52 +182,16 @@ class FaceIdentity:
     params: dict = field(default_factory=dict)
 
 
-class _DlibFallback:
-    """dlib's HOG detector + 68-point model, for checkouts without `microx_hf.landmarks` (same `detect` contract)."""
-
-    def __init__(self) -> None:
-        import importlib.util
-
-        try:
-            import dlib
-        except ImportError as err:
-            raise BackendUnavailableError('dlib is not installed: pip install "microx-hf[dlib]"') from err
-        # face_recognition_models' __init__ imports pkg_resources, which new setuptools lacks: find its files only.
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
-            raise BackendUnavailableError('the 68-point model is missing: pip install "microx-hf[dlib]"')
-        model = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-        self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(model))
-
-    def detect(self, image_rgb: np.ndarray) -> list:
-        from types import SimpleNamespace
-
-        rects, scores, _ = self._detector.run(np.ascontiguousarray(image_rgb), 0, 0.0)
-        faces = []
-        for rect, score in zip(rects, scores, strict=True):
-            shape = self._predictor(image_rgb, rect)
-            points = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], float)
-            faces.append(SimpleNamespace(box=box, score=float(score), points=points))
-        return sorted(faces, key=lambda f: -f.score)
-
-
 _BACKEND = None
 
 
 def _landmark_backend():
-    """The project's dlib backend, or a local dlib loader while `microx_hf.landmarks` cannot be imported."""
+    """The project's dlib landmark backend (offline), loaded once per process."""
     global _BACKEND
     if _BACKEND is None:
-        try:
-            from microx_hf.landmarks import get_backend
-        except ImportError:
-            logger.info("microx_hf.landmarks is not importable; loading dlib directly")
-            _BACKEND = _DlibFallback()
-        else:
-            _BACKEND = get_backend("dlib")
+        from microx_hf.landmarks import get_backend
+
+        _BACKEND = get_backend("dlib")
     return _BACKEND
 
 
@@ -831,17 +795,17 @@ def generate_clip(
 # Dataset ------------------------------------------------------------------------------------------------------------
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = FPS) -> Path:
-    """Write RGB frames as an MPEG-4 Part 2 (`mp4v`) .mp4 with OpenCV."""
+def write_video(path: str | Path, frames: np.ndarray, fps: float = FPS, fourcc: str = "mp4v") -> Path:
+    """Write RGB frames with OpenCV: MPEG-4 Part 2 (`mp4v`, .mp4) by default, or another FourCC (`VP80`, .webm)."""
     path = Path(path)
     height, width = frames.shape[1:3]
     if width % 2 or height % 2:
         # yuv420p halves the chroma planes: the encoder silently crops odd sizes by one pixel.
         raise ValueError(f"video frames must have an even width and height, got {width}x{height}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
     if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write mp4v video to {path}")
+        raise RuntimeError(f"OpenCV cannot write {fourcc} video to {path}")
     try:
         for frame in frames:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

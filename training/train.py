@@ -414,14 +414,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
     def windows_of(rows: Dataset, train: bool, windows_per_clip: int = 1) -> WindowDataset:
-        transform = WindowTransform(
-            list(config.regions),
-            config.num_frames,
-            feature_extractor.image_mean,
-            feature_extractor.image_std,
+        transform = WindowTransform.for_model(
+            config,
+            feature_extractor,
             train=train,
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
-            flip_prob=data_args.flip_prob if train else 0.0,
+            flip_prob=data_args.flip_prob,
         )
         return WindowDataset(rows, transform, windows_per_clip=windows_per_clip)
 
