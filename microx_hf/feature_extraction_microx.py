@@ -334,27 +334,19 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         Returns:
             crops (B, R, T, C, S, S) uint8, mask (B, R, T) bool, starts (B,) float seconds.
         """
-        from .video import window_starts
+        from .windows import window_indices
 
         t = self.num_frames
-        if clip.num_frames < t:
-            raise ValueError(f"clip has {clip.num_frames} frames, fewer than num_frames={t}: use extract_clip")
-        starts = window_starts(clip.num_frames, t, stride or self.window_stride)
-        crops = np.stack([clip.crops[:, s : s + t] for s in starts])  # (B, R, T, C, S, S)
-        mask = np.stack([clip.mask[:, s : s + t] for s in starts])  # (B, R, T)
-        return crops, mask, clip.timestamps[starts].astype(np.float64)
+        starts, indices = window_indices(clip.num_frames, t, stride or self.window_stride)  # (B,), (B, T)
+        crops = clip.crops[:, indices].transpose(1, 0, 2, 3, 4, 5)  # (R, B, T, C, S, S) -> (B, R, T, C, S, S)
+        mask = clip.mask[:, indices].transpose(1, 0, 2)  # (R, B, T) -> (B, R, T)
+        return np.ascontiguousarray(crops), np.ascontiguousarray(mask), clip.timestamps[starts].astype(np.float64)
 
     def normalize(self, crops: Any) -> Any:
         """uint8 crops (..., C, H, W) -> float32 ((x / 255 - image_mean) / image_std), numpy or torch alike."""
-        mean = np.asarray(self.image_mean, np.float32).reshape(3, 1, 1)
-        std = np.asarray(self.image_std, np.float32).reshape(3, 1, 1)
-        if hasattr(crops, "float") and not isinstance(crops, np.ndarray):  # torch
-            import torch
+        from .windows import normalize
 
-            mean_t = torch.as_tensor(mean, device=crops.device)
-            std_t = torch.as_tensor(std, device=crops.device)
-            return (crops.float() / 255.0 - mean_t) / std_t
-        return ((np.asarray(crops, np.float32) / 255.0 - mean) / std).astype(np.float32)
+        return normalize(crops, self.image_mean, self.image_std)
 
     def preprocess(
         self,

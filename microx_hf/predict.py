@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ModelNotFoundError, NoFaceDetectedError
+from .windows import clip_scores
 
 if TYPE_CHECKING:
     from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
@@ -242,7 +243,7 @@ def predict(
     finally:
         model.train(was_training)
 
-    clip_probs = window_probs[face_windows].mean(axis=0)  # (L,)
+    clip_probs = clip_scores(window_probs, has_face)  # (L,): the mean over the windows with a face
     contributions = region_weights[face_windows].mean(axis=0)  # (R,)
     face_fraction = float(np.asarray(clip.mask).any(axis=0).mean())  # a frame counts when any region was found
     label = labels[int(np.argmax(clip_probs))]

@@ -346,27 +346,3 @@ def read_video(
         timestamps.append(ts)
         frames.append(frame)
     return np.stack(frames), np.asarray(timestamps, dtype=np.float64)
-
-
-def window_starts(n_frames: int, num_frames: int, stride: int) -> list[int]:
-    """Start indices of windows of `num_frames` frames, every `stride` frames, covering the whole clip.
-
-    The last window is moved back to end at the clip's last frame when the stride would leave frames uncovered.
-    A clip shorter than one window gives `[0]` (the caller pads it).
-
-    Args:
-        n_frames: Frames in the clip (at least 1).
-        num_frames: Frames per window (at least 1).
-        stride: Frames between window starts (at least 1).
-    """
-    if n_frames < 1:
-        raise ValueError(f"n_frames={n_frames}: a clip needs at least one frame")
-    if num_frames < 1 or stride < 1:
-        raise ValueError(f"num_frames={num_frames}, stride={stride}: both must be at least 1")
-    if n_frames <= num_frames:
-        return [0]
-    last = n_frames - num_frames
-    starts = list(range(0, last + 1, stride))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .regions import DEFAULT_REGIONS, CropBox, crop_boxes
-from .video import window_starts
+from .windows import window_starts
 
 if TYPE_CHECKING:  # the feature extractor imports the landmark backends; only its data class is needed here
     from .feature_extraction_microx import ClipCrops

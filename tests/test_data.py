@@ -10,7 +10,7 @@ import pytest
 import torch
 from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, load_from_disk
 
-from microx_hf.video import window_starts
+from microx_hf.windows import window_starts
 from training.data import WindowDataset, WindowTransform, collate_windows, dataset_settings, expand_windows
 from training.labels import LabelScheme
 from training.prepare_dataset import _features

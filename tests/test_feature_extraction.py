@@ -14,7 +14,7 @@ from microx_hf.configuration_microx import MicroXConfig
 from microx_hf.errors import InvalidVideoError
 from microx_hf.feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
 from microx_hf.regions import crop_regions
-from microx_hf.video import window_starts
+from microx_hf.windows import window_starts
 from tests import media
 
 REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]

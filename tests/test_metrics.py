@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from training.metrics import (
-    aggregate_clip_probs,
     classification_metrics,
     compute_window_metrics,
     confusion_matrix,
@@ -51,13 +50,6 @@ def test_confusion_matrix_rejects_bad_ids():
         confusion_matrix([0, 3], [0, 1], 3)
     with pytest.raises(ValueError, match="equal length"):
         confusion_matrix([0, 1], [0], 3)
-
-
-def test_clip_aggregation_is_the_mean_of_window_probabilities():
-    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
-    ids, clip = aggregate_clip_probs(probs, ["x", "y", "x", "y"])
-    assert ids == ["x", "y"]
-    np.testing.assert_allclose(clip, [[0.6, 0.4], [0.4, 0.6]])
 
 
 def test_compute_window_metrics_accepts_tuple_predictions():

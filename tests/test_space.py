@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from microx_hf.video import window_starts
+from microx_hf.windows import window_starts
 from tests.media import face_frames, make_face_video, make_noface_video, make_text_file, write_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,8 +5,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from microx_hf.errors import (
     InvalidVideoError,
@@ -15,7 +13,7 @@ from microx_hf.errors import (
     VideoLimitError,
     VideoNotFoundError,
 )
-from microx_hf.video import iter_frames, probe_video, read_video, window_starts
+from microx_hf.video import iter_frames, probe_video, read_video
 from tests import media
 
 SMALL = (160, 96)  # odd-ish sizes keep decoding fast and catch width/height swaps
@@ -267,31 +265,3 @@ def test_variable_frame_rate_resampled_by_timestamps(tmp_path):
     expected = [int(np.searchsorted(source_ts, t + 1e-6, side="right") - 1) for t in ts]
     assert [_source_index(f, sources) for f in frames] == expected
     assert ts[-1] <= source_ts[-1] + 0.05
-
-
-# Windows ------------------------------------------------------------------------------------------------------------
-
-
-def test_window_starts_examples():
-    assert window_starts(30, 10, 5) == [0, 5, 10, 15, 20]
-    assert window_starts(32, 10, 5) == [0, 5, 10, 15, 20, 22]
-    assert window_starts(10, 10, 5) == [0]
-    assert window_starts(3, 10, 5) == [0]
-    assert window_starts(11, 10, 10) == [0, 1]
-    with pytest.raises(ValueError):
-        window_starts(0, 10, 5)
-    with pytest.raises(ValueError):
-        window_starts(10, 10, 0)
-
-
-@given(n=st.integers(1, 400), t=st.integers(1, 40), stride=st.integers(1, 40))
-def test_window_starts_cover_the_clip(n, t, stride):
-    starts = window_starts(n, t, stride)
-    assert starts[0] == 0
-    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:], strict=False))
-    if n > t:
-        assert starts[-1] == n - t  # the last window ends at the last frame
-        assert all(0 <= s <= n - t for s in starts)
-    else:
-        assert starts == [0]

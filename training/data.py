@@ -31,7 +31,7 @@ import torch
 from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
 from microx_hf.regions import flip_permutation, hflip_crops
-from microx_hf.video import window_starts
+from microx_hf.windows import frame_indices, window_starts
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class WindowTransform:
             start = int(rng.integers(0, n - self.num_frames + 1))
         else:
             start = (n - self.num_frames) // 2
-        frames = np.minimum(np.arange(start, start + self.num_frames), n - 1)  # short clips repeat the last frame
+        frames = frame_indices(start, self.num_frames, n)  # short clips repeat the last frame
         pixels = np.stack([np.asarray(c)[frames] for c in crops])  # (R, T, C, S, S) uint8
         window_mask = np.asarray(mask, dtype=bool)[frames].T  # (R, T)
         if self.flip_prob > 0 and rng.random() < self.flip_prob:
@@ -297,7 +297,7 @@ def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int,
         crops, mask, label = reader.read(clip_id)
         n = mask.shape[0]
         for start in window_starts(n, num_frames, stride):
-            frames = np.minimum(np.arange(start, start + num_frames), n - 1)
+            frames = frame_indices(start, num_frames, n)
             row = {r: crops[k][frames] for k, r in enumerate(regions)}
             row.update(
                 region_mask=mask[frames], label=label, subject=subjects[clip_id], source=sources[clip_id],

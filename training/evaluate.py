@@ -27,7 +27,8 @@ from datasets import Dataset
 from transformers import HfArgumentParser
 
 from microx_hf.errors import DatasetFormatError
-from training.metrics import aggregate_clip_probs, classification_metrics, save_confusion_matrix, softmax
+from microx_hf.windows import pool_clips
+from training.metrics import classification_metrics, save_confusion_matrix, softmax
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ def evaluate_dataset(
     transform = WindowTransform.for_model(config, feature_extractor, train=False)
     probs = predict_windows(model, WindowDataset(windows, transform), batch_size)
 
-    order, clip_probs = aggregate_clip_probs(probs, clip_ids)
+    # The rule of `microx_hf.predict`: the mean over the windows in which a face was seen.
+    has_face = np.asarray([np.asarray(m, dtype=bool).any() for m in windows["region_mask"]])
+    order, clip_probs = pool_clips(probs, clip_ids, has_face)
     first_row = {}
     for row, clip in enumerate(clip_ids):
         first_row.setdefault(clip, row)
@@ -112,7 +115,9 @@ def evaluate_dataset(
     results: dict[str, Any] = {
         **(metadata or {}),
         "level": "window" if windows_are_clips else "clip",
-        "aggregation": "each window alone" if windows_are_clips else "mean of window probabilities",
+        "aggregation": "each window alone"
+        if windows_are_clips
+        else "mean of the probabilities of the windows with a face",
         "num_clips": len(order),
         "num_windows": len(clip_ids),
         "window_stride": stride,

@@ -96,30 +96,6 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     }
 
 
-def aggregate_clip_probs(window_probs: np.ndarray, clip_ids: Sequence[int | str]) -> tuple[list, np.ndarray]:
-    """Clip-level probabilities: the mean of the window probabilities over all windows of each clip.
-
-    Args:
-        window_probs: ``(W, L)`` class probabilities per window (softmax, not logits).
-        clip_ids: ``(W,)`` the clip each window came from.
-
-    Returns:
-        The clip ids in order of first appearance and their ``(K, L)`` mean probabilities.
-    """
-    window_probs = np.asarray(window_probs, dtype=np.float64)
-    clip_ids = list(clip_ids)
-    if window_probs.ndim != 2 or len(clip_ids) != window_probs.shape[0]:
-        raise ValueError(
-            f"window_probs must be (W, L) with one clip id per window, got {window_probs.shape} and {len(clip_ids)} ids"
-        )
-    order: dict = {}
-    index = np.array([order.setdefault(c, len(order)) for c in clip_ids], dtype=np.int64)
-    sums = np.zeros((len(order), window_probs.shape[1]))
-    np.add.at(sums, index, window_probs)
-    counts = np.bincount(index, minlength=len(order))[:, None]
-    return list(order), sums / counts
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis."""
     logits = np.asarray(logits, dtype=np.float64)
