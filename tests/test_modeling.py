@@ -322,3 +322,94 @@ def test_learns_a_tiny_temporal_task():
     model.eval()
     accuracy = (model(pixel_values).logits.argmax(-1) == labels).float().mean().item()
     assert accuracy == 1.0, (loss.item(), accuracy)
+
+
+# Per-frame work and the pretrained frame encoder ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", [{}, {"frame_encoder": None}, {"num_convlstm_layers": 2, "fusion": "mean"}])
+def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(overrides):
+    config = tiny_config(**overrides)
+    model = MicroXForVideoClassification(config).eval()
+    g = torch.Generator().manual_seed(3)
+    clip = torch.randn(1, len(config.regions), 8, 3, config.image_size, config.image_size, generator=g)
+    mask = torch.ones(1, len(config.regions), 8, dtype=torch.bool)
+    mask[0, 1, 2] = False
+    starts = [0, 2, 4, 5]
+    index = torch.stack([torch.arange(s, s + config.num_frames) for s in starts])  # (W, T)
+    with torch.no_grad():
+        shared = model.classify_windows(model.encode_frames(clip, mask).windows(index))
+        windows = torch.stack([clip[0, :, s : s + config.num_frames] for s in starts])
+        window_mask = torch.stack([mask[0, :, s : s + config.num_frames] for s in starts])
+        direct = model(windows, region_mask=window_mask)
+    torch.testing.assert_close(shared.logits, direct.logits, rtol=0, atol=0)
+    torch.testing.assert_close(shared.region_weights, direct.region_weights, rtol=0, atol=0)
+
+
+def test_frozen_frame_encoder_does_not_change_in_a_training_step():
+    config = tiny_config()
+    assert config.frame_encoder == "faceapi" and config.freeze_frame_encoder
+    model = MicroXForVideoClassification(config).train()
+    assert not model.frame_encoder.training, "a frozen encoder stays in eval mode"
+    before = {k: v.clone() for k, v in model.frame_encoder.state_dict().items()}
+    others = {k: v.clone() for k, v in model.region_dense.state_dict().items()}
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    pixel_values, mask = inputs(config, batch=4)
+    model(pixel_values, region_mask=mask, labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    optimiser.step()
+    for key, value in model.frame_encoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert any(not torch.equal(v, others[k]) for k, v in model.region_dense.state_dict().items())
+    unfrozen = MicroXForVideoClassification(tiny_config(freeze_frame_encoder=False)).train()
+    assert all(p.requires_grad for p in unfrozen.frame_encoder.parameters()) and unfrozen.frame_encoder.training
+
+
+def test_encoder_prior_maps_its_classes_onto_the_labels():
+    model = MicroXForVideoClassification(tiny_config())
+    classes = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+    expected = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
+                "disgusted": "contempt", "surprised": "surprise"}  # fmt: skip
+    for k, name in enumerate(classes):
+        row = model.label_map[k]
+        assert row.sum() == 1 and model.config.id2label[int(row.argmax())] == expected[name]
+    # A label set of its own (RAVDESS-like): classes without a counterpart map nowhere.
+    labels = ["calm", "happy", "angry", "disgust"]
+    custom = tiny_config(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+                         frame_encoder_label_map={"happy": "happy", "angry": "angry", "disgusted": "disgust"})  # fmt: skip
+    m = MicroXForVideoClassification(custom)
+    assert m.label_map.shape == (7, 4) and m.label_map.sum() == 3
+    assert m.label_map[classes.index("disgusted"), labels.index("disgust")] == 1
+    with pytest.raises(ValueError, match="frame_encoder_label_map"):
+        tiny_config(frame_encoder_label_map={"happy": "joy"})
+    # The default map keeps only the labels the model has.
+    assert MicroXConfig(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+                        frame_encoder="faceapi").frame_encoder_label_map["happy"] == "happy"  # fmt: skip
+
+
+def test_encoder_region_starts_as_its_prior():
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config, batch=2)
+    with torch.no_grad():
+        out = model(pixel_values, region_mask=mask)
+        features = model.encode_frames(pixel_values, mask)
+    e = config.regions.index("face")
+    expected = torch.log(features.prior.mean(dim=1) + 1e-4)  # (B, L): the window's mean prior, as log-probabilities
+    face_bias = model.region_classifier.bias[e]
+    torch.testing.assert_close(out.region_logits[:, e], expected + face_bias, rtol=1e-5, atol=1e-5)
+
+
+def test_forward_rejects_unknown_arguments_and_computes_the_region_loss():
+    config = tiny_config()
+    model = MicroXForVideoClassification(config)
+    pixel_values, mask = inputs(config)
+    with pytest.raises(TypeError, match="regionmask"):
+        model(pixel_values, regionmask=mask)
+    labels = torch.tensor([1, 2])
+    torch.manual_seed(0)
+    plain = model.eval()(pixel_values, region_mask=mask, labels=labels).loss
+    weighted = MicroXForVideoClassification(tiny_config(region_loss_weight=0.5))
+    weighted.load_state_dict(model.state_dict())
+    out = weighted.eval()(pixel_values, region_mask=mask, labels=labels)
+    per_region = torch.nn.functional.cross_entropy(out.region_logits.flatten(0, 1), labels.repeat_interleave(5))
+    torch.testing.assert_close(out.loss, plain + 0.5 * per_region)
