@@ -5,9 +5,9 @@ timestamps) -> follow one face (detect every `detect_every` frames on a grey fra
 px, 68 iBUG landmarks every frame) -> crop each region (`microx_hf.regions`) to `crop_size` squares -> cut the
 clip into windows of `num_frames` frames every `window_stride` frames -> normalise.
 
-Frames are streamed: only the small crops of a long video are kept, never its frames. Frames without a face give
-zero crops and a False `mask`; the model ignores them. A clip shorter than one window is padded by repeating its
-last frame (`padded=True`).
+Frames are streamed (`iter_crops`): a frame is dropped as soon as it is cropped. Frames without a face give zero
+crops and a False `mask`; the model ignores them. A clip shorter than one window is flagged `padded`: its window
+repeats the last frame (`microx_hf.windows`).
 
 It subclasses `BaseImageProcessor` (not `BaseVideoProcessor`, which needs torchvision) so that its settings are
 saved with the model as `preprocessor_config.json` and come back with `from_pretrained` / `AutoImageProcessor`.
@@ -57,18 +57,36 @@ class MicroXFeatureExtractorKwargs(TypedDict, total=False):
 
 
 @dataclass
+class FrameCrops:
+    """The region crops of one frame.
+
+    Attributes:
+        timestamp: Seconds from the first frame.
+        crops: (R, C, S, S) uint8, zeros where `mask` is False.
+        mask: (R,) bool, False where the region was not found.
+        points: (68, 2) float32 landmarks, None where no face was found.
+    """
+
+    timestamp: float
+    crops: np.ndarray
+    mask: np.ndarray
+    points: np.ndarray | None
+
+
+@dataclass
 class ClipCrops:
     """Region crops of every frame of one clip.
 
     Attributes:
-        crops: (R, N, C, S, S) uint8, regions in `regions` order; zeros where `mask` is False.
+        crops: (R, N, C, S, S) uint8, regions in `regions` order; zeros where `mask` is False. None in the record
+            `predict` returns, which streams the crops and keeps only those of a few windows.
         mask: (R, N) bool, False where the region was not found.
         timestamps: (N,) float seconds.
         landmarks: (N, 68, 2) float32, NaN where no face.
         regions: Region names.
         landmark_backend: The backend that produced the landmarks (resolved, never "auto").
         fps: Frame rate of the crops.
-        padded: Whether the clip was padded to one window by repeating its last frame.
+        padded: Whether the clip is shorter than one window (its window repeats the last frame).
     """
 
     crops: np.ndarray
@@ -187,7 +205,11 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             config: A `MicroXConfig` (anything with `regions`, `num_frames`, `image_size`).
             **kwargs: Other settings.
         """
-        return cls(regions=list(config.regions), num_frames=config.num_frames, crop_size=config.image_size, **kwargs)
+        settings = {"regions": list(config.regions), "num_frames": config.num_frames, "crop_size": config.image_size}
+        for key in ("image_mean", "image_std"):
+            if getattr(config, key, None) is not None:
+                settings[key] = list(getattr(config, key))
+        return cls(**{**settings, **kwargs})
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -240,70 +262,80 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(frame)
 
-    def extract_clip(self, video: str | Path | np.ndarray | list[np.ndarray]) -> ClipCrops:
-        """Region crops of every frame of a video.
+    def iter_crops(self, video: str | Path | np.ndarray | list[np.ndarray]) -> Iterator[FrameCrops]:
+        """Region crops frame by frame, as the video decodes: memory stays bounded whatever its length.
 
         Args:
-            video: A video file path, an (N, H, W, 3) RGB / (N, H, W) grey uint8 array, or a list of frames.
-                Arrays and lists are taken to be at `fps` already.
+            video: As for `extract_clip`.
 
-        Returns:
-            A `ClipCrops` with N >= `num_frames` frames.
+        Yields:
+            One `FrameCrops` per frame (at `fps`).
 
         Raises:
-            InvalidVideoError: No frames, or frames of the wrong shape (and the errors of `microx_hf.video`).
-            BackendUnavailableError: The landmark backend cannot run here.
+            As `extract_clip`; `InvalidVideoError` only after the last frame when there was none.
         """
         from .landmarks import FaceTracker
 
         backend = self.get_backend()
         tracker = FaceTracker(backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side)
         r, s = len(self.regions), self.crop_size
+        empty_crop = np.zeros((r, 3, s, s), np.uint8)
+        no_face = np.zeros(r, bool)
+        count = 0
+        for timestamp, frame in self._frames(video):
+            count += 1
+            face = tracker.update(frame)
+            if face is None:
+                yield FrameCrops(timestamp, empty_crop, no_face, None)
+                continue
+            frame_crops, frame_mask = self._crop_frame(frame, face.points)
+            yield FrameCrops(timestamp, frame_crops, frame_mask, face.points)
+        if not count:
+            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        self.landmark_backend_used = backend.name
+        logger.debug("extracted %d frames, detector ran %d times", count, tracker.stats["detections"])
+
+    def extract_clip(self, video: str | Path | np.ndarray | list[np.ndarray]) -> ClipCrops:
+        """Region crops of every frame of a video, all in memory (a prepared dataset's row; for long videos,
+        `predict` streams `iter_crops` instead).
+
+        Args:
+            video: A video file path, an (N, H, W, 3) RGB / (N, H, W) grey uint8 array, or a list of frames.
+                Arrays and lists are taken to be at `fps` already.
+
+        Returns:
+            A `ClipCrops`; a clip shorter than one window is flagged `padded` (its window repeats the last frame).
+
+        Raises:
+            InvalidVideoError: No frames, or frames of the wrong shape (and the errors of `microx_hf.video`).
+            BackendUnavailableError: The landmark backend cannot run here.
+        """
+        from .windows import is_padded
+
         crops: list[np.ndarray] = []
         masks: list[np.ndarray] = []
         points: list[np.ndarray] = []
         stamps: list[float] = []
-        empty_crop = np.zeros((r, 3, s, s), np.uint8)
         no_points = np.full((68, 2), np.nan, np.float32)
-        for timestamp, frame in self._frames(video):
-            face = tracker.update(frame)
-            stamps.append(timestamp)
-            if face is None:
-                crops.append(empty_crop)
-                masks.append(np.zeros(r, bool))
-                points.append(no_points)
-                continue
-            frame_crops, frame_mask = self._crop_frame(frame, face.points)
-            crops.append(frame_crops)
-            masks.append(frame_mask)
-            points.append(face.points)
-        if not stamps:
-            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
-        self.landmark_backend_used = backend.name
-        padded = len(stamps) < self.num_frames
+        for frame in self.iter_crops(video):
+            stamps.append(frame.timestamp)
+            crops.append(frame.crops)
+            masks.append(frame.mask)
+            points.append(no_points if frame.points is None else frame.points)
+        padded = is_padded(len(stamps), self.num_frames)
         if padded:
-            missing = self.num_frames - len(stamps)
             logger.info(
-                "clip has %d frames, fewer than num_frames=%d: repeating the last frame %d times",
+                "clip has %d frames, fewer than num_frames=%d: its one window repeats the last frame",
                 len(stamps),
                 self.num_frames,
-                missing,
             )
-            crops += [crops[-1]] * missing
-            masks += [masks[-1]] * missing
-            points += [points[-1]] * missing
-            stamps += [stamps[-1] + (i + 1) / self.fps for i in range(missing)]
-        found = sum(bool(m.any()) for m in masks)
-        logger.debug(
-            "extracted %d frames, face in %d, detector ran %d times", len(stamps), found, tracker.stats["detections"]
-        )
         return ClipCrops(
             crops=np.stack(crops, axis=1),  # (N, R, C, S, S) -> (R, N, C, S, S)
             mask=np.stack(masks, axis=1),  # (R, N)
             timestamps=np.asarray(stamps, dtype=np.float64),
             landmarks=np.stack(points).astype(np.float32),
             regions=list(self.regions),
-            landmark_backend=backend.name,
+            landmark_backend=self.get_backend().name,
             fps=self.fps,
             padded=padded,
         )

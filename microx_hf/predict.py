@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .errors import ModelNotFoundError, NoFaceDetectedError
 from .windows import clip_scores
@@ -49,7 +48,13 @@ class Prediction:
         region_probs: (W, R, L) each region's own probabilities per window; NaN for windows without a face.
         face_fraction: Share of the clip's frames in which a face was found.
         landmark_backend: The landmark backend that found the faces.
-        clip: The region crops, masks, landmarks and timestamps (for contact sheets and previews).
+        padded: The clip is shorter than one window: its only window repeats the last frame.
+        clip: The clip's masks, landmarks and timestamps (for previews); its `crops` are None: the crops are
+            streamed, and only those of each label's most telling window are kept (`window_clip`).
+        window_crops: Window index -> (R, T, C, S, S) uint8 crops, for the windows kept.
+        window_stride: Frames between window starts.
+        num_frames: Frames per window.
+        window_frames: (W,) first frame index of each window.
     """
 
     label: str
@@ -63,12 +68,45 @@ class Prediction:
     region_probs: np.ndarray
     face_fraction: float
     landmark_backend: str
+    padded: bool = False
     clip: ClipCrops | None = field(default=None, repr=False)
+    window_crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    window_stride: int = 5
+    num_frames: int = 10
+    window_frames: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def window_has_face(self) -> np.ndarray:
         """(W,) bool: whether the model scored the window (a face was found in it)."""
         return np.isfinite(self.window_probs).all(axis=1)
+
+    def telling_window(self, label: str | None = None) -> int:
+        """The window that speaks most for `label` (default the clip's label): its highest probability."""
+        return int(np.nanargmax(self.window_probs[:, self.labels.index(label or self.label)]))
+
+    def window_clip(self, window: int) -> ClipCrops:
+        """The crops of one kept window as a `ClipCrops` of its T frames (for `visualize.contact_sheet`).
+
+        Raises:
+            KeyError: The window's crops were not kept (each label's most telling window is).
+        """
+        from .feature_extraction_microx import ClipCrops
+        from .windows import frame_indices
+
+        if window not in self.window_crops:
+            raise KeyError(f"the crops of window {window} were not kept; kept: {sorted(self.window_crops)}")
+        clip = self.clip
+        index = frame_indices(int(self.window_frames[window]), self.num_frames, clip.num_frames)
+        return ClipCrops(
+            crops=self.window_crops[window],
+            mask=clip.mask[:, index],
+            timestamps=clip.timestamps[index],
+            landmarks=clip.landmarks[index],
+            regions=list(clip.regions),
+            landmark_backend=clip.landmark_backend,
+            fps=clip.fps,
+            padded=self.padded,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary without the crops; NaN (windows without a face) becomes None."""
@@ -88,6 +126,7 @@ class Prediction:
             "region_contributions": {k: round(float(v), 6) for k, v in self.region_contributions.items()},
             "face_fraction": round(float(self.face_fraction), 6),
             "landmark_backend": self.landmark_backend,
+            "padded": bool(self.padded),
         }
 
 
@@ -164,6 +203,11 @@ def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtract
         problems.append(f"num_frames {feature_extractor.num_frames} vs {cfg.num_frames}")
     if feature_extractor.crop_size != cfg.image_size:
         problems.append(f"crop_size {feature_extractor.crop_size} vs image_size {cfg.image_size}")
+    if cfg.frame_encoder is not None:
+        for key in ("image_mean", "image_std"):
+            ours, theirs = list(getattr(feature_extractor, key)), list(getattr(cfg, key))
+            if not np.allclose(ours, theirs):
+                problems.append(f"{key} {ours} vs the model's {theirs} (its frame encoder undoes that normalisation)")
     if problems:
         raise ValueError(
             "The feature extractor does not match the model: " + "; ".join(problems) + ". Load both from the "
@@ -175,15 +219,19 @@ def predict(
     video: str | Path | np.ndarray | list[np.ndarray],
     model: MicroXModel | str | Path | None = None,
     feature_extractor: MicroXFeatureExtractor | None = None,
-    batch_size: int = 32,
+    batch_size: int = 8,
 ) -> Prediction:
     """Recognise the emotion in a face video.
+
+    The video streams through: frames are decoded, cropped and encoded once each, and windows are scored in
+    batches as soon as their frames are in, so memory does not grow with the video's length (only its landmarks,
+    a few bytes a frame, and the crops of each label's most telling window are kept).
 
     Args:
         video: A video file, or RGB frames (N, H, W, 3) uint8 taken at the extractor's fps.
         model: A loaded model, a name or path for `load_model`, or None for the default model.
         feature_extractor: The extractor; None takes the one saved with the model (or one built from its config).
-        batch_size: Windows per forward pass.
+        batch_size: Windows per forward pass (4-8 was fastest on CPU).
 
     Returns:
         A `Prediction`.
@@ -193,6 +241,9 @@ def predict(
         VideoNotFoundError, InvalidVideoError, VideoDecodeError, VideoLimitError: The video cannot be used.
         ModelNotFoundError: No model could be loaded.
     """
+    from .feature_extraction_microx import ClipCrops
+    from .scoring import ClipScorer
+
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1")
     if model is None or isinstance(model, (str, Path)):
@@ -208,58 +259,67 @@ def predict(
             feature_extractor = extractor_for(model)
     check_compatible(model, feature_extractor)
 
-    clip = feature_extractor.extract_clip(video)
-    crops, mask, starts = feature_extractor.windows(clip)  # (B, R, T, C, S, S) uint8, (B, R, T) bool, (B,) s
+    fe = feature_extractor
+    scorer = ClipScorer(model, fe.num_frames, fe.window_stride, fe.image_mean, fe.image_std, batch_size,
+                        keep_telling=True)  # fmt: skip
+    stamps: list[float] = []
+    points: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    no_points = np.full((68, 2), np.nan, np.float32)
+    for frame in fe.iter_crops(video):
+        scorer.push(frame.crops, frame.mask)
+        stamps.append(frame.timestamp)
+        points.append(no_points if frame.points is None else frame.points)
+        masks.append(frame.mask)
+    scores = scorer.finish()
+
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     regions = list(model.config.regions)
-    n_windows, n_regions, n_labels = len(starts), len(regions), len(labels)
-    has_face = mask.any(axis=(1, 2))  # (B,)
+    clip = ClipCrops(
+        crops=None,
+        mask=np.stack(masks, axis=1),  # (R, N)
+        timestamps=np.asarray(stamps, dtype=np.float64),
+        landmarks=np.stack(points).astype(np.float32),  # (N, 68, 2)
+        regions=regions,
+        landmark_backend=fe.get_backend().name,
+        fps=fe.fps,
+        padded=scores.padded,
+    )
     where = video if isinstance(video, (str, Path)) else "the frames"
+    has_face = scores.has_face
     if not has_face.any():
         raise NoFaceDetectedError(
-            f"No face was found in {where} ({len(clip.timestamps)} frames, landmark backend "
-            f"{clip.landmark_backend!r}). Use a video in which one face looks towards the camera, lit from the front "
-            "and at least about 80 pixels wide; profiles and sunglasses defeat the detector."
+            f"No face was found in {where} ({len(stamps)} frames, landmark backend {clip.landmark_backend!r}). Use a "
+            "video in which one face looks towards the camera, lit from the front and at least about 80 pixels wide; "
+            "profiles and sunglasses defeat the detector."
         )
-
-    window_probs = np.full((n_windows, n_labels), np.nan, np.float32)
-    region_weights = np.full((n_windows, n_regions), np.nan, np.float32)
-    region_probs = np.full((n_windows, n_regions, n_labels), np.nan, np.float32)
-    face_windows = np.flatnonzero(has_face)
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(face_windows), batch_size):
-                idx = face_windows[i : i + batch_size]
-                pixel_values = torch.as_tensor(feature_extractor.normalize(crops[idx])).to(device, dtype)
-                region_mask = torch.as_tensor(mask[idx]).to(device)
-                out = model(pixel_values=pixel_values, region_mask=region_mask)
-                window_probs[idx] = out.logits.float().softmax(-1).cpu().numpy()
-                region_weights[idx] = out.region_weights.float().cpu().numpy()
-                region_probs[idx] = out.region_logits.float().softmax(-1).cpu().numpy()
-    finally:
-        model.train(was_training)
-
-    clip_probs = clip_scores(window_probs, has_face)  # (L,): the mean over the windows with a face
-    contributions = region_weights[face_windows].mean(axis=0)  # (R,)
-    face_fraction = float(np.asarray(clip.mask).any(axis=0).mean())  # a frame counts when any region was found
+    clip_probs = clip_scores(scores.probs, has_face)  # (L,): the mean over the windows with a face
+    contributions = scores.region_weights[has_face].mean(axis=0)  # (R,)
+    face_fraction = float(clip.mask.any(axis=0).mean())  # a frame counts when any region was found
     label = labels[int(np.argmax(clip_probs))]
-    logger.info("%s: %s (%.0f%%) from %d/%d windows", where, label, 100 * clip_probs.max(), len(face_windows),
-                n_windows)  # fmt: skip
+    if scores.padded:
+        logger.warning(
+            "%s has %d frames, fewer than one window (%d): its window repeats the last frame", where, len(stamps),
+            fe.num_frames,
+        )  # fmt: skip
+    logger.info("%s: %s (%.0f%%) from %d/%d windows", where, label, 100 * clip_probs.max(), int(has_face.sum()),
+                len(has_face))  # fmt: skip
     return Prediction(
         label=label,
         scores={name: float(p) for name, p in zip(labels, clip_probs, strict=True)},
         labels=labels,
         regions=regions,
-        window_starts=np.asarray(starts, dtype=np.float64),
-        window_probs=window_probs,
-        region_weights=region_weights,
+        window_starts=clip.timestamps[np.minimum(scores.starts, len(stamps) - 1)].astype(np.float64),
+        window_probs=scores.probs,
+        region_weights=scores.region_weights,
         region_contributions={name: float(w) for name, w in zip(regions, contributions, strict=True)},
-        region_probs=region_probs,
+        region_probs=scores.region_probs,
         face_fraction=face_fraction,
         landmark_backend=clip.landmark_backend,
+        padded=scores.padded,
         clip=clip,
+        window_crops=scores.kept_crops,
+        window_stride=fe.window_stride,
+        num_frames=fe.num_frames,
+        window_frames=scores.starts,
     )

@@ -92,6 +92,11 @@ def contact_sheet(
     Returns:
         (H, W, 3) RGB uint8 image.
     """
+    if clip.crops is None:
+        raise ValueError(
+            "this clip record keeps no crops (`predict` streams them): draw `prediction.window_clip(window)`, or "
+            "the clip `MicroXFeatureExtractor.extract_clip` returns"
+        )
     crops = np.asarray(clip.crops)  # (R, N, C, S, S)
     mask = np.asarray(clip.mask, dtype=bool)  # (R, N)
     n_regions, n_frames = crops.shape[:2]

@@ -207,9 +207,7 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
 
     window = telling_window(prediction)
     start = prediction.window_starts[window]
-    strips = region_strips(
-        prediction.clip, window, num_frames=feature_extractor.num_frames, stride=feature_extractor.window_stride
-    )
+    strips = region_strips(prediction.window_clip(window))
     gallery = [
         (strip, f"{region}: {weight:.0%} of this window's decision")
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)

@@ -106,12 +106,14 @@ def test_short_clip_is_padded_with_its_last_frame(extractor, caplog):
     frames = media.face_frames(2)
     with caplog.at_level(logging.INFO, logger="microx_hf.feature_extraction_microx"):
         clip = extractor.extract_clip(frames)
-    assert clip.padded and clip.num_frames == 4
-    np.testing.assert_array_equal(clip.crops[:, 3], clip.crops[:, 1])
-    np.testing.assert_allclose(clip.timestamps, np.arange(4) / 30)
-    assert "repeating the last frame" in caplog.text
+    # The clip keeps its own frames; its one window repeats the last of them (microx_hf.windows).
+    assert clip.padded and clip.num_frames == 2
+    np.testing.assert_allclose(clip.timestamps, np.arange(2) / 30)
+    assert "repeats the last frame" in caplog.text
     crops, mask, starts = extractor.windows(clip)
     assert crops.shape == (1, 5, 4, 3, 17, 17) and mask.all() and starts.tolist() == [0.0]
+    np.testing.assert_array_equal(crops[0, :, 3], clip.crops[:, 1])
+    np.testing.assert_array_equal(crops[0, :, 2], clip.crops[:, 1])
 
 
 def test_video_without_a_face(tmp_path, extractor):

@@ -291,11 +291,17 @@ def test_face_track_preview_draws_landmarks_and_boxes():
 
 
 def test_region_strips_and_clip_preview(prediction, videos):
-    strips = region_strips(prediction.clip, window=1, num_frames=4, stride=2, cell=16)
+    window = prediction.telling_window()
+    assert window in prediction.window_crops  # the crops of each label's most telling window are kept
+    clip = prediction.window_clip(window)
+    assert clip.crops.shape[:2] == (5, 4) and clip.timestamps[0] == prediction.window_starts[window]
+    with pytest.raises(ValueError, match="window_clip"):
+        contact_sheet(prediction.clip)  # the streamed record keeps no crops
+    strips = region_strips(clip, cell=16)
     assert len(strips) == 5 and all(s.shape[0] == 20 + 18 for s in strips)
     # One label column for all regions: the crops line up from strip to strip in the Space's gallery.
     assert len({s.shape[1] for s in strips}) == 1
-    sheet = contact_sheet(prediction.clip, window=1, num_frames=4, stride=2, cell=16)
+    sheet = contact_sheet(clip, cell=16)
     np.testing.assert_array_equal(strips[2][20:], sheet[20 + 2 * 18 : 20 + 3 * 18])
     preview = clip_preview(videos["face"], prediction.clip, seconds=0.2, preview_side=320)
     assert len(preview) == 6 and preview[0].shape == (180, 320, 3)

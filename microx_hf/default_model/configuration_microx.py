@@ -17,13 +17,33 @@ KNOWN_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth", "left_brow", 
 DEFAULT_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]
 
 FUSIONS = ["attention", "mean", "paper"]
+
+# Pretrained per-frame face encoders the model can put under a region's ConvLSTM branch. Their architectures live in
+# `modeling_microx.py` and their weights travel inside the MicroX checkpoint; `classes` are the encoder's own
+# expression classes and `to_labels` maps them onto MicroX's labels (disgust merges into contempt, as in the paper).
+FRAME_ENCODERS: dict[str, dict] = {
+    # face-api.js FaceExpressionNet (npm @vladmandic/face-api 1.7.15, MIT): depthwise-separable dense blocks,
+    # trained on 112x112 RGB faces; a 256-channel map at 1/16 of the input before its 7-class head.
+    "faceapi": {
+        "classes": ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"],
+        "to_labels": {
+            "neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
+            "disgusted": "contempt", "surprised": "surprise",
+        },
+        "channels": 256,
+        "stride": 16,
+        "native_size": 112,
+    },
+}  # fmt: skip
 HEADS = ["pool", "flatten"]
 PADDINGS = ["same", "valid"]
 
 PRESETS: dict[str, dict] = {
     # A faster variant of the paper: two stride-2 convolutions shrink each 48x48 crop to 12x12 before a
-    # 32-filter ConvLSTM, global average pooling replaces the 55 M-parameter Flatten->Dense, and a learned,
-    # mask-aware attention over regions replaces the concatenation (it says which region drove a decision).
+    # 32-filter ConvLSTM, pooling to a 3x3 grid replaces the 55 M-parameter Flatten->Dense, a learned, mask-aware
+    # attention over regions replaces the concatenation (it says which region drove a decision), and the face
+    # branch's ConvLSTM runs on the feature map of a face-expression network pretrained on real faces, whose own
+    # per-frame prediction is a prior for the face branch.
     "default": {
         "image_size": 48,
         "stem_channels": [16, 32],
@@ -37,6 +57,7 @@ PRESETS: dict[str, dict] = {
         "dropout": 0.2,
         "head_dropout": 0.3,
         "fusion": "attention",
+        "frame_encoder": "faceapi",
     },
     # The published architecture, exactly: ConvLSTM2D(64, 3x3, valid) on 60x60 colour crops, Dropout 0.2,
     # Flatten, Dense 256 ReLU, Dropout 0.3, Dense 7 softmax per region; concatenation and Dense 7 softmax.
@@ -84,6 +105,21 @@ class MicroXConfig(PreTrainedConfig):
             softmax outputs, then a dense layer; a masked region contributes zeros).
         region_dropout: During training, probability of hiding each region for a whole sample (never all of
             them), so the model learns to cope with a missing region (a mask hiding the mouth).
+        frame_encoder: A pretrained per-frame face encoder (a key of `FRAME_ENCODERS`, e.g. `faceapi`) whose feature
+            map replaces the stem of the `frame_encoder_region` branch, or None. It runs once per frame.
+        frame_encoder_region: The region whose crops the encoder sees (the full face).
+        frame_encoder_size: Side the region crop is resized to before the encoder (None: `image_size`, no resize).
+        freeze_frame_encoder: Keep the encoder's weights fixed in training (it stays in eval mode).
+        frame_encoder_prior: Add the encoder's own expression prediction, mapped onto the labels by
+            `frame_encoder_label_map` and averaged over the window's visible frames, to the encoder region's logits
+            (as log-probabilities, scaled by a learned weight): the branch learns a correction to the prior.
+        frame_encoder_label_map: Encoder class -> label of `id2label` (or None for no counterpart); default the
+            encoder's `to_labels` restricted to the labels the model has.
+        image_mean: The per-channel mean `pixel_values` were normalised with (the feature extractor's `image_mean`);
+            the frame encoder undoes the normalisation.
+        image_std: The per-channel standard deviation, likewise.
+        region_loss_weight: Weight of the per-region cross-entropy (each region's own logits against the labels,
+            averaged over the visible regions) added to the loss; 0 for none.
         id2label: Label names by class index; defaults to the paper's seven classes.
         label2id: The inverse of `id2label`.
     """
@@ -107,12 +143,23 @@ class MicroXConfig(PreTrainedConfig):
     head_dropout: float = 0.3
     fusion: str = "attention"
     region_dropout: float = 0.0
+    frame_encoder: str | None = None
+    frame_encoder_region: str = "face"
+    frame_encoder_size: int | None = None
+    freeze_frame_encoder: bool = True
+    frame_encoder_prior: bool = True
+    frame_encoder_label_map: dict[str, str | None] | None = None
+    region_loss_weight: float = 0.0
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         if self.regions is None:
             self.regions = list(DEFAULT_REGIONS)
         if self.stem_channels is None:
             self.stem_channels = list(PRESETS["default"]["stem_channels"])
+        self.image_mean = [float(v) for v in (self.image_mean if self.image_mean is not None else [0.5, 0.5, 0.5])]
+        self.image_std = [float(v) for v in (self.image_std if self.image_std is not None else [0.5, 0.5, 0.5])]
         if self.id2label is None and kwargs.get("num_labels") is None:
             self.id2label = dict(enumerate(PAPER_LABELS))
         if self.id2label is not None and self.label2id is None:
@@ -120,7 +167,36 @@ class MicroXConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         self.regions = list(self.regions)
         self.stem_channels = [int(c) for c in self.stem_channels]
+        if self.frame_encoder is not None and self.frame_encoder_label_map is None:
+            self.frame_encoder_label_map = self.default_label_map(self.frame_encoder)
         self._validate_microx()
+
+    def default_label_map(self, encoder: str) -> dict[str, str | None]:
+        """The encoder's class -> label map restricted to this config's labels (a class without one maps to None)."""
+        if encoder not in FRAME_ENCODERS:
+            raise ValueError(
+                f"MicroXConfig.frame_encoder={encoder!r} is not valid: choose one of {sorted(FRAME_ENCODERS)} or None."
+            )
+        labels = set(self.id2label.values())
+        return {k: (v if v in labels else None) for k, v in FRAME_ENCODERS[encoder]["to_labels"].items()}
+
+    @property
+    def encoder_region_index(self) -> int | None:
+        """Position of the encoder's region in `regions`, or None without an encoder."""
+        return self.regions.index(self.frame_encoder_region) if self.frame_encoder is not None else None
+
+    @property
+    def stem_regions(self) -> list[str]:
+        """The regions whose branch starts from pixels (every region but the encoder's)."""
+        return [r for i, r in enumerate(self.regions) if i != self.encoder_region_index]
+
+    @property
+    def encoder_feature_size(self) -> int:
+        """Side of the encoder's feature map the encoder region's ConvLSTM runs on."""
+        size = self.frame_encoder_size or self.image_size
+        for _ in range(4):  # four stride-2 blocks (3x3, padding 1)
+            size = (size - 1) // 2 + 1
+        return size
 
     @classmethod
     def from_preset(cls, name: str = "default", **overrides) -> "MicroXConfig":
@@ -173,8 +249,42 @@ class MicroXConfig(PreTrainedConfig):
             )  # fmt: skip
         if self.num_labels < 2:
             raise bad("num_labels", self.num_labels, "emotion classification needs at least two labels")
+        if (
+            len(self.image_mean) != self.num_channels
+            or len(self.image_std) != self.num_channels
+            or min(self.image_std) <= 0
+        ):
+            raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give one value per channel, std > 0")
+        if (
+            isinstance(self.region_loss_weight, bool)
+            or not isinstance(self.region_loss_weight, (int, float))
+            or (self.region_loss_weight < 0)
+        ):
+            raise bad("region_loss_weight", self.region_loss_weight, "it must be a number >= 0")
+        if self.frame_encoder is not None:
+            if self.frame_encoder not in FRAME_ENCODERS:
+                raise bad("frame_encoder", self.frame_encoder, f"choose one of {sorted(FRAME_ENCODERS)} or None")
+            if self.frame_encoder_region not in self.regions:
+                raise bad("frame_encoder_region", self.frame_encoder_region, f"choose one of regions={self.regions}")
+            if self.num_channels != 3:
+                raise bad("num_channels", self.num_channels, f"the {self.frame_encoder!r} encoder takes RGB: use 3")
+            if self.head != "pool":
+                raise bad("head", self.head, "a frame encoder needs the `pool` head (its feature map has its own size)")
+            size = self.frame_encoder_size
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
+                raise bad("frame_encoder_size", size, "give an integer of at least 16, or None for image_size")
+            classes = FRAME_ENCODERS[self.frame_encoder]["classes"]
+            label_map = self.frame_encoder_label_map or {}
+            labels = set(self.id2label.values())
+            wrong = {k: v for k, v in label_map.items() if k not in classes or (v is not None and v not in labels)}
+            if wrong:
+                raise bad(
+                    "frame_encoder_label_map", wrong,
+                    f"keys must be the encoder's classes {classes} and values labels of id2label {sorted(labels)} "
+                    "or None",
+                )  # fmt: skip
         if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
             raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
 
 
-__all__ = ["MicroXConfig", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS"]
+__all__ = ["MicroXConfig", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS", "FRAME_ENCODERS"]
