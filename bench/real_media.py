@@ -109,6 +109,29 @@ def still_video(still: Path, out: Path, seconds: float = 1.0, fps: float = 30.0)
     return out
 
 
+def real_480p(seconds: float, source: str = "WolfgangLanger_Pexels.mp4") -> Path:
+    """Real camera footage as a BAUM-1s-like file: 854x480, 29.97 fps, H.264, `seconds` long (the source looped).
+
+    Made once with the ffmpeg binary of the `imageio-ffmpeg` wheel and cached. Camera footage decodes 2-3x slower
+    than the synthetic test clips, so speed figures on it are the ones a user sees.
+    """
+    import imageio_ffmpeg
+
+    out = cache_dir() / "real480p" / f"{Path(source).stem}_{seconds:g}s.mp4"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part.mp4")
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "-1", "-i",
+         str(pyfeat_data() / source), "-t", f"{seconds:g}", "-vf", "scale=854:480,fps=30000/1001", "-an",
+         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(tmp)],
+        check=True,
+    )  # fmt: skip
+    tmp.rename(out)
+    return out
+
+
 if __name__ == "__main__":
     for still in labelled_stills():
         print(f"{still.label:10s} {still.path}")
