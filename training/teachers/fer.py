@@ -24,6 +24,7 @@ Usage:
     python -m training.teachers.fer --parity           # fetch, convert, compare with the Keras graph and the tflite
     python -m training.teachers.fer --convert          # write the converted safetensors into the cache
     python -m training.teachers.fer --write-reference  # refresh references/fer.json (needs `microx-hf[convert]`)
+    python -m training.teachers.fer --write-weights    # refresh the committed weights/fer.safetensors
 """
 
 from __future__ import annotations
