@@ -82,26 +82,15 @@ def measure_step(
 
 
 def _random_clips(path: Path, num_clips: int = 24, frames: int = 30, crop: int = 48) -> Path:
-    """A processed-clip dataset (ARCHITECTURE.md schema) of random crops: 5 regions, 7 labels, 6 subjects."""
+    """A processed-clip dataset (`training.schema`) of random crops: 5 regions, 7 labels, 6 subjects."""
     import numpy as np
-    from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+    from datasets import Dataset, DatasetDict
 
     from microx_hf.configuration_microx import DEFAULT_REGIONS, PAPER_LABELS
+    from training.schema import clip_features
 
     rng = np.random.default_rng(0)
-    features = Features(
-        {
-            **{r: Array4D((None, 3, crop, crop), "uint8") for r in DEFAULT_REGIONS},
-            "region_mask": Array2D((None, len(DEFAULT_REGIONS)), "bool"),
-            "timestamps": Sequence(Value("float32")),
-            "label": ClassLabel(names=PAPER_LABELS),
-            "subject": Value("string"),
-            "source": Value("string"),
-            "corpus": Value("string"),
-            "landmark_backend": Value("string"),
-            "num_frames": Value("int32"),
-        }
-    )
+    features = clip_features(DEFAULT_REGIONS, crop, PAPER_LABELS)
 
     def rows():
         for i in range(num_clips):

@@ -11,9 +11,9 @@ import torch
 from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, load_from_disk
 
 from microx_hf.windows import window_starts
-from training.data import WindowDataset, WindowTransform, collate_windows, dataset_settings, expand_windows
+from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows
 from training.labels import LabelScheme
-from training.prepare_dataset import _features
+from training.schema import clip_features, preparation_record
 
 REGIONS = ["face", "left_eye", "right_eye", "mouth"]
 S, T = 7, 4
@@ -40,7 +40,7 @@ def _clip(n: int, clip: int) -> dict:
 def clips(tmp_path_factory) -> Dataset:
     scheme = LabelScheme("test", ["calm", "angry"], {"calm": "calm", "angry": "angry"})
     rows = [_clip(n, i) for i, n in enumerate(LENGTHS)]
-    ds = Dataset.from_list(rows, features=_features(REGIONS, S, 3, scheme))
+    ds = Dataset.from_list(rows, features=clip_features(REGIONS, S, scheme.class_label()))
     ds.info.description = json.dumps({"feature_extractor": {"regions": REGIONS, "num_frames": T, "image_mean": MEAN,
                                                             "image_std": STD}})  # fmt: skip
     path = tmp_path_factory.mktemp("clips") / "ds"
@@ -56,7 +56,7 @@ def _expected(region: int, frames: list[int], flip: bool = False) -> np.ndarray:
 
 
 def test_settings_restored_from_the_dataset(clips):
-    assert dataset_settings(clips)["feature_extractor"]["image_mean"] == MEAN
+    assert preparation_record(clips)["feature_extractor"]["image_mean"] == MEAN
     transform = WindowTransform.from_dataset(clips, train=False)
     assert transform.regions == REGIONS and transform.num_frames == T
 

@@ -16,9 +16,10 @@ from datasets import load_dataset, load_from_disk
 
 from microx_hf.errors import DatasetFormatError
 from tests.media import make_face_video, make_truncated_video
-from training.data import WindowTransform, dataset_settings, load_clips
+from training.data import WindowTransform, load_clips
 from training.labels import PAPER7
 from training.prepare_dataset import main
+from training.schema import preparation_record
 
 ROWS = [  # No, Subject, Gender, Clip Name, Emotion, Code  (BAUM-1s codes)
     [1, 1, "F", "S001_001", "Happiness", 8],
@@ -165,7 +166,7 @@ def test_push_to_hub_and_load(baum1s, reference, hub_repo_id, tmp_path):
     loaded = load_dataset(hub_repo_id)
     _assert_same(loaded["train"], reference.dataset["train"])
     restored = load_clips(hub_repo_id)
-    assert dataset_settings(restored["train"]) == dataset_settings(reference.dataset["train"])
+    assert preparation_record(restored["train"]) == preparation_record(reference.dataset["train"])
     assert WindowTransform.from_dataset(restored["train"]).num_frames == 4
     assert load_clips(reference.output_dir)["train"].info.description == reference.dataset["train"].info.description
     from huggingface_hub import DatasetCard, hf_hub_download

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import Dataset, DatasetDict
 
 from training import train
 from training.folds import aggregate_folds
+from training.schema import clip_features
 
 LABELS = ["neutral", "happy", "sad"]
 REGIONS = ["face", "mouth"]
@@ -17,21 +18,9 @@ TINY_MODEL = {"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7, "nu
 
 
 def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, frames: int = 5, seed: int = 0) -> Path:
-    """A processed-clip dataset in the ARCHITECTURE.md schema; each class has its own brightness, so it is learnable."""
+    """A processed-clip dataset (`training.schema`); each class has its own brightness, so it is learnable."""
     rng = np.random.default_rng(seed)
-    features = Features(
-        {
-            **{r: Array4D((None, 3, CROP, CROP), "uint8") for r in REGIONS},
-            "region_mask": Array2D((None, len(REGIONS)), "bool"),
-            "timestamps": Sequence(Value("float32")),
-            "label": ClassLabel(names=LABELS),
-            "subject": Value("string"),
-            "source": Value("string"),
-            "corpus": Value("string"),
-            "landmark_backend": Value("string"),
-            "num_frames": Value("int32"),
-        }
-    )
+    features = clip_features(REGIONS, CROP, LABELS)
     rows = {name: [] for name in features}
     for s in range(num_subjects):
         for c in range(clips_per_subject):
