@@ -162,24 +162,9 @@ def _read_all(path) -> np.ndarray:
 
 
 def test_main_writes_a_plain_folder_dataset(tmp_path):
-    out = S.main(
-        [
-            "--out_dir",
-            str(tmp_path / "syn"),
-            "--clips_per_label",
-            "2",
-            "--identities",
-            "2",
-            "--min_frames",
-            "10",
-            "--max_frames",
-            "13",
-            "--size",
-            "96x74",
-            "--seed",
-            "3",
-        ]
-    )
+    argv = ["--out_dir", str(tmp_path / "syn"), "--clips_per_label", "2", "--identities", "2", "--min_frames", "10",
+            "--max_frames", "13", "--size", "96x74", "--seed", "3"]  # fmt: skip
+    out = S.main(argv)
     with open(out / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     meta = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
@@ -198,25 +183,7 @@ def test_main_writes_a_plain_folder_dataset(tmp_path):
     # A second run refuses to mix with the first unless told to replace it.
     with pytest.raises(FileExistsError):
         S.main(["--out_dir", str(out), "--clips_per_label", "1", "--identities", "1", "--labels", "happy"])
-    again = S.main(
-        [
-            "--out_dir",
-            str(tmp_path / "syn"),
-            "--clips_per_label",
-            "2",
-            "--identities",
-            "2",
-            "--min_frames",
-            "10",
-            "--max_frames",
-            "13",
-            "--size",
-            "96x74",
-            "--seed",
-            "3",
-            "--overwrite",
-        ]
-    )
+    again = S.main([*argv, "--overwrite"])
     assert (again / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in rows]
     # The project's plain-folder reader finds the same clips, labels and subjects by both routes.
     from training.sources.folder import read_folder

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,14 +32,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments
 
 from microx_hf import MicroXFeatureExtractor, MicroXForVideoClassification
 from training import prepare_dataset, release, synthetic, train
 from training.data import load_clips
 from training.evaluate import evaluate_dataset
 from training.release import CODE_FILES
-from training.scripts import ArgumentsError, run_script
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -233,10 +232,7 @@ def install(released: Path, demo_results: Path, target: Path = DEFAULT_MODEL_DIR
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point."""
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
-        args=sys.argv[1:] if argv is None else argv, look_for_args_file=False
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_arguments(DemoArguments, argv)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     return run(args)

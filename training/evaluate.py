@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import HfArgumentParser
 
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
@@ -32,7 +30,7 @@ from microx_hf.modeling_microx import MicroXForVideoClassification
 from microx_hf.windows import pool_clips
 from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
 from training.metrics import classification_metrics, save_confusion_matrix, softmax
-from training.scripts import ArgumentsError, run_script
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -213,11 +211,7 @@ def run(args: EvalArguments) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point; returns the results."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
-    )
-    return run(args)
+    return run(parse_arguments(EvalArguments, argv))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def run(
         subjects = [s for split in clips.values() for s in split["subject"]]
         num_folds = len(make_folds(subjects, data_args.protocol, data_args.num_folds, data_args.split_seed))
     root = Path(training_args.output_dir)
+    # Under accelerate/torchrun every process trains every fold; only process 0 evaluates, so only it aggregates.
+    main_process = training_args.process_index == 0
     results = []
     for fold in range(num_folds):
         fold_dir = root / f"fold-{fold:02d}"
@@ -91,8 +93,12 @@ def run(
             dataclasses.replace(training_args, output_dir=str(fold_dir)),
         )
         if not fold_results:
+            if not main_process:
+                continue
             raise RuntimeError(f"fold {fold} produced no test results")
         results.append(fold_results)
+    if not main_process:
+        return {}
     summary = aggregate_folds(results)
     root.mkdir(parents=True, exist_ok=True)
     (root / "folds.json").write_text(json.dumps(summary, indent=2))

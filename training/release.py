@@ -28,7 +28,6 @@ import datetime
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +35,10 @@ from typing import Any
 
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import HfArgumentParser
 
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
-from training.scripts import ArgumentsError, run_script
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -383,11 +381,7 @@ def run(args: ReleaseArguments) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Command-line entry point; returns the staging folder and, unless a dry run, the push's commit."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (args,) = HfArgumentParser(ReleaseArguments).parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
-    )
-    return run(args)
+    return run(parse_arguments(ReleaseArguments, argv))
 
 
 if __name__ == "__main__":

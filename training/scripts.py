@@ -8,11 +8,17 @@ stderr and an exit status, through `run_script`.
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from transformers import HfArgumentParser
 
 from microx_hf.errors import MicroXError
+
+T = TypeVar("T")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 EXIT_USAGE = 2  # arguments that cannot work together (argparse's own status for bad flags)
 EXIT_ERROR = 1  # data or files that are not what the script needs
@@ -21,6 +27,15 @@ EXIT_INTERRUPTED = 130
 
 class ArgumentsError(ValueError):
     """Arguments of a training script that cannot work (raised by the arguments dataclasses' `__post_init__`)."""
+
+
+def parse_arguments(arguments_class: type[T], argv: Sequence[str] | None = None) -> T:
+    """Log at INFO and parse flags (`sys.argv` when `argv` is None) into one arguments dataclass."""
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    (args,) = HfArgumentParser(arguments_class).parse_args_into_dataclasses(
+        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
+    )
+    return args
 
 
 def one_line(error: BaseException) -> str:
