@@ -160,6 +160,7 @@ def _size(text: str) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Command line: `python -m training.synthetic --out_dir DIR [--clips_per_label N] [...]`."""
     parser = argparse.ArgumentParser(
+        prog="python -m training.synthetic",
         description="Write a folder of synthetic expression-onset clips (training.synthetic).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
