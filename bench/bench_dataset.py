@@ -7,7 +7,7 @@ second of extractor time summed over the processes (start-up excluded).
 Read-back: training windows/s through `WindowTransform` + `DataLoader`, by the fast `WindowDataset` path and by
 `with_transform` (Python lists), to check that reading batches is never the bottleneck of training.
 
-    python bench/bench_dataset.py [--clips 12] [--frames 60] [--size 640x360] [--crop-size 48]
+    python bench/bench_dataset.py [--clips 12] [--frames 60] [--size 640x360] [--crop_size 48]
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="640x360")
-    parser.add_argument("--crop-size", type=int, default=48)
+    parser.add_argument("--crop_size", type=int, default=48)
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args(argv)
     set_threads(1)

@@ -1,4 +1,4 @@
-"""Does the whole pipeline learn? Synthetic clips -> prepare -> train -> held-out identities (issue 7).
+"""Does the whole pipeline learn? Synthetic clips -> prepare -> train -> held-out identities.
 
 Runs `training.demo` (the real generator, `prepare_dataset`, `train` and `evaluate`) and reports clip-level
 accuracy on identities never seen in training, the same model's accuracy with the frames of every window shuffled

@@ -1,4 +1,4 @@
-"""Generation speed of the synthetic expression clips (`training/synthetic.py`), and one contact sheet per label.
+"""Generation speed of the synthetic expression clips (`training/synthetic/`), and one contact sheet per label.
 
 Measures, in one process on `--threads` OpenCV threads, clips/s and frames/s for:
 - `render`: `render_clip` alone (landmark motion, piecewise-affine warp, mouth painting, lighting, blur, noise, JPEG);
@@ -34,7 +34,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 from common import RESULTS, print_table, set_threads, write_results  # noqa: E402
 
+from microx_hf.video_writer import write_video  # noqa: E402
 from training import synthetic as S  # noqa: E402
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return width, height
 
 
 def contact_sheet(clips: list[np.ndarray], title: str) -> np.ndarray:
@@ -57,7 +63,7 @@ def contact_sheet(clips: list[np.ndarray], title: str) -> np.ndarray:
 
 def _face_normalised(points: np.ndarray) -> np.ndarray:
     """(68, 2) points -> 136 face-frame coordinates in IOD units (head position, size and roll removed)."""
-    center, ex, ey, iod = S._face_frame(points.astype(np.float64))
+    center, ex, ey, iod = S.face_frame(points.astype(np.float64))
     return np.concatenate([(points - center) @ ex, (points - center) @ ey]) / iod
 
 
@@ -114,10 +120,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads (one per worker in datasets)")
     parser.add_argument("--clips", type=int, default=21, help="clips per timing (spread over the 7 labels)")
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--size", type=S._size, default=(320, 240), help="WIDTHxHEIGHT")
-    parser.add_argument("--sheet-rows", type=int, default=4, help="clips per contact sheet")
+    parser.add_argument("--size", type=_size, default=(320, 240), help="WIDTHxHEIGHT")
+    parser.add_argument("--sheet_rows", type=int, default=4, help="clips per contact sheet")
     parser.add_argument(
-        "--probe-clips", type=int, default=6, help="clips per label and subject for the probe (0: skip)"
+        "--probe_clips", type=int, default=6, help="clips per label and subject for the probe (0: skip)"
     )
     args = parser.parse_args(argv)
     set_threads(args.threads)
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         for i in range(args.clips):
-            S.write_video(Path(tmp) / f"{i}.mp4", render(i).frames)
+            write_video(Path(tmp) / f"{i}.mp4", render(i).frames)
         rows.append({"stage": "render+write", "clips": args.clips, "seconds": time.perf_counter() - start})
 
         per_label = max(1, args.clips // len(S.LABELS))

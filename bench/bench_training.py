@@ -82,26 +82,15 @@ def measure_step(
 
 
 def _random_clips(path: Path, num_clips: int = 24, frames: int = 30, crop: int = 48) -> Path:
-    """A processed-clip dataset (ARCHITECTURE.md schema) of random crops: 5 regions, 7 labels, 6 subjects."""
+    """A processed-clip dataset (`training.schema`) of random crops: 5 regions, 7 labels, 6 subjects."""
     import numpy as np
-    from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+    from datasets import Dataset, DatasetDict
 
     from microx_hf.configuration_microx import DEFAULT_REGIONS, PAPER_LABELS
+    from training.schema import clip_features
 
     rng = np.random.default_rng(0)
-    features = Features(
-        {
-            **{r: Array4D((None, 3, crop, crop), "uint8") for r in DEFAULT_REGIONS},
-            "region_mask": Array2D((None, len(DEFAULT_REGIONS)), "bool"),
-            "timestamps": Sequence(Value("float32")),
-            "label": ClassLabel(names=PAPER_LABELS),
-            "subject": Value("string"),
-            "source": Value("string"),
-            "corpus": Value("string"),
-            "landmark_backend": Value("string"),
-            "num_frames": Value("int32"),
-        }
-    )
+    features = clip_features(DEFAULT_REGIONS, crop, PAPER_LABELS)
 
     def rows():
         for i in range(num_clips):
@@ -156,8 +145,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["default", "paper"])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (at most)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a step measurement after this long")
-    parser.add_argument("--trainer-steps", type=int, default=30, help="steps of the real script; 0 skips it")
+    parser.add_argument("--max_seconds", type=float, default=60.0, help="stop a step measurement after this long")
+    parser.add_argument("--trainer_steps", type=int, default=30, help="steps of the real script; 0 skips it")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
     args = parser.parse_args(argv)
     set_threads(args.threads)

@@ -3,26 +3,25 @@
 `astronaut.webm`: the astronaut photo that ships with scikit-image (`skimage.data.astronaut()`, NASA, public
 domain), cut out with a soft ellipse and moved over a plain background with gentle head motion (pan, nod, zoom,
 roll), with no change of expression. `happy_grace_hopper.webm`, `surprise_astronaut.webm`: expression-onset clips
-from the project's synthetic generator (`training/synthetic.py`), on the public-domain photos that ship with
+from the project's synthetic generator (`training/synthetic/`), on the public-domain photos that ship with
 scikit-image and matplotlib (Grace Hopper, a U.S. Navy photograph). Videos are VP8 WebM: browsers play them in the
 upload box and OpenCV reads them; each stays well under 1 MB.
 
-Usage (from the repository root):
-    python space/make_examples.py            # writes space/examples/*.webm
+Usage (from the repository root, so that `training` is importable as a package; the Space itself never imports
+this script or `training`):
+    python -m space.make_examples            # writes space/examples/*.webm
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-# The repository root holds `training/` (the synthetic generator and its video writer).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from microx_hf.video_writer import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +71,11 @@ def astronaut_frames(n_frames: int = 90, size: tuple[int, int] = (480, 360)) -> 
 
 def write_webm(path: Path, frames: np.ndarray, fps: float = 30.0) -> Path:
     """Write RGB frames as VP8 WebM (browsers play it in the page)."""
-    from training.synthetic import write_video
-
     return write_video(path, frames, fps=fps, fourcc="VP80")
 
 
 def synthetic_frames(label: str, face: str = "grace_hopper", seconds: float = 2.0, seed: int = 0) -> np.ndarray | None:
-    """Frames of one synthetic expression-onset clip from `training/synthetic.py`, or None where it is unavailable.
+    """Frames of one synthetic expression-onset clip from `training.synthetic`, or None where it is unavailable.
 
     Args:
         label: One of the seven emotions.
@@ -89,7 +86,11 @@ def synthetic_frames(label: str, face: str = "grace_hopper", seconds: float = 2.
     try:
         from training import synthetic
     except ImportError as error:
-        logger.warning("no synthetic example: training.synthetic is not importable (%s)", error)
+        logger.warning(
+            "no synthetic example: training.synthetic is not importable (%s); run `python -m space.make_examples` "
+            "from the repository root",
+            error,
+        )
         return None
     faces = {identity.name: identity for identity in synthetic.load_faces(builtin=True)}
     if face not in faces:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         "--synthetic",
         nargs="*",
         default=["happy:grace_hopper", "surprise:astronaut"],
-        help="synthetic expression clips to write, as LABEL:FACE (needs training/synthetic.py)",
+        help="synthetic expression clips to write, as LABEL:FACE (needs the training package)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,13 +1,23 @@
 """A small Hugging Face Hub endpoint on 127.0.0.1 for tests, written with the Python standard library only.
 
 The real Hub cannot be reached from the test machines, and no PyPI package serves an upload-capable Hub API, so
-the tests talk to this server through ``HF_ENDPOINT``. It answers the calls that ``huggingface_hub`` 2.4 makes for
-``create_repo``, ``repo_info``/``model_info``/``dataset_info``, ``list_repo_tree``/``list_repo_files``,
-``get_paths_info``, ``list_repo_refs``, ``list_repo_commits``, ``create_branch``/``create_tag`` (and their
-deletes), commits (``preupload``, the NDJSON ``commit`` endpoint, ``create_pr=True``), the Git LFS batch API with
-basic upload and verify actions, and file downloads through ``/resolve/`` (``HEAD`` and ``GET``, with ranges).
-That is enough for ``upload_folder``, ``hf_hub_download``, ``snapshot_download``, ``PreTrainedModel.push_to_hub``/
-``from_pretrained`` and ``datasets`` ``push_to_hub``/``load_dataset``.
+the tests talk to this server through ``HF_ENDPOINT``. It was written against ``huggingface_hub`` ``CLIENT_VERSION``
+(2.4) and answers the requests of these calls (``ANSWERED_CALLS``; ``tests/test_hub_server.py`` runs each of them
+once against the installed client and fails with a clear message when its major version is not the one named here):
+
+- account: ``whoami``;
+- repos: ``create_repo`` (``private=`` honoured), ``delete_repo``, ``repo_exists``, ``repo_info``/``model_info``/
+  ``dataset_info``, ``list_repo_files``, ``list_repo_tree`` (paginated), ``get_paths_info``, ``file_exists``;
+- refs: ``list_repo_refs`` (with pull requests), ``list_repo_commits``, ``create_branch``/``delete_branch``,
+  ``create_tag``/``delete_tag``;
+- commits: ``create_commit`` and what builds on it (``upload_file``, ``upload_folder``, ``delete_file``,
+  ``delete_folder``, ``create_pr=True``): ``preupload``, the NDJSON ``commit`` endpoint, the Git LFS batch API with
+  basic upload and verify actions;
+- downloads: ``hf_hub_download``, ``snapshot_download`` and ``HfFileSystem`` through ``/resolve/`` (``HEAD`` and
+  ``GET``, with ranges).
+
+That is enough for ``PreTrainedModel.push_to_hub``/``from_pretrained`` (also with ``trust_remote_code``) and
+``datasets`` ``push_to_hub``/``load_dataset`` (whose card YAML goes through ``/api/validate-yaml``).
 
 What it does not do: Xet storage (it never advertises Xet, so clients need ``HF_HUB_DISABLE_XET=1``; the Xet token
 route answers 501 saying so), discussions other than the ``refs/pr/N`` refs of pull requests, gated repos, spaces'
@@ -15,7 +25,9 @@ runtime. Repos, commits and refs are kept in memory and mirrored to ``<root>/rep
 repo.json``; regular blobs live beside it, LFS objects in ``<root>/lfs/``, so a restarted server finds them again.
 
 Authentication: a request whose ``Authorization: Bearer`` token is not in ``tokens`` gets 401 "Invalid credentials
-in Authorization header" (as the Hub answers); writes need a valid token; private repos are invisible without one.
+in Authorization header" (as the Hub answers); writes need a valid token; private repos are invisible (404, as on
+the Hub) to a request without one, so a test can check that an anonymous read of a private repo is refused. A request
+the server has no route for is answered 404 and recorded in ``state.unanswered``.
 
 Usage::
 
@@ -49,6 +61,15 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 logger = logging.getLogger(__name__)
 
+# The client this server was written against; tests/test_hub_server.py compares the installed one's major version.
+CLIENT_VERSION = "2.4"
+# The huggingface_hub calls whose requests are answered (see the module docstring).
+ANSWERED_CALLS = (
+    "whoami", "create_repo", "repo_exists", "repo_info", "model_info", "dataset_info", "create_commit", "upload_file",
+    "upload_folder", "list_repo_files", "list_repo_tree", "get_paths_info", "file_exists", "list_repo_refs",
+    "list_repo_commits", "create_branch", "delete_branch", "create_tag", "delete_tag", "delete_file", "delete_folder",
+    "hf_hub_download", "snapshot_download", "HfFileSystem", "delete_repo",
+)  # fmt: skip
 DEFAULT_TOKENS = ("hf_test_token",)
 DEFAULT_USER = "test-user"
 REPO_TYPES = ("model", "dataset", "space")
@@ -156,6 +177,7 @@ class HubState:
         self.user = user
         self.lock = threading.RLock()
         self.page_size = 1000  # entries per page of a tree listing
+        self.unanswered: list[str] = []  # "METHOD /path" of every request without a route
         self.repos: dict[tuple[str, str], Repo] = {}
         (self.root / "lfs").mkdir(parents=True, exist_ok=True)
         for meta in sorted(self.root.glob("repos/*/*/*/repo.json")):
@@ -419,6 +441,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def _unknown(self, method: str) -> None:
         logger.warning("hub server: no route for %s %s", method, self.path)
+        self.state.unanswered.append(f"{method} {urlsplit(self.path).path}")
         raise HubError(404, f"This test Hub has no route for {method} {urlsplit(self.path).path}")
 
     def _url(self, repo: Repo) -> str:

@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import pytest
 
+from microx_hf.video_writer import write_video
+
 # Where the face sits in `astronaut()` (measured with dlib's HOG detector and 68-point model).
 FACE_BOX = np.array([175.0, 76.0, 265.0, 166.0])
 FACE_CENTER = np.array([220.0, 121.0])
@@ -189,24 +191,6 @@ def face_frames(
     """The frames of `make_face_video` in memory: (N, H, W, 3) RGB uint8, before any compression."""
     poses = face_poses(n_frames, size, motion, absent_frames, two_faces)
     return np.stack([render_frame(size, p, grey) for p in poses])
-
-
-def write_video(
-    path: str | Path, frames: np.ndarray | list[np.ndarray], fps: float = 30.0, fourcc: str = "mp4v"
-) -> Path:
-    """Write RGB frames with OpenCV's VideoWriter (`mp4v` in .mp4, `MJPG` in .avi)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {fourcc} to {path}")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    return path
 
 
 def make_face_video(

@@ -11,9 +11,9 @@ import torch
 from datasets import Array2D, Array4D, ClassLabel, Dataset, Features, load_from_disk
 
 from microx_hf.windows import window_starts
-from training.data import WindowDataset, WindowTransform, collate_windows, dataset_settings, expand_windows
+from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows
 from training.labels import LabelScheme
-from training.prepare_dataset import _features
+from training.schema import clip_features, preparation_record
 
 REGIONS = ["face", "left_eye", "right_eye", "mouth"]
 S, T = 7, 4
@@ -40,7 +40,7 @@ def _clip(n: int, clip: int) -> dict:
 def clips(tmp_path_factory) -> Dataset:
     scheme = LabelScheme("test", ["calm", "angry"], {"calm": "calm", "angry": "angry"})
     rows = [_clip(n, i) for i, n in enumerate(LENGTHS)]
-    ds = Dataset.from_list(rows, features=_features(REGIONS, S, 3, scheme))
+    ds = Dataset.from_list(rows, features=clip_features(REGIONS, S, scheme.class_label()))
     ds.info.description = json.dumps({"feature_extractor": {"regions": REGIONS, "num_frames": T, "image_mean": MEAN,
                                                             "image_std": STD}})  # fmt: skip
     path = tmp_path_factory.mktemp("clips") / "ds"
@@ -56,7 +56,7 @@ def _expected(region: int, frames: list[int], flip: bool = False) -> np.ndarray:
 
 
 def test_settings_restored_from_the_dataset(clips):
-    assert dataset_settings(clips)["feature_extractor"]["image_mean"] == MEAN
+    assert preparation_record(clips)["feature_extractor"]["image_mean"] == MEAN
     transform = WindowTransform.from_dataset(clips, train=False)
     assert transform.regions == REGIONS and transform.num_frames == T
 
@@ -188,3 +188,37 @@ def test_windows_per_clip_repeats_clips_with_fresh_windows():
     assert len(firsts) > 1, "each repeat must draw its own window"
     with pytest.raises(ValueError, match="windows_per_clip"):
         WindowDataset(rows, WindowTransform(["face"], 5), windows_per_clip=0)
+
+
+def test_teacher_logits_travel_with_their_frames_into_windows():
+    """An extra per-frame column (a teacher's logits, for distillation) is cut into windows with the crops."""
+    from datasets import Array2D
+
+    from microx_hf.windows import frame_indices
+    from training.schema import teacher_column, window_features
+
+    features = clip_features(["face"], 4, ["a", "b"], teacher_logits={"fer": 3})
+    column = teacher_column("fer")
+    assert features[column] == Array2D((None, 3), "float32")
+    n = 7
+    logits = (np.arange(n)[:, None] + np.array([0.0, 0.1, 0.2])).astype(np.float32)  # (N, K): frame k holds k
+    row = {"face": np.zeros((n, 3, 4, 4), np.uint8), "region_mask": np.ones((n, 1), bool), column: logits,
+           "timestamps": np.arange(n, dtype=np.float32) / 30, "label": 1, "subject": "s", "source": "c.mp4",
+           "corpus": "t", "landmark_backend": "dlib", "num_frames": n}  # fmt: skip
+    clips = Dataset.from_list([row], features=features)
+    windows = expand_windows(clips, num_frames=4, stride=2, regions=["face"])
+    assert windows.features == window_features(features, 4, ["face"])
+    assert windows.features[column] == Array2D((4, 3), "float32")
+    starts = windows["start"]
+    assert starts == window_starts(n, 4, 2)
+    for start, values in zip(starts, windows.with_format("numpy")[column], strict=True):
+        np.testing.assert_array_equal(values, logits[frame_indices(start, 4, n)])
+
+
+def test_schema_refuses_extra_columns_that_are_not_per_frame_or_clash():
+    from datasets import Array2D
+
+    with pytest.raises(ValueError, match="clashes"):
+        clip_features(["face"], 4, ["a"], per_frame={"region_mask": Array2D((None, 1), "bool")})
+    with pytest.raises(ValueError, match="first dimension None"):
+        clip_features(["face"], 4, ["a"], per_frame={"fixed": Array2D((2, 3), "float32")})

@@ -21,7 +21,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.hub_server import start_hub_server
+from tests.hub_server import ANSWERED_CALLS, CLIENT_VERSION, start_hub_server
 
 WEIGHTS = bytes(range(256)) * 40  # 10 KiB, binary: goes to LFS by name and by content
 
@@ -45,6 +45,66 @@ def test_client_points_at_the_test_hub(hub):
     assert hub.url.startswith("http://127.0.0.1:")
     assert constants.HF_HUB_DISABLE_XET and not constants.HF_HUB_OFFLINE
     assert os.environ["HF_HOME"].startswith(str(Path(hub.state.root).parent))
+
+
+def test_the_installed_client_is_the_one_the_server_was_written_for():
+    import huggingface_hub
+
+    installed = huggingface_hub.__version__
+    assert installed.split(".")[0] == CLIENT_VERSION.split(".")[0], (
+        f"tests/hub_server.py answers the requests of huggingface_hub {CLIENT_VERSION}; {installed} is installed. "
+        "Run test_each_answered_call_once against it, fix the routes it reports, then update CLIENT_VERSION."
+    )
+
+
+def test_each_answered_call_once(api, hub, hub_repo_id, folder, tmp_path):
+    """Every call in ANSWERED_CALLS, once, through the installed client: each must succeed without a request the
+    server has no route for (a new client version that asks for something new shows up here)."""
+    from huggingface_hub import CommitOperationAdd, HfFileSystem
+
+    done: list[str] = []
+    unanswered_before = len(hub.state.unanswered)
+
+    def call(name: str, result: object = None) -> object:
+        done.append(name)
+        return result
+
+    call("whoami", api.whoami())
+    call("create_repo", api.create_repo(hub_repo_id, private=True))
+    assert call("repo_exists", api.repo_exists(hub_repo_id))
+    assert call("repo_info", api.repo_info(hub_repo_id)).private
+    first = call(
+        "create_commit",
+        api.create_commit(hub_repo_id, [CommitOperationAdd("a.txt", b"a")], commit_message="add a.txt"),
+    )
+    call("upload_file", api.upload_file(path_or_fileobj=b"b", path_in_repo="b.txt", repo_id=hub_repo_id))
+    call("upload_folder", api.upload_folder(folder_path=folder, repo_id=hub_repo_id))
+    assert call("model_info", api.model_info(hub_repo_id)).id == hub_repo_id
+    assert "weights/model.safetensors" in call("list_repo_files", api.list_repo_files(hub_repo_id))
+    assert "weights" in [e.path for e in call("list_repo_tree", list(api.list_repo_tree(hub_repo_id)))]
+    assert [p.path for p in call("get_paths_info", api.get_paths_info(hub_repo_id, ["a.txt"]))] == ["a.txt"]
+    assert call("file_exists", api.file_exists(hub_repo_id, "b.txt"))
+    call("create_branch", api.create_branch(hub_repo_id, branch="dev"))
+    call("create_tag", api.create_tag(hub_repo_id, tag="v1", revision=first.oid))
+    refs = call("list_repo_refs", api.list_repo_refs(hub_repo_id))
+    assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
+    assert call("list_repo_commits", api.list_repo_commits(hub_repo_id))[-2].commit_id == first.oid
+    call("delete_tag", api.delete_tag(hub_repo_id, tag="v1"))
+    call("delete_branch", api.delete_branch(hub_repo_id, branch="dev"))
+    call("delete_file", api.delete_file("a.txt", repo_id=hub_repo_id))
+    call("delete_folder", api.delete_folder("weights", repo_id=hub_repo_id))
+    path = call("hf_hub_download", api.hf_hub_download(hub_repo_id, "b.txt", cache_dir=tmp_path / "c1"))
+    assert Path(path).read_bytes() == b"b"
+    snapshot = Path(call("snapshot_download", api.snapshot_download(hub_repo_id, cache_dir=tmp_path / "c2")))
+    assert (snapshot / "notes.txt").is_file() and not (snapshot / "a.txt").exists()
+    fs = call("HfFileSystem", HfFileSystem(endpoint=hub.url, token=hub.token))
+    assert fs.cat_file(f"{hub_repo_id}/notes.txt") == b"a small text file\n"
+    api.create_repo(hub_repo_id, repo_type="dataset")
+    assert call("dataset_info", api.dataset_info(hub_repo_id)).id == hub_repo_id
+    call("delete_repo", api.delete_repo(hub_repo_id, repo_type="dataset"))
+
+    assert sorted(done) == sorted(ANSWERED_CALLS), "keep ANSWERED_CALLS and this test in step"
+    assert hub.state.unanswered[unanswered_before:] == [], "the client made requests the server has no route for"
 
 
 def test_upload_folder_then_download(api, hub, hub_repo_id, folder, tmp_path):

@@ -1,4 +1,4 @@
-"""The whole pipeline learns (issue 7): synthetic clips -> the real prepare -> the real Trainer script -> held-out
+"""The whole pipeline learns: synthetic clips -> the real prepare -> the real Trainer script -> held-out
 identities, far above chance. The temporal-order ablation (frames shuffled inside every window) is measured and
 written to demo_results.json, but not asserted: on these synthetic clips it has not shown a reliable loss yet.
 

@@ -16,9 +16,11 @@ from datasets import load_dataset, load_from_disk
 
 from microx_hf.errors import DatasetFormatError
 from tests.media import make_face_video, make_truncated_video
-from training.data import WindowTransform, dataset_settings, load_clips
+from training.data import WindowTransform, load_clips
 from training.labels import PAPER7
-from training.prepare_dataset import main
+from training.prepare_dataset import PrepareArguments, main, shard_of
+from training.schema import RECORD_FILE, preparation_record
+from training.scripts import ArgumentsError
 
 ROWS = [  # No, Subject, Gender, Clip Name, Emotion, Code  (BAUM-1s codes)
     [1, 1, "F", "S001_001", "Happiness", 8],
@@ -162,10 +164,20 @@ def test_source_scheme_and_mapping_file(baum1s, reference, tmp_path):
 def test_push_to_hub_and_load(baum1s, reference, hub_repo_id, tmp_path):
     work = str(reference.output_dir) + ".work"
     main(_args(baum1s, tmp_path / "pushed", "--work_dir", work, "--push_to_hub", hub_repo_id))
+    # Licensed data stays private: the owner's token reads it, an anonymous client does not even see the repo.
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    assert HfApi().dataset_info(hub_repo_id).private
+    anonymous = HfApi(token=False)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.dataset_info(hub_repo_id)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.hf_hub_download(hub_repo_id, RECORD_FILE, repo_type="dataset", cache_dir=tmp_path / "anonymous")
     loaded = load_dataset(hub_repo_id)
     _assert_same(loaded["train"], reference.dataset["train"])
     restored = load_clips(hub_repo_id)
-    assert dataset_settings(restored["train"]) == dataset_settings(reference.dataset["train"])
+    assert preparation_record(restored["train"]) == preparation_record(reference.dataset["train"])
     assert WindowTransform.from_dataset(restored["train"]).num_frames == 4
     assert load_clips(reference.output_dir)["train"].info.description == reference.dataset["train"].info.description
     from huggingface_hub import DatasetCard, hf_hub_download
@@ -194,3 +206,85 @@ def test_two_corpora_merge(baum1s, reference, tmp_path):
     assert list(ds["corpus"]).count("baum1a") == 1 and ds.num_rows == 7
     sources = json.loads(ds.info.description)["sources"]
     assert [(s["corpus"], s["clips"]) for s in sources] == [("baum1s", 7), ("baum1a", 1)]
+
+
+def test_public_only_when_asked(baum1s, reference, hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    work = str(reference.output_dir) + ".work"
+    repo_id = hub.new_repo_id("public-dataset")
+    main(_args(baum1s, tmp_path / "public", "--work_dir", work, "--push_to_hub", repo_id, "--public"))
+    assert not HfApi(token=False).dataset_info(repo_id).private
+    # Without --public, pushing into that existing public repo would publish the data: refused before any upload.
+    before = HfApi().dataset_info(repo_id).sha
+    with pytest.raises(ArgumentsError, match="exists and is public"):
+        main(_args(baum1s, tmp_path / "again", "--work_dir", work, "--push_to_hub", repo_id))
+    assert HfApi().dataset_info(repo_id).sha == before
+
+
+def test_two_shards_merged_equal_one_run(baum1s, reference, tmp_path):
+    """Each machine prepares its shard (resumable, its own work folder); the merge equals the one-machine run."""
+    work = str(reference.output_dir) + ".work"
+    one = main(_args(baum1s, tmp_path / "one", "--work_dir", work, "--test_fraction", "0.34"))
+    shard_args = ("--num_shards", "2", "--test_fraction", "0.34")
+    # Shard 0 starts from an empty work folder, so it extracts exactly its own clips; shard 1 reuses the reference's.
+    first = main(_args(baum1s, tmp_path / "s0", "--shard_index", "0", *shard_args))
+    second = main(_args(baum1s, tmp_path / "s1", "--work_dir", work, "--shard_index", "1", *shard_args))
+    sources = {i: list(r.dataset["train"]["source"]) if r.dataset else [] for i, r in enumerate((first, second))}
+    failed = {i: [f["file"] for f in r.failed] for i, r in enumerate((first, second))}
+    assert all(sources.values()), "both shards hold clips (else this corpus would not test the merge)"
+    everything = sorted([*sources[0], *sources[1], *failed[0], *failed[1]])
+    assert everything == sorted([*reference.dataset["train"]["source"], "BAUM1s_MP4 - All/s002/S002_003.mp4"])
+    assert first.processed == len(sources[0]) + len(failed[0]) and second.processed == 0
+    # The assignment is a hash of the clip, the same on every machine and in every run.
+    again = main(_args(baum1s, tmp_path / "s0", "--shard_index", "0", *shard_args))
+    assert again.processed == 0 and list(again.dataset["train"]["source"]) == sources[0]
+
+    merged = main(["merge", "--shards", str(tmp_path / "s1"), str(tmp_path / "s0"), "--output_dir",
+                   str(tmp_path / "merged")])  # fmt: skip
+    assert list(merged.dataset) == list(one.dataset) == ["train", "test"]
+    for split in one.dataset:
+        _assert_same(merged.dataset[split], one.dataset[split])  # same features, rows and order
+        assert merged.dataset[split].info.description == one.dataset[split].info.description
+    assert (tmp_path / "merged" / RECORD_FILE).read_text() == (tmp_path / "one" / RECORD_FILE).read_text()
+    assert [f["file"] for f in merged.failed] == [f["file"] for f in one.failed]
+
+    with pytest.raises(DatasetFormatError, match=r"missing \[1\]"):
+        main(["merge", "--shards", str(tmp_path / "s0"), "--output_dir", str(tmp_path / "half")])
+
+
+def test_arguments_are_checked_when_made(tmp_path):
+    def make(**kwargs):
+        return PrepareArguments(
+            **{"source": ["folder"], "root": [str(tmp_path)], "output_dir": str(tmp_path), **kwargs}
+        )
+
+    with pytest.raises(ArgumentsError, match="unknown"):
+        make(source=["baum3"])
+    with pytest.raises(ArgumentsError, match="test_fraction"):
+        make(test_fraction=1.0)
+    with pytest.raises(ArgumentsError, match="shard_index"):
+        make(num_shards=2, shard_index=2)
+    with pytest.raises(ArgumentsError, match="push the result of `merge`"):
+        make(num_shards=2, push_to_hub="me/x")
+    with pytest.raises(ArgumentsError, match="face_alignment"):  # the message lists the real backends
+        make(landmark_backend="fan")
+    assert make(source="folder").source == ["folder"]
+
+
+def test_help_names_the_registered_landmark_backends(capsys):
+    from microx_hf.landmarks import registered_backends
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in registered_backends()) and "'fan'" not in text
+
+
+def test_shard_assignment_is_stable_and_spread():
+    from training.sources import SourceClip
+
+    clips = [SourceClip(path=f"/x/{i}.mp4", label="a", subject="s", corpus="c", source=f"{i}.mp4") for i in range(400)]
+    shards = [shard_of(clip, 4) for clip in clips]
+    assert shards == [shard_of(clip, 4) for clip in clips]
+    assert all(60 <= shards.count(k) <= 140 for k in range(4))

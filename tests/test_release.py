@@ -1,5 +1,6 @@
-"""Release: the dry-run folder loads with from_pretrained and its card's metadata parses; a push to the test Hub
-(tests/hub_server.py on 127.0.0.1) loads back with identical outputs, tagged; a pull request leaves main alone."""
+"""Release: the dry-run folder loads with from_pretrained, carries the model code for the Hub and its card's metadata
+parses; a push to the test Hub (tests/hub_server.py on 127.0.0.1) is private unless asked, loads back with identical
+outputs, tagged; a pull request leaves main alone."""
 
 import json
 from pathlib import Path
@@ -7,11 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.errors import RepositoryNotFoundError
 
+import microx_hf
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from tests.test_train import _argv, make_clips
 from training import release, train
+from training.scripts import ArgumentsError
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,13 @@ def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
 
     expected, actual = _outputs(checkpoint), _outputs(folder)
     assert torch.equal(expected.logits, actual.logits)
+    # Hub-ready: the package's own config and model code, and auto_map pointing into them.
+    package = Path(microx_hf.__file__).resolve().parent
+    for name in release.CODE_FILES:
+        assert (folder / name).read_bytes() == (package / name).read_bytes(), name
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModel"] == "modeling_microx.MicroXModel"
+    assert auto_map["AutoModelForVideoClassification"] == "modeling_microx.MicroXForVideoClassification"
     extractor = MicroXFeatureExtractor.from_pretrained(folder)
     assert extractor.regions == ["face", "mouth"] and extractor.crop_size == 16
 
@@ -85,10 +96,29 @@ def test_push_to_the_test_hub_tags_the_release_and_loads_back(checkpoint, hub, h
     assert torch.equal(expected.region_weights, loaded.region_weights)
     card = ModelCard.load(hub_repo_id)
     assert card.data.eval_results and card.data.model_name
+    # Private by default: the owner reads it, an anonymous client does not even see it.
+    assert api.model_info(hub_repo_id).private
+    anonymous = HfApi(token=False)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.model_info(hub_repo_id)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.hf_hub_download(hub_repo_id, "config.json", cache_dir=tmp_path / "anonymous")
+
+
+def test_public_only_when_asked_and_never_into_a_public_repo_by_default(checkpoint, hub, tmp_path):
+    public_id = hub.new_repo_id("public-release")
+    release.main(["--checkpoint", str(checkpoint), "--repo_id", public_id, "--public",
+                  "--output_dir", str(tmp_path / "a")])  # fmt: skip
+    assert not HfApi(token=False).model_info(public_id).private  # anyone can read it
+    # Pushing to an existing public repo without --public would publish the weights: refused, nothing pushed.
+    before = HfApi().model_info(public_id).sha
+    with pytest.raises(ArgumentsError, match="exists and is public"):
+        release.main(["--checkpoint", str(checkpoint), "--repo_id", public_id, "--output_dir", str(tmp_path / "b")])
+    assert HfApi().model_info(public_id).sha == before
 
 
 def test_push_as_pull_request_leaves_main_untouched(checkpoint, hub, hub_repo_id, tmp_path):
-    HfApi().create_repo(hub_repo_id)
+    HfApi().create_repo(hub_repo_id, private=True)
     out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--create_pr",
                         "--output_dir", str(tmp_path / "staged")])  # fmt: skip
     assert out["pr_url"]

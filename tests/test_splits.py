@@ -81,3 +81,11 @@ def test_errors_name_the_problem():
         fold = subject_kfold(["a", "b"], 2)[0]
         fold.train = np.array([0, 1])
         assert_subject_independent(fold, ["a", "b"])
+
+
+def test_kfold_seed_chooses_among_balanced_assignments():
+    subjects = [f"s{i}" for i in range(8) for _ in range(3)]  # equal sizes: many balanced assignments
+    assignments = {tuple(tuple(f.test_subjects) for f in subject_kfold(subjects, 4, seed)) for seed in range(6)}
+    assert len(assignments) > 1
+    for seed in range(6):
+        assert [len(f.test) for f in subject_kfold(subjects, 4, seed)] == [6, 6, 6, 6]

@@ -1,4 +1,4 @@
-"""Synthetic expression clips (`training/synthetic.py`): shapes, determinism, that the first frame carries no label,
+"""Synthetic expression clips (`training/synthetic/`): shapes, determinism, that the first frame carries no label,
 that the landmarks move as the action units say (checked with the real dlib landmark model on the rendered frames),
 identities and flips, and the written dataset (real mp4v files read back with OpenCV)."""
 
@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from microx_hf.errors import NoFaceDetectedError
+from microx_hf.regions import FLIP_PERMUTATION
+from microx_hf.video_writer import write_video
 from tests.media import astronaut
 from training import synthetic as S
 
@@ -23,7 +25,7 @@ def face() -> S.FaceIdentity:
 
 def _geometry(points: np.ndarray) -> dict[str, float]:
     """Face-frame measurements in IOD units (y grows down the face)."""
-    center, ex, ey, iod = S._face_frame(np.asarray(points, np.float64))
+    center, ex, ey, iod = S.face_frame(np.asarray(points, np.float64))
 
     def y(i: int) -> float:
         return float((points[i] - center) @ ey / iod)
@@ -84,7 +86,7 @@ def test_detected_landmarks_move_as_the_action_units_say(face, label):
     clip = S.render_clip(face.image, face.landmarks, label, np.random.default_rng(3), 12, (320, 240), augment=False)
     first, last = S.detect_landmarks(clip.frames[0]), S.detect_landmarks(clip.frames[-1])
     # The image followed the landmarks: dlib finds them where the generator put them.
-    iod = S._face_frame(last)[3]
+    iod = S.face_frame(last)[3]
     assert np.linalg.norm(last - clip.landmarks[-1], axis=1).mean() < 0.06 * iod
     before, after = _geometry(first), _geometry(last)
     change = {k: after[k] - before[k] for k in before}
@@ -106,7 +108,7 @@ def test_flip_keeps_image_left_indices(face):
     assert flipped.landmarks[S.LEFT_EYE, 0].mean() < flipped.landmarks[S.RIGHT_EYE, 0].mean()
     assert flipped.landmarks[48, 0] < flipped.landmarks[54, 0]
     assert flipped.landmarks[0, 0] < flipped.landmarks[16, 0]
-    np.testing.assert_array_equal(S.MIRROR[S.MIRROR], np.arange(68))
+    np.testing.assert_array_equal(FLIP_PERMUTATION[FLIP_PERMUTATION], np.arange(68))
     # The flipped photo's pixels under its landmarks are the original's under the mirrored ones.
     width = face.image.shape[1]
     p = face.landmarks[30].round().astype(int)
@@ -123,7 +125,7 @@ def test_identities_differ_and_repeat(face):
         assert np.abs(subject.landmarks - face.landmarks).max() > 1.0
         # Still a detectable face, with landmarks close to the ones the variant claims.
         found = S.detect_landmarks(subject.image)
-        assert np.linalg.norm(found - subject.landmarks, axis=1).mean() < 0.08 * S._face_frame(found)[3]
+        assert np.linalg.norm(found - subject.landmarks, axis=1).mean() < 0.08 * S.face_frame(found)[3]
     again = S.make_identities([face], per_face=3, seed=0)
     np.testing.assert_array_equal(again[2].image, subjects[2].image)
 
@@ -160,24 +162,9 @@ def _read_all(path) -> np.ndarray:
 
 
 def test_main_writes_a_plain_folder_dataset(tmp_path):
-    out = S.main(
-        [
-            "--out-dir",
-            str(tmp_path / "syn"),
-            "--clips-per-label",
-            "2",
-            "--identities",
-            "2",
-            "--min-frames",
-            "10",
-            "--max-frames",
-            "13",
-            "--size",
-            "96x74",
-            "--seed",
-            "3",
-        ]
-    )
+    argv = ["--out_dir", str(tmp_path / "syn"), "--clips_per_label", "2", "--identities", "2", "--min_frames", "10",
+            "--max_frames", "13", "--size", "96x74", "--seed", "3"]  # fmt: skip
+    out = S.main(argv)
     with open(out / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     meta = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
@@ -195,26 +182,8 @@ def test_main_writes_a_plain_folder_dataset(tmp_path):
         assert 10 <= info["num_frames"] <= 13
     # A second run refuses to mix with the first unless told to replace it.
     with pytest.raises(FileExistsError):
-        S.main(["--out-dir", str(out), "--clips-per-label", "1", "--identities", "1", "--labels", "happy"])
-    again = S.main(
-        [
-            "--out-dir",
-            str(tmp_path / "syn"),
-            "--clips-per-label",
-            "2",
-            "--identities",
-            "2",
-            "--min-frames",
-            "10",
-            "--max-frames",
-            "13",
-            "--size",
-            "96x74",
-            "--seed",
-            "3",
-            "--overwrite",
-        ]
-    )
+        S.main(["--out_dir", str(out), "--clips_per_label", "1", "--identities", "1", "--labels", "happy"])
+    again = S.main([*argv, "--overwrite"])
     assert (again / "manifest.csv").read_text().splitlines()[1:] == [",".join(r.values()) for r in rows]
     # The project's plain-folder reader finds the same clips, labels and subjects by both routes.
     from training.sources.folder import read_folder
@@ -240,12 +209,12 @@ def test_odd_video_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="even"):
         S.generate_dataset(tmp_path, clips_per_label=1, size=(97, 75))
     with pytest.raises(ValueError, match="even"):
-        S.write_video(tmp_path / "x.mp4", np.zeros((2, 75, 97, 3), np.uint8))
+        write_video(tmp_path / "x.mp4", np.zeros((2, 75, 97, 3), np.uint8))
 
 
 def test_action_units_are_mirror_symmetric_and_contempt_is_one_sided(face):
-    for name, field in S._AU_FIELDS.items():
-        mirrored = field[S.MIRROR] * (-1, 1)
+    for name, field in S.AU_FIELDS.items():
+        mirrored = field[FLIP_PERMUTATION] * (-1, 1)
         np.testing.assert_allclose(mirrored, field, err_msg=name)
     seen = set()
     for seed in range(6):
@@ -262,5 +231,5 @@ def test_action_units_are_mirror_symmetric_and_contempt_is_one_sided(face):
 
 def _geometry_pair(before: np.ndarray, after: np.ndarray) -> dict[int, float]:
     """Vertical motion of the two lip corners (48, 54) in IOD units of the first frame's face frame."""
-    _, _, ey, iod = S._face_frame(np.asarray(before, np.float64))
+    _, _, ey, iod = S.face_frame(np.asarray(before, np.float64))
     return {i: float((after[i] - before[i]) @ ey / iod) for i in (48, 54)}

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datasets import Array2D, Array4D, ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import Dataset, DatasetDict
 
 from training import train
 from training.folds import aggregate_folds
+from training.schema import FORMAT_VERSION, clip_features
 
 LABELS = ["neutral", "happy", "sad"]
 REGIONS = ["face", "mouth"]
@@ -17,21 +18,9 @@ TINY_MODEL = {"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7, "nu
 
 
 def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, frames: int = 5, seed: int = 0) -> Path:
-    """A processed-clip dataset in the ARCHITECTURE.md schema; each class has its own brightness, so it is learnable."""
+    """A processed-clip dataset (`training.schema`); each class has its own brightness, so it is learnable."""
     rng = np.random.default_rng(seed)
-    features = Features(
-        {
-            **{r: Array4D((None, 3, CROP, CROP), "uint8") for r in REGIONS},
-            "region_mask": Array2D((None, len(REGIONS)), "bool"),
-            "timestamps": Sequence(Value("float32")),
-            "label": ClassLabel(names=LABELS),
-            "subject": Value("string"),
-            "source": Value("string"),
-            "corpus": Value("string"),
-            "landmark_backend": Value("string"),
-            "num_frames": Value("int32"),
-        }
-    )
+    features = clip_features(REGIONS, CROP, LABELS)
     rows = {name: [] for name in features}
     for s in range(num_subjects):
         for c in range(clips_per_subject):
@@ -52,7 +41,7 @@ def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, fr
             rows["num_frames"].append(n)
     full = Dataset.from_dict(rows, features=features)
     description = {
-        "microx_dataset": 1,
+        "microx_dataset": FORMAT_VERSION,
         "feature_extractor": {"fps": 30.0, "num_frames": 3, "window_stride": 2, "regions": REGIONS, "crop_size": CROP},
     }
     full.info.description = json.dumps(description)
@@ -135,6 +124,37 @@ def test_json_config_file_and_flag_override(clips, tmp_path):
     bad.write_text(json.dumps({"not_a_flag": 1}))
     with pytest.raises(ValueError, match="not_a_flag"):
         train.parse_args([str(bad)])
+
+
+def test_arguments_are_checked_when_made():
+    from training.scripts import ArgumentsError
+
+    with pytest.raises(ArgumentsError, match="protocol 'random'"):
+        train.DataArguments(dataset_name_or_path="x", protocol="random")
+    with pytest.raises(ArgumentsError, match="dataset_name_or_path"):
+        train.DataArguments()
+    with pytest.raises(ArgumentsError, match="JSON object"):
+        train.ModelArguments(config_overrides="[1, 2]")
+    with pytest.raises(ArgumentsError, match="mixed_precision"):
+        train.ModelArguments(mixed_precision="fp8")
+    assert train.ModelArguments(config_overrides='{"hidden_size": 4}').overrides() == {"hidden_size": 4}
+
+
+def test_evaluate_a_dataset_without_the_split_says_so_in_one_line(clips, tmp_path):
+    """`python -m training.evaluate` on a dataset with no 'test' split: one line naming its splits, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "training.evaluate", "--model_name_or_path", str(tmp_path / "never-loaded"),
+           "--dataset_name_or_path", str(clips), "--output_dir", str(tmp_path / "eval")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1])
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {clips} has no split 'test'; its splits are train: pass one of them as --split"
+    )
 
 
 def test_class_weights_and_weighted_loss():

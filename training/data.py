@@ -8,7 +8,7 @@ Two ways to feed a loader:
 
 - `dataset.with_transform(WindowTransform(...))`: the `datasets` way; works with the Trainer when
   `remove_unused_columns=False` (with `True` the Trainer drops the columns the transform needs and it raises
-  `KeyError`, DESIGN.md). `datasets` hands a transform Python lists: about 5 ms per frame of a clip
+  `KeyError`, docs/MEASUREMENTS.md). `datasets` hands a transform Python lists: about 5 ms per frame of a clip
   (5 regions of 48 px; 3 windows/s for 60-frame clips in `bench/bench_dataset.py`), too slow to train on.
 - `WindowDataset(dataset, WindowTransform(...))`: a `torch.utils.data.Dataset` that reads each row's uint8 arrays
   straight from Arrow (no Python lists): about 260 windows/s in the same benchmark, faster than the model
@@ -20,7 +20,6 @@ Both give rows `{"pixel_values": (R, T, C, S, S) float32, "region_mask": (R, T) 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,10 +27,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
 from microx_hf.regions import flip_permutation, hflip_crops
 from microx_hf.windows import frame_indices, window_starts
+
+from .schema import (
+    RECORD_FILE,
+    check_clips,
+    extra_frame_columns,
+    prepared_extractor_settings,
+    region_columns,
+    window_features,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,61 +47,39 @@ _DEFAULT_MEAN = (0.5, 0.5, 0.5)
 _DEFAULT_STD = (0.5, 0.5, 0.5)
 
 
-def dataset_settings(dataset: Dataset) -> dict[str, Any]:
-    """The preparation record stored in `dataset.info.description` (feature-extractor settings, label scheme...).
-
-    Returns an empty dict (and logs a warning) for a dataset that was not made by `training.prepare_dataset`.
-    """
-    try:
-        record = json.loads(dataset.info.description or "")
-    except (json.JSONDecodeError, TypeError):
-        logger.warning("dataset has no MicroX preparation record in info.description; using defaults")
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-SETTINGS_FILE = "microx_dataset.json"  # written beside the data by `training.prepare_dataset` (folder and Hub repo)
-
-
 def load_clips(name_or_path: str | Path, revision: str | None = None, token: str | None = None) -> DatasetDict:
-    """Load a processed-clip dataset from a `prepare_dataset` folder or a Hub dataset repo, with its settings.
+    """Load a processed-clip dataset from a `prepare_dataset` folder or a Hub dataset repo, with its record.
 
     `push_to_hub` does not carry `info.description` (the preparation record) to the Hub, so for a Hub repo the
-    record is read from its `microx_dataset.json` and put back into every split's `info.description`.
+    record is read from its `schema.RECORD_FILE` and put back into every split's `info.description`.
+
+    Raises:
+        DatasetFormatError: A split lacks a column training needs (`schema.check_clips`).
     """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         dataset = load_from_disk(str(path))
-        settings_path = path / SETTINGS_FILE
+        record_path = path / RECORD_FILE
     else:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
 
         dataset = load_dataset(str(name_or_path), revision=revision, token=token)
         try:
-            settings_path = Path(
-                hf_hub_download(str(name_or_path), SETTINGS_FILE, repo_type="dataset", revision=revision, token=token)
+            record_path = Path(
+                hf_hub_download(str(name_or_path), RECORD_FILE, repo_type="dataset", revision=revision, token=token)
             )
         except EntryNotFoundError:
-            logger.warning("%s has no %s: normalisation falls back to defaults", name_or_path, SETTINGS_FILE)
-            return dataset
+            logger.warning("%s has no %s: normalisation falls back to defaults", name_or_path, RECORD_FILE)
+            record_path = None
     if isinstance(dataset, Dataset):
         dataset = DatasetDict(train=dataset)
-    if settings_path.is_file():
-        record = settings_path.read_text()
+    if record_path is not None and record_path.is_file():
+        record = record_path.read_text()
         for split in dataset.values():
             if not split.info.description:
                 split.info.description = record
-    return dataset
-
-
-def region_columns(dataset: Dataset) -> list[str]:
-    """The region columns of a processed-clip dataset, in the order the extractor wrote them."""
-    settings = dataset_settings(dataset).get("feature_extractor", {})
-    regions = settings.get("regions")
-    if regions:
-        return list(regions)
-    return [name for name, feature in dataset.features.items() if isinstance(feature, Array4D)]
+    return check_clips(dataset, str(name_or_path))
 
 
 class WindowTransform:
@@ -157,7 +143,7 @@ class WindowTransform:
         num_frames: int | None = None,
     ) -> WindowTransform:
         """Build the transform from the settings the preparation saved in the dataset."""
-        settings = dataset_settings(dataset).get("feature_extractor", {})
+        settings = prepared_extractor_settings(dataset)
         return cls(
             regions=list(regions) if regions is not None else region_columns(dataset),
             num_frames=num_frames or int(settings.get("num_frames", 10)),
@@ -263,6 +249,12 @@ class WindowDataset(torch.utils.data.Dataset):
         mask = _flat_values(table.column("region_mask")).astype(bool).reshape(-1, self._num_regions)
         return crops, mask, int(table.column("label")[0].as_py())
 
+    def read_frames(self, index: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Row `index`'s per-frame array columns (e.g. teacher logits), each (N, ...) as stored."""
+        table = self._arrow[int(index) : int(index) + 1]
+        features = self.dataset.features
+        return {c: _flat_values(table.column(c)).reshape(-1, *features[c].shape[1:]) for c in columns}
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         crops, mask, label = self.read(index % self.dataset.num_rows)
         pixel_values, window_mask = self.transform.window(crops, mask)
@@ -292,13 +284,16 @@ def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int, fingerprint: str):
     del fingerprint  # keys the generator cache only
     reader = WindowDataset(dataset, WindowTransform(regions, num_frames, train=False))
+    extras = extra_frame_columns(dataset.features)
     subjects, sources, timestamps = list(dataset["subject"]), list(dataset["source"]), list(dataset["timestamps"])
     for clip_id in range(dataset.num_rows):
         crops, mask, label = reader.read(clip_id)
+        extra = reader.read_frames(clip_id, extras)
         n = mask.shape[0]
         for start in window_starts(n, num_frames, stride):
             frames = frame_indices(start, num_frames, n)
             row = {r: crops[k][frames] for k, r in enumerate(regions)}
+            row.update({name: values[frames] for name, values in extra.items()})
             row.update(
                 region_mask=mask[frames], label=label, subject=subjects[clip_id], source=sources[clip_id],
                 clip_id=clip_id, start=start, start_time=float(timestamps[clip_id][start]), num_frames=num_frames,
@@ -310,26 +305,13 @@ def expand_windows(dataset: Dataset, num_frames: int, stride: int, regions: Sequ
     """Every window of every clip (evaluation), each row tagged with its `clip_id` (row index in `dataset`).
 
     Clips shorter than a window give one window padded by repeating the last frame. The result has the same
-    region, `region_mask` and `label` columns (fixed length `num_frames`), so `WindowTransform(train=False)` and
-    `WindowDataset` read it unchanged, plus `clip_id`, `start` (frame index) and `start_time` (seconds).
+    region, `region_mask`, extra per-frame (e.g. teacher logits) and `label` columns (fixed length `num_frames`,
+    `schema.window_features`), so `WindowTransform(train=False)` and `WindowDataset` read it unchanged, plus
+    `clip_id`, `start` (frame index) and `start_time` (seconds).
     """
     regions = list(regions) if regions is not None else region_columns(dataset)
-    features = dataset.features
-    new = Features(
-        {
-            **{r: Array4D((num_frames, *features[r].shape[1:]), "uint8") for r in regions},
-            "region_mask": Array2D((num_frames, features["region_mask"].shape[1]), "bool"),
-            "label": features["label"],
-            "subject": Value("string"),
-            "source": Value("string"),
-            "clip_id": Value("int32"),
-            "start": Value("int32"),
-            "start_time": Value("float32"),
-            "num_frames": Value("int32"),
-        }
-    )
     windows = Dataset.from_generator(
-        _windows, features=new,
+        _windows, features=window_features(dataset.features, num_frames, regions),
         gen_kwargs={"dataset": dataset, "regions": tuple(regions), "num_frames": num_frames, "stride": stride,
                     "fingerprint": dataset._fingerprint},
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The demo checkpoint and the proof that the whole pipeline learns (issue 7).
+"""The demo checkpoint and the proof that the whole pipeline learns.
 
 No licensed emotion database can be had on the machines this project is built on, so this script makes its own
 data and runs every real step on it:
@@ -8,7 +8,10 @@ data and runs every real step on it:
 3. `training.train` trains a MicroX model with the Trainer;
 4. the held-out identities are scored at clip level, once as they are and once with the frames of every window
    shuffled (the temporal-order ablation: a model that reads the expression's course should lose accuracy);
-5. `training.release --dry_run` writes the folder that ships as `microx_hf/default_model/`, with its card.
+5. `training.release` (a dry run) writes the release folder, with its card; `--install true` copies it to
+   `microx_hf/default_model/` without the model code files: the package's own classes load the shipped folder.
+
+Each step is a typed call (`prepare_dataset.run`, `train.run`, `release.run`), as in code of one's own::
 
     python -m training.demo --out_dir runs/demo                   # the shipped checkpoint (about 15 min on 2 cores)
     python -m training.demo --out_dir /tmp/demo --quick           # the CI-sized run (a few minutes)
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +32,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser
+from transformers import TrainingArguments
+
+from microx_hf import MicroXFeatureExtractor, MicroXForVideoClassification
+from training import prepare_dataset, release, synthetic, train
+from training.data import load_clips
+from training.evaluate import evaluate_dataset
+from training.release import CODE_FILES
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +66,19 @@ class DemoArguments:
         default=False, metadata={"help": f"Copy the released folder to {DEFAULT_MODEL_DIR} (the shipped default)."}
     )
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ArgumentsError(f"--min_frames {self.min_frames} --max_frames {self.max_frames}: need 1 <= min <= max")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ArgumentsError(f"--test_fraction {self.test_fraction}: use a value between 0 and 1")
+
 
 DEMO_NOTICE = (
     "A demonstration, not a validated emotion recogniser: trained only on synthetic expression clips rendered from "
     "two public-domain photos. Do not use it to judge anyone's emotions."
 )
 SYNTHETIC_DESCRIPTION = (
-    "synthetic expression-onset clips made by `training/synthetic.py`: the 68 landmarks of two public-domain face "
+    "synthetic expression-onset clips made by `training/synthetic/`: the 68 landmarks of two public-domain face "
     "photos (scikit-image's astronaut, matplotlib's Grace Hopper) and random identity variants moved along facial "
     "action units for the 7 classes, warped piecewise-affinely, with random head motion, lighting, blur, noise and "
     "compression; whole identities held out for test"
@@ -109,12 +124,8 @@ def _settings(args: DemoArguments) -> dict[str, Any]:
 
 def run(args: DemoArguments) -> dict[str, Any]:
     """Runs the five steps; returns (and writes to `out_dir/demo_results.json`) what was measured."""
-    from microx_hf import MicroXFeatureExtractor, MicroXForVideoClassification
-    from training import prepare_dataset, release, synthetic, train
-    from training.data import load_clips
-    from training.evaluate import evaluate_dataset
-
     settings = _settings(args)
+    overrides = settings["config_overrides"]
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -135,33 +146,30 @@ def run(args: DemoArguments) -> dict[str, Any]:
     start = time.perf_counter()
     prepared = out / "prepared"
     shutil.rmtree(prepared, ignore_errors=True)
-    prepare_dataset.main(
-        [
-            "--source", "folder", "--root", str(videos), "--output_dir", str(prepared),
-            "--test_fraction", str(args.test_fraction), "--split_seed", str(args.seed),
-            "--landmark_backend", "dlib", "--num_proc", str(args.num_proc),
-            *(["--crop_size", str(settings["config_overrides"]["image_size"])]
-              if "image_size" in settings["config_overrides"] else []),
-        ]
+    prepare_dataset.run(
+        prepare_dataset.PrepareArguments(
+            source=["folder"], root=[str(videos)], output_dir=str(prepared), test_fraction=args.test_fraction,
+            split_seed=args.seed, landmark_backend="dlib", num_proc=args.num_proc,
+            crop_size=overrides.get("image_size"),
+        )
     )  # fmt: skip
     timings["prepare_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     run_dir = out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    test_results = train.main(
-        [
-            "--dataset_name_or_path", str(prepared), "--output_dir", str(run_dir),
-            "--config_overrides", json.dumps(settings["config_overrides"]),
-            "--num_train_epochs", str(settings["epochs"]), "--learning_rate", str(args.learning_rate),
-            "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "32",
-            "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "1",
-            "--load_best_model_at_end", "true", "--metric_for_best_model", "uar",
-            "--early_stopping_patience", str(max(4, settings["epochs"] // 3)),
-            "--seed", str(args.seed), "--report_to", "none", "--disable_tqdm", "true",
-            "--logging_steps", "20", "--dataloader_num_workers", "0",
-            "--windows_per_clip", str(settings["windows_per_clip"]), "--flip_prob", str(args.flip_prob),
-        ]
+    test_results = train.run(
+        train.ModelArguments(config_overrides=json.dumps(overrides)),
+        train.DataArguments(
+            dataset_name_or_path=str(prepared), early_stopping_patience=max(4, settings["epochs"] // 3),
+            windows_per_clip=settings["windows_per_clip"], flip_prob=args.flip_prob,
+        ),
+        TrainingArguments(
+            output_dir=str(run_dir), num_train_epochs=settings["epochs"], learning_rate=args.learning_rate,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=32, eval_strategy="epoch",
+            save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="uar",
+            seed=args.seed, report_to="none", disable_tqdm=True, logging_steps=20, dataloader_num_workers=0,
+        ),
     )  # fmt: skip
     timings["train_s"] = time.perf_counter() - start
 
@@ -190,33 +198,45 @@ def run(args: DemoArguments) -> dict[str, Any]:
     )  # fmt: skip
 
     released = out / "release"
-    release.main(
-        [
-            "--checkpoint", str(run_dir), "--repo_id", "microx/microx-demo-synthetic", "--output_dir", str(released),
-            "--dry_run", "true", "--results", str(run_dir / "results.json"),
-            "--model_name", "MicroX demo (synthetic expressions)", "--dataset_name", "synthetic expression clips",
-            "--dataset_description", SYNTHETIC_DESCRIPTION, "--notice", DEMO_NOTICE,
-            "--license", "apache-2.0", "--license_note", "trained only on synthetic clips rendered from "
-            "public-domain photos; the dlib landmark model used to make them is for non-commercial use",
-        ]
+    release.run(
+        release.ReleaseArguments(
+            checkpoint=str(run_dir), repo_id="microx/microx-demo-synthetic", output_dir=str(released), dry_run=True,
+            results=str(run_dir / "results.json"), model_name="MicroX demo (synthetic expressions)",
+            dataset_name="synthetic expression clips", dataset_description=SYNTHETIC_DESCRIPTION, notice=DEMO_NOTICE,
+            license="apache-2.0", license_note="trained only on synthetic clips rendered from public-domain photos; "
+            "the dlib landmark model used to make them is for non-commercial use",
+        )
     )  # fmt: skip
     if args.install:
-        shutil.rmtree(DEFAULT_MODEL_DIR, ignore_errors=True)
-        shutil.copytree(released, DEFAULT_MODEL_DIR)
-        shutil.copy(out / "demo_results.json", DEFAULT_MODEL_DIR / "demo_results.json")
-        logger.info("installed the demo checkpoint in %s", DEFAULT_MODEL_DIR)
+        install(released, out / "demo_results.json")
     return results
 
 
+def install(released: Path, demo_results: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
+    """Copy a release folder to `target` (the shipped default model) without its model code.
+
+    The package's own classes load the shipped folder, so a copy of `modeling_microx.py` there would only go stale
+    (and a comment edited in the package would no longer match it); `auto_map` goes too, since it would point at the
+    missing files. Hub releases keep both (`training.release`).
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(released, target, ignore=shutil.ignore_patterns(*CODE_FILES))
+    config_path = target / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("auto_map", None)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    shutil.copy(demo_results, target / "demo_results.json")
+    logger.info("installed the demo checkpoint in %s", target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
-        args=sys.argv[1:] if argv is None else argv, look_for_args_file=False
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Command-line entry point."""
+    args = parse_arguments(DemoArguments, argv)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     return run(args)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -6,7 +6,7 @@ mean of its window probabilities, the same rule `microx_hf.predict` applies to a
 level), ``confusion_matrix.json``, ``confusion_matrix.png`` and ``predictions.jsonl`` (one line per clip: source,
 subject, truth, prediction, mean probabilities) into the output folder.
 
-Usage::
+Usage (in code: `run(EvalArguments(...))`, or `evaluate_dataset(model, feature_extractor, clips)`)::
 
     python -m training.evaluate --model_name_or_path runs/baum1s --dataset_name_or_path data/baum1s \
         --split test --output_dir runs/baum1s/eval
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import HfArgumentParser
 
 from microx_hf.errors import DatasetFormatError
+from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.modeling_microx import MicroXForVideoClassification
 from microx_hf.windows import pool_clips
+from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
 from training.metrics import classification_metrics, save_confusion_matrix, softmax
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ def predict_windows(
     model: torch.nn.Module, windows: Dataset, batch_size: int = 32, device: str | torch.device | None = None
 ) -> np.ndarray:
     """Class probabilities ``(W, L)`` of every row of a windows dataset (a `WindowDataset`, or a `with_transform`)."""
-    from training.data import collate_windows
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -81,8 +81,6 @@ def evaluate_dataset(
     Returns:
         The content of ``results.json``.
     """
-    from training.data import WindowDataset, WindowTransform, expand_windows
-
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
     names = clips.features["label"].names
@@ -176,31 +174,34 @@ class EvalArguments:
     batch_size: int = field(default=32, metadata={"help": "Windows per forward pass."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda'...; default CUDA when available."})
 
+    def __post_init__(self) -> None:
+        missing = [f"--{name}" for name in ("model_name_or_path", "dataset_name_or_path", "output_dir")
+                   if getattr(self, name) is None]  # fmt: skip
+        if missing:
+            raise ArgumentsError(f"give {' and '.join(missing)}")
+        if self.batch_size < 1 or (self.window_stride is not None and self.window_stride < 1):
+            raise ArgumentsError(f"--batch_size {self.batch_size} --window_stride {self.window_stride}: need >= 1")
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point; returns the results."""
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-    from microx_hf.modeling_microx import MicroXForVideoClassification
-    from training.data import load_clips
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
-    )
-    for name in ("model_name_or_path", "dataset_name_or_path", "output_dir"):
-        if getattr(args, name) is None:
-            raise ValueError(f"give --{name}")
+def run(args: EvalArguments) -> dict[str, Any]:
+    """Evaluate a checkpoint on one split of a processed-clip dataset; returns (and writes) the results.
+
+    Raises:
+        DatasetFormatError: The dataset has no split `args.split` (the message names the splits it has).
+    """
+    data = load_clips(args.dataset_name_or_path, revision=args.dataset_revision)
+    if args.split not in data:
+        raise DatasetFormatError(
+            f"{args.dataset_name_or_path} has no split {args.split!r}; its splits are {', '.join(data)}: "
+            "pass one of them as --split"
+        )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = MicroXForVideoClassification.from_pretrained(args.model_name_or_path).to(device)
     feature_extractor = MicroXFeatureExtractor.from_pretrained(args.model_name_or_path)
-    data = load_clips(args.dataset_name_or_path, revision=args.dataset_revision)
-    if args.split not in data:
-        raise DatasetFormatError(f"no split {args.split!r} in {args.dataset_name_or_path}; it has {list(data)}")
-    clips = data[args.split]
     return evaluate_dataset(
         model,
         feature_extractor,
-        clips,
+        data[args.split],
         args.output_dir,
         window_stride=args.window_stride,
         batch_size=args.batch_size,
@@ -208,5 +209,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
 
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point; returns the results."""
+    return run(parse_arguments(EvalArguments, argv))
+
+
 if __name__ == "__main__":
-    main()
+    run_script(main)

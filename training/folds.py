@@ -1,7 +1,8 @@
 """Run every fold of a protocol and aggregate: mean and standard deviation over folds, plus pooled totals.
 
-Takes exactly the arguments of `training.train` (flags or a JSON file); ``--fold`` is ignored, each fold trains
-into ``<output_dir>/<fold name>`` and the summary goes to ``<output_dir>/folds.json``::
+Takes exactly the arguments of `training.train` (flags or a JSON file; in code `run(model_args, data_args,
+training_args)`); ``--fold`` is ignored, each fold trains into ``<output_dir>/fold-NN`` and the summary goes to
+``<output_dir>/folds.json``::
 
     python -m training.folds --dataset_name_or_path data/baum1s --output_dir runs/loso --protocol loso ...
 
@@ -12,15 +13,20 @@ which is steadier than the fold mean when folds are small (one subject each unde
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import TrainingArguments
 
+from training import train
+from training.data import load_clips
 from training.metrics import classification_metrics
+from training.scripts import ArgumentsError, run_script
+from training.splits import make_folds
 
 logger = logging.getLogger(__name__)
 
@@ -61,31 +67,38 @@ def aggregate_folds(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Train and evaluate every fold, write ``folds.json``; returns the summary."""
-    from training.splits import make_folds
-    from training.train import load_clips, parse_args
-    from training.train import main as train_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    _, data_args, training_args = parse_args(argv)
+def run(
+    model_args: train.ModelArguments, data_args: train.DataArguments, training_args: TrainingArguments
+) -> dict[str, Any]:
+    """Train and evaluate every fold (`train.run` with each `fold` and its own output folder), write
+    ``folds.json``; returns the summary."""
     if data_args.protocol == "given":
-        raise ValueError("the fold runner needs --protocol kfold, loso or paper")
+        raise ArgumentsError("the fold runner needs --protocol kfold, loso or paper")
     if data_args.protocol == "paper":
         num_folds = 1
     else:
-        clips = load_clips(data_args)
+        clips = load_clips(data_args.dataset_name_or_path, revision=data_args.dataset_revision)
         subjects = [s for split in clips.values() for s in split["subject"]]
         num_folds = len(make_folds(subjects, data_args.protocol, data_args.num_folds, data_args.split_seed))
     root = Path(training_args.output_dir)
+    # Under accelerate/torchrun every process trains every fold; only process 0 evaluates, so only it aggregates.
+    main_process = training_args.process_index == 0
     results = []
     for fold in range(num_folds):
         fold_dir = root / f"fold-{fold:02d}"
         logger.info("fold %d of %d -> %s", fold + 1, num_folds, fold_dir)
-        fold_results = train_main([*argv, "--fold", str(fold), "--output_dir", str(fold_dir)])
+        fold_results = train.run(
+            model_args,
+            dataclasses.replace(data_args, fold=fold),
+            dataclasses.replace(training_args, output_dir=str(fold_dir)),
+        )
         if not fold_results:
+            if not main_process:
+                continue
             raise RuntimeError(f"fold {fold} produced no test results")
         results.append(fold_results)
+    if not main_process:
+        return {}
     summary = aggregate_folds(results)
     root.mkdir(parents=True, exist_ok=True)
     (root / "folds.json").write_text(json.dumps(summary, indent=2))
@@ -101,5 +114,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point: the flags of `training.train`."""
+    model_args, data_args, training_args = train.parse_args(argv)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
+    )
+    return run(model_args, data_args, training_args)
+
+
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -4,25 +4,41 @@ Emotion corpora are skewed (BAUM-1s is mostly neutral and happy), so accuracy al
 predicts the majority class. Next to it we report the unweighted average recall (UAR, the mean of per-class
 recalls; the affective-computing challenges' headline metric) and the macro-F1.
 
-Conventions (the same as scikit-learn's with ``zero_division=0``):
-- UAR averages the recall over the classes that occur in ``y_true`` (a class without test examples has no recall).
+scikit-learn computes them (`confusion_matrix`, `balanced_accuracy_score`, `f1_score`,
+`precision_recall_fscore_support`, with ``zero_division=0``), so the conventions are scikit-learn's:
+- UAR (balanced accuracy) averages the recall over the classes that occur in ``y_true`` (a class without test
+  examples has no recall).
 - Macro-F1 averages the F1 over the classes that occur in ``y_true`` or ``y_pred``.
 - A precision or recall whose denominator is zero is 0.
 
-scikit-learn is not a dependency: these few lines of numpy are the whole computation.
+The plot is scikit-learn's `ConfusionMatrixDisplay`, coloured by the share of each true class, labelled with counts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn import metrics as skm
 
 logger = logging.getLogger(__name__)
+
+
+def _check_ids(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {y_true.shape} and {y_pred.shape}")
+    for name, ids in (("y_true", y_true), ("y_pred", y_pred)):
+        # scikit-learn would silently leave out ids that are not among `labels`.
+        if ids.size and (ids.min() < 0 or ids.max() >= num_labels):
+            raise ValueError(f"{name} holds ids outside [0, {num_labels}): {sorted(set(ids.tolist()))}")
+    return y_true, y_pred
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
@@ -36,22 +52,10 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: i
     Returns:
         ``(L, L)`` int64 array.
     """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D and of equal length, got {y_true.shape} and {y_pred.shape}")
-    for name, ids in (("y_true", y_true), ("y_pred", y_pred)):
-        if ids.size and (ids.min() < 0 or ids.max() >= num_labels):
-            raise ValueError(f"{name} holds ids outside [0, {num_labels}): {sorted(set(ids.tolist()))}")
-    matrix = np.zeros((num_labels, num_labels), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(numerator, dtype=np.float64)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
+    y_true, y_pred = _check_ids(y_true, y_pred, num_labels)
+    if not y_true.size:
+        return np.zeros((num_labels, num_labels), dtype=np.int64)
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_labels)).astype(np.int64)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str] | int) -> dict[str, Any]:
@@ -67,21 +71,28 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
         (``{name: {precision, recall, f1, support}}``), ``labels`` and ``confusion_matrix`` (list of rows).
     """
     names = [str(i) for i in range(labels)] if isinstance(labels, int) else list(labels)
+    y_true, y_pred = _check_ids(y_true, y_pred, len(names))
     matrix = confusion_matrix(y_true, y_pred, len(names))
-    true_positive = np.diag(matrix).astype(np.float64)
-    support = matrix.sum(axis=1)  # true examples per class
-    predicted = matrix.sum(axis=0)
-    precision = _safe_divide(true_positive, predicted)
-    recall = _safe_divide(true_positive, support)
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
-    total = int(matrix.sum())
-    in_true = support > 0
-    in_either = in_true | (predicted > 0)
+    ids = np.arange(len(names))
+    if y_true.size:
+        precision, recall, f1, support = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=ids, zero_division=0
+        )
+        accuracy = float(skm.accuracy_score(y_true, y_pred))
+        with warnings.catch_warnings():
+            # A predicted class that never occurs in y_true has no recall: leaving it out is the UAR convention.
+            warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+            uar = float(skm.balanced_accuracy_score(y_true, y_pred))
+        macro_f1 = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+    else:
+        precision = recall = f1 = np.zeros(len(names))
+        support = np.zeros(len(names), dtype=np.int64)
+        accuracy = uar = macro_f1 = 0.0
     return {
-        "accuracy": float(true_positive.sum() / total) if total else 0.0,
-        "uar": float(recall[in_true].mean()) if in_true.any() else 0.0,
-        "macro_f1": float(f1[in_either].mean()) if in_either.any() else 0.0,
-        "num_examples": total,
+        "accuracy": accuracy,
+        "uar": uar,
+        "macro_f1": macro_f1,
+        "num_examples": int(matrix.sum()),
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -147,28 +158,19 @@ def save_confusion_matrix(
         )
     )
     row_sums = matrix.sum(axis=1, keepdims=True)
-    normalised = _safe_divide(matrix.astype(np.float64), np.broadcast_to(row_sums, matrix.shape))
+    normalised = np.divide(matrix, row_sums, out=np.zeros(matrix.shape), where=row_sums > 0)
     size = 1.2 + 0.6 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    display = skm.ConfusionMatrixDisplay(normalised, display_labels=list(labels))
+    display.plot(ax=ax, cmap="Blues", xticks_rotation=45, im_kw={"vmin": 0.0, "vmax": 1.0}, text_kw={"fontsize": 8})
+    display.figure_.axes[-1].set_ylabel("fraction of the true class")  # the colour bar
+    # Colours show each true class's shares, the cells its counts (what a reader checks against the totals).
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(str(matrix[i, j]))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(
-                j,
-                i,
-                str(matrix[i, j]),
-                ha="center",
-                va="center",
-                color="white" if normalised[i, j] > 0.5 else "black",
-                fontsize=8,
-            )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

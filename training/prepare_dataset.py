@@ -1,18 +1,28 @@
 """Prepare a processed-clip dataset: run the feature extractor over every clip of a corpus, write a `DatasetDict`.
 
-Rows are clips (not windows): per region a uint8 `Array4D((None, 3, S, S))` column of every frame's crop, a
-frame-major `region_mask`, `timestamps`, `label` (`ClassLabel`), `subject`, `source`, `corpus`,
-`landmark_backend`, `num_frames` (docs/ARCHITECTURE.md). Windows are sampled at load time by `training.data`, so
-no window of a clip can leak across splits. The feature-extractor settings go into `info.description` (JSON) so
-that training restores the normalisation.
+Rows are clips (not windows), in the schema of `training.schema` (per region a uint8 crop column of every frame, a
+frame-major `region_mask`, `timestamps`, `label`, `subject`, `source`, ...). Windows are sampled at load time by
+`training.data`, so no window of a clip can leak across splits. The preparation record (the feature-extractor
+settings, the label scheme, the sources) goes into `info.description` and `microx_dataset.json`, so that training
+restores the normalisation.
 
 Resumable: each finished clip is checkpointed as one `.npz` in `<work_dir>/clips/`, each failure as one `.json` in
 `<work_dir>/failed/`; a rerun with the same settings processes only what is missing. The dataset is then built
 from the checkpoints in the sorted order of the clips' source paths, so the output does not depend on the number of
 processes or on interruptions. Failed clips (file, reason) are listed in `<output_dir>/prepare_report.json`.
 
+Several machines: `--num_shards N --shard_index i` prepares the clips of shard i only (a clip's shard is a hash of
+its corpus and source path, so it never moves between runs; each shard resumes as above), and the `merge` step
+concatenates the shard folders into the `DatasetDict` one machine would have written (same rows in the same order,
+same features, the same preparation record), applying `--test_fraction` over all subjects::
+
     python -m training.prepare_dataset --source baum1s --root "/data/BAUM1" --output_dir data/baum1s \
-        --label_scheme paper7 --num_proc 2 [--test_fraction 0.2] [--push_to_hub user/baum1s-microx]
+        --label_scheme paper7 --num_proc 2 [--test_fraction 0.2] [--push_to_hub user/baum1s-microx [--public]]
+    python -m training.prepare_dataset ... --output_dir shards/0 --num_shards 2 --shard_index 0   # machine 1
+    python -m training.prepare_dataset ... --output_dir shards/1 --num_shards 2 --shard_index 1   # machine 2
+    python -m training.prepare_dataset merge --shards shards/0 shards/1 --output_dir data/baum1s
+
+Pushed datasets are private unless `--public` is given: they are derived from licensed corpora.
 """
 
 from __future__ import annotations
@@ -28,31 +38,32 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Array2D, Array4D, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from microx_hf.errors import BackendUnavailableError, DatasetFormatError, NoFaceDetectedError
+from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.landmarks import registered_backends
 
-from .labels import LabelScheme, get_scheme
+from .labels import get_scheme
+from .schema import FORMAT_VERSION, RECORD_FILE, REPORT_FILE, clip_features
+from .scripts import ArgumentsError, run_script
 from .sources import SOURCE_NAMES, SourceClip, SourceListing, read_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXTRACTOR = "microx_hf.feature_extraction_microx:MicroXFeatureExtractor"
-FORMAT_VERSION = 1
-REPORT_NAME = "prepare_report.json"
-SETTINGS_NAME = "microx_dataset.json"
+SHARD_FILE = "microx_shard.json"  # beside one shard's data: which clips it holds, for `merge`
+BACKEND_CHOICES = ("auto", *registered_backends())
 
 
 @dataclass
 class PrepareArguments:
-    """Command-line arguments of `prepare_dataset` (HfArgumentParser)."""
+    """Arguments of `prepare_dataset` (flags through HfArgumentParser, or made in code); checked when made."""
 
     source: list[str] = field(
         metadata={"help": f"Corpus reader(s): {', '.join(SOURCE_NAMES)}; several (e.g. baum1s baum1a) are merged."}
@@ -82,22 +93,78 @@ class PrepareArguments:
     num_frames: int | None = field(default=None, metadata={"help": "Override: frames per window."})
     crop_size: int | None = field(default=None, metadata={"help": "Override: crop side in pixels."})
     regions: str | None = field(default=None, metadata={"help": "Override: comma-separated region names."})
-    landmark_backend: str | None = field(default=None, metadata={"help": "Override: 'auto', 'dlib', 'fan'."})
+    landmark_backend: str | None = field(
+        default=None, metadata={"help": f"Override: the landmark backend, one of {', '.join(BACKEND_CHOICES)}."}
+    )
     max_clips: int | None = field(default=None, metadata={"help": "Use only the first N clips (a quick trial)."})
     retry_failed: bool = field(default=False, metadata={"help": "Process again the clips that failed before."})
+    num_shards: int = field(
+        default=1, metadata={"help": "Split the corpus into this many shards, one per machine (then `merge`)."}
+    )
+    shard_index: int = field(default=0, metadata={"help": "Which shard this run prepares (0-based)."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Push the dataset and its card to this repo."})
-    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
-    extractor_class: str = field(
-        default=DEFAULT_EXTRACTOR, metadata={"help": "module:Class of the feature extractor (advanced)."}
+    public: bool = field(
+        default=False, metadata={"help": "Make the pushed repo public (default private: the data is licensed)."}
     )
     stop_after: int | None = field(
         default=None, metadata={"help": "Testing: stop as if interrupted after N newly processed clips."}
     )
 
+    def __post_init__(self) -> None:
+        self.source = [self.source] if isinstance(self.source, str) else list(self.source)
+        self.root = [self.root] if isinstance(self.root, str) else list(self.root)
+        unknown = [name for name in self.source if name not in SOURCE_NAMES]
+        if unknown:
+            raise ArgumentsError(f"--source {unknown} is unknown; choose from {', '.join(SOURCE_NAMES)}")
+        if len(set(self.source)) != len(self.source):
+            raise ArgumentsError(f"--source lists a corpus twice: {self.source}")
+        annotations = list(self.annotations or [])
+        if len(self.root) not in (1, len(self.source)) or len(annotations) not in (0, len(self.source)):
+            raise ArgumentsError(
+                f"{len(self.source)} sources need {len(self.source)} --root values (or one for all) and as many "
+                f"--annotations ('-' to find one); got {len(self.root)} roots and {len(annotations)} annotations."
+            )
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ArgumentsError(
+                f"--test_fraction {self.test_fraction}: use a value between 0 and 1 (0 for a single 'train' split)."
+            )
+        if self.num_proc < 1:
+            raise ArgumentsError(f"--num_proc {self.num_proc}: use at least 1 process")
+        if self.max_clips is not None and self.max_clips < 1:
+            raise ArgumentsError(f"--max_clips {self.max_clips}: use at least 1 (or leave it out for all clips)")
+        if self.landmark_backend is not None and self.landmark_backend not in BACKEND_CHOICES:
+            raise ArgumentsError(
+                f"--landmark_backend {self.landmark_backend!r} is unknown; choose one of {', '.join(BACKEND_CHOICES)}"
+            )
+        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
+            raise ArgumentsError(
+                f"--num_shards {self.num_shards} --shard_index {self.shard_index}: need num_shards >= 1 and "
+                "0 <= shard_index < num_shards"
+            )
+        if self.num_shards > 1 and self.push_to_hub:
+            raise ArgumentsError("--push_to_hub pushes a whole dataset: push the result of `merge`, not a shard")
+
+
+@dataclass
+class MergeArguments:
+    """Arguments of `prepare_dataset merge`: the shard folders of one corpus, in any order."""
+
+    shards: list[str] = field(metadata={"help": "The output folders of every shard's prepare_dataset run."})
+    output_dir: str = field(metadata={"help": "Where to save the merged DatasetDict."})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Push the dataset and its card to this repo."})
+    public: bool = field(
+        default=False, metadata={"help": "Make the pushed repo public (default private: the data is licensed)."}
+    )
+
+    def __post_init__(self) -> None:
+        self.shards = [self.shards] if isinstance(self.shards, str) else list(self.shards)
+        if not self.shards:
+            raise ArgumentsError("give the shard folders to merge: --shards DIR [DIR ...]")
+
 
 @dataclass
 class PrepareResult:
-    """What `prepare` did."""
+    """What `run` (or `merge_shards`) did."""
 
     dataset: DatasetDict
     output_dir: Path
@@ -111,14 +178,8 @@ class PrepareResult:
 # Feature extractor ---------------------------------------------------------------------------------------------
 
 
-def _extractor_cls(spec: str):
-    module, _, name = spec.partition(":")
-    return getattr(import_module(module), name)
-
-
-def build_extractor(args: PrepareArguments):
-    """The feature extractor: saved settings (if given) with the command line's overrides."""
-    cls = _extractor_cls(args.extractor_class)
+def build_extractor(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor):
+    """The feature extractor: saved settings (if given) with the arguments' overrides."""
     overrides: dict[str, Any] = {}
     for key in ("fps", "num_frames", "crop_size", "landmark_backend"):
         if getattr(args, key) is not None:
@@ -126,11 +187,11 @@ def build_extractor(args: PrepareArguments):
     if args.regions:
         overrides["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     if args.feature_extractor:
-        return cls.from_pretrained(args.feature_extractor, **overrides)
-    return cls(**overrides)
+        return extractor_class.from_pretrained(args.feature_extractor, **overrides)
+    return extractor_class(**overrides)
 
 
-def extractor_settings(extractor) -> dict[str, Any]:
+def saved_settings(extractor) -> dict[str, Any]:
     """The extractor's saved settings (what `save_pretrained` writes), JSON-safe."""
     settings = json.loads(extractor.to_json_string())
     return {k: v for k, v in settings.items() if k not in ("processor_class",)}
@@ -139,8 +200,8 @@ def extractor_settings(extractor) -> dict[str, Any]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(extractor_class: str, settings: dict[str, Any]) -> None:
-    # OpenCV's own thread pool deadlocks or oversubscribes beside process-level parallelism (DESIGN.md).
+def _init_worker(extractor_class: type, settings: dict[str, Any]) -> None:
+    # OpenCV's own thread pool deadlocks or oversubscribes beside process-level parallelism (docs/MEASUREMENTS.md).
     import cv2
 
     cv2.setNumThreads(1)
@@ -150,14 +211,22 @@ def _init_worker(extractor_class: str, settings: dict[str, Any]) -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    cls = _extractor_cls(extractor_class)
-    _WORKER["extractor"] = cls.from_dict(dict(settings))
+    _WORKER["extractor"] = extractor_class.from_dict(dict(settings))
+
+
+def _clip_digest(clip: SourceClip) -> str:
+    """A stable hash of the clip's identity (corpus and path relative to the corpus root), hex."""
+    return hashlib.sha1(f"{clip.corpus}\0{clip.source}".encode()).hexdigest()
 
 
 def _clip_key(clip: SourceClip) -> str:
-    digest = hashlib.sha1(f"{clip.corpus}\0{clip.source}".encode()).hexdigest()[:16]
     stem = "".join(ch if ch.isalnum() else "_" for ch in Path(clip.source).stem)[:40]
-    return f"{stem}-{digest}"
+    return f"{stem}-{_clip_digest(clip)[:16]}"
+
+
+def shard_of(clip: SourceClip, num_shards: int) -> int:
+    """The shard a clip belongs to: its digest modulo `num_shards`, the same on every machine and every run."""
+    return int(_clip_digest(clip)[:16], 16) % num_shards
 
 
 def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -212,7 +281,7 @@ def _check_work_dir(work: Path, settings: dict[str, Any]) -> None:
 
 
 def _run_extractor(
-    tasks: list[tuple[str, str, str, str]], args: PrepareArguments, settings: dict[str, Any]
+    tasks: list[tuple[str, str, str, str]], args: PrepareArguments, settings: dict[str, Any], extractor_class: type
 ) -> tuple[int, float]:
     """Process `tasks`, in parallel when asked; returns how many were processed (ok or failed) and the seconds the
     workers spent on them (excluding process start-up)."""
@@ -220,13 +289,13 @@ def _run_extractor(
     bar = tqdm(total=len(tasks), desc="clips", unit="clip", disable=not tasks)
     try:
         if args.num_proc <= 1 or len(tasks) <= 1:
-            _init_worker(args.extractor_class, settings)
+            _init_worker(extractor_class, settings)
             results = map(_process_clip, tasks)
             pool = None
         else:
-            # "spawn": a forked child inherits OpenCV's thread state and can deadlock (DESIGN.md).
+            # "spawn": a forked child inherits OpenCV's thread state and can deadlock (docs/MEASUREMENTS.md).
             pool = mp.get_context("spawn").Pool(
-                min(args.num_proc, len(tasks)), initializer=_init_worker, initargs=(args.extractor_class, settings)
+                min(args.num_proc, len(tasks)), initializer=_init_worker, initargs=(extractor_class, settings)
             )
             results = pool.imap_unordered(_process_clip, tasks, chunksize=1)
         try:
@@ -245,22 +314,6 @@ def _run_extractor(
     finally:
         bar.close()
     return done, seconds
-
-
-def _features(regions: list[str], crop_size: int, channels: int, scheme: LabelScheme) -> Features:
-    return Features(
-        {
-            **{region: Array4D((None, channels, crop_size, crop_size), "uint8") for region in regions},
-            "region_mask": Array2D((None, len(regions)), "bool"),
-            "timestamps": Sequence(Value("float32")),
-            "label": scheme.class_label(),
-            "subject": Value("string"),
-            "source": Value("string"),
-            "corpus": Value("string"),
-            "landmark_backend": Value("string"),
-            "num_frames": Value("int32"),
-        }
-    )
 
 
 def _rows(items: list[tuple[str, str, str, str, str, int]], regions: list[str], fingerprint: str):
@@ -301,26 +354,75 @@ def _subject_split(subjects: list[str], fraction: float, seed: int) -> set[str]:
 
 def read_sources(args: PrepareArguments) -> list[SourceListing]:
     """Read every `--source` with its `--root` (one root may serve all) and `--annotations` ('-' or absent: find)."""
-    sources, roots = list(args.source), list(args.root)
-    annotations = list(args.annotations or [])
-    if len(roots) == 1:
-        roots *= len(sources)
-    if len(roots) != len(sources) or len(annotations) not in (0, len(sources)):
-        raise ValueError(
-            f"{len(sources)} sources need {len(sources)} --root values (or one for all) and as many --annotations "
-            f"('-' to find one); got {len(roots)} roots and {len(annotations)} annotations."
-        )
-    if len(set(sources)) != len(sources):
-        raise ValueError(f"--source lists a corpus twice: {sources}")
-    annotations = annotations or ["-"] * len(sources)
+    roots = args.root * len(args.source) if len(args.root) == 1 else args.root
+    annotations = args.annotations or ["-"] * len(args.source)
     return [
         read_source(source, root, annotations=None if table in ("-", "") else table)
-        for source, root, table in zip(sources, roots, annotations, strict=True)
+        for source, root, table in zip(args.source, roots, annotations, strict=True)
     ]
 
 
-def prepare(args: PrepareArguments) -> PrepareResult:
-    """Run the whole preparation (see the module docstring); returns the dataset and what was done."""
+def _build(
+    items: list[tuple[str, str, str, str, str, int]],
+    regions: list[str],
+    labels: ClassLabel,
+    settings: dict[str, Any],
+    cache: str,
+) -> Dataset:
+    """The clips' `Dataset`, built from their checkpoints in the order of `items` (cached under `cache`)."""
+    with np.load(items[0][0]) as first:
+        channels, crop_size = int(first["crops"].shape[2]), int(first["crops"].shape[3])
+    fingerprint = hashlib.sha1(
+        json.dumps([(i[0], os.path.getsize(i[0]), i[5]) for i in items] + [settings, labels.names]).encode()
+    ).hexdigest()
+    return Dataset.from_generator(
+        _rows, features=clip_features(regions, crop_size, labels, channels), cache_dir=cache,
+        gen_kwargs={"items": items, "regions": tuple(regions), "fingerprint": fingerprint},
+    )  # fmt: skip
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / "dataset_dict.json").exists():
+        raise DatasetFormatError(f"{output_dir} exists and is not a dataset folder: choose an empty --output_dir.")
+
+
+def _save(full: Dataset, description: dict[str, Any], test_fraction: float, seed: int, output_dir: Path) -> None:
+    """Split by subject (when asked), record the preparation in every split, save the folder and its record file."""
+    if test_fraction > 0:
+        test_subjects = _subject_split(full["subject"], test_fraction, seed)
+        is_test = [s in test_subjects for s in full["subject"]]
+        dataset = DatasetDict(
+            train=full.select([i for i, t in enumerate(is_test) if not t]),
+            test=full.select([i for i, t in enumerate(is_test) if t]),
+        )
+    else:
+        dataset = DatasetDict(train=full)
+    for split in dataset.values():
+        split.info.description = json.dumps(description, sort_keys=True)
+    _check_output_dir(output_dir)
+    dataset.save_to_disk(str(output_dir))
+    (output_dir / RECORD_FILE).write_text(json.dumps(description, indent=2, sort_keys=True))
+
+
+def _finish(output_dir: Path, report: dict[str, Any], description: dict[str, Any], push_to_hub, public) -> DatasetDict:
+    """Write the report, reload the saved dataset and push it when asked."""
+    report_path = output_dir / REPORT_FILE
+    report_path.write_text(json.dumps(report, indent=2))
+    if report["failed"]:
+        logger.warning("%d clips failed and were left out; see %s", len(report["failed"]), report_path)
+    dataset = load_from_disk(str(output_dir))
+    if push_to_hub:
+        push_dataset(dataset, push_to_hub, description, private=not public)
+    return dataset
+
+
+def run(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor) -> PrepareResult:
+    """Run the whole preparation (see the module docstring), or one shard of it; returns what was done.
+
+    Args:
+        args: What to prepare and how.
+        extractor_class: The feature extractor (a `MicroXFeatureExtractor` subclass, picklable for the workers).
+    """
     output_dir = Path(args.output_dir)
     work = Path(args.work_dir) if args.work_dir else output_dir.with_name(output_dir.name + ".work")
     listings = read_sources(args)
@@ -337,42 +439,42 @@ def prepare(args: PrepareArguments) -> PrepareResult:
     keys = [_clip_key(c) for c in clips]
     if len(set(keys)) != len(keys):
         raise DatasetFormatError("Two clips share a source path; every clip needs a distinct file.")
+    # Positions in the whole corpus of the clips this run prepares (all of them on one machine).
+    mine = [i for i, clip in enumerate(clips) if shard_of(clip, args.num_shards) == args.shard_index]
 
-    extractor = build_extractor(args)
-    settings = extractor_settings(extractor)
+    extractor = build_extractor(args, extractor_class)
+    settings = saved_settings(extractor)
     _check_work_dir(work, settings)
     if args.retry_failed:
-        for key in keys:
-            (work / "failed" / f"{key}.json").unlink(missing_ok=True)
+        for i in mine:
+            (work / "failed" / f"{keys[i]}.json").unlink(missing_ok=True)
     todo = [
-        (key, clip.path, clip.source, str(work))
-        for key, clip in zip(keys, clips, strict=True)
-        if not (work / "clips" / f"{key}.npz").exists() and not (work / "failed" / f"{key}.json").exists()
+        (keys[i], clips[i].path, clips[i].source, str(work))
+        for i in mine
+        if not (work / "clips" / f"{keys[i]}.npz").exists() and not (work / "failed" / f"{keys[i]}.json").exists()
     ]
-    reused = len(clips) - len(todo)
-    logger.info("%d clips: %d to process, %d already done", len(clips), len(todo), reused)
-    processed, extract_seconds = _run_extractor(todo, args, settings)
+    reused = len(mine) - len(todo)
+    logger.info("%d clips: %d to process, %d already done", len(mine), len(todo), reused)
+    processed, extract_seconds = _run_extractor(todo, args, settings, extractor_class)
 
-    failed, items = [], []
-    for key, clip in zip(keys, clips, strict=True):
-        npz, fail = work / "clips" / f"{key}.npz", work / "failed" / f"{key}.json"
+    failed, items, positions, failed_positions = [], [], [], []
+    for i in mine:
+        npz, fail = work / "clips" / f"{keys[i]}.npz", work / "failed" / f"{keys[i]}.json"
         if npz.exists():
-            label_id = scheme.names.index(clip.label)
-            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, label_id))
+            clip = clips[i]
+            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, scheme.names.index(clip.label)))
+            positions.append(i)
         elif fail.exists():
             failed.append(json.loads(fail.read_text()))
-    if not items:
+            failed_positions.append(i)
+    if not items and args.num_shards == 1:
         raise DatasetFormatError(f"Every clip failed preprocessing; see the reasons in {work / 'failed'}.")
 
     regions = list(settings.get("regions") or extractor.regions)
-    with np.load(items[0][0]) as first:
-        channels, crop_size = int(first["crops"].shape[2]), int(first["crops"].shape[3])
-    features = _features(regions, crop_size, channels, scheme)
-    fingerprint = hashlib.sha1(
-        json.dumps([(i[0], os.path.getsize(i[0]), i[5]) for i in items] + [settings, scheme.to_dict()]).encode()
-    ).hexdigest()
-    with np.load(items[0][0]) as first:
-        backend_used = json.loads(str(first["meta"]))["landmark_backend"]
+    backend_used = None
+    if items:
+        with np.load(items[0][0]) as first:
+            backend_used = json.loads(str(first["meta"]))["landmark_backend"]
     description = {
         "microx_dataset": FORMAT_VERSION,
         "feature_extractor": {**settings, "landmark_backend_used": backend_used},
@@ -388,30 +490,10 @@ def prepare(args: PrepareArguments) -> PrepareResult:
         "dropped_labels": dict(dropped),
         "failed": len(failed),
     }
-    with tempfile.TemporaryDirectory(prefix="microx-prepare-") as cache:
-        full = Dataset.from_generator(
-            _rows, features=features, cache_dir=cache,
-            gen_kwargs={"items": items, "regions": tuple(regions), "fingerprint": fingerprint},
-        )  # fmt: skip
-        if args.test_fraction > 0:
-            test_subjects = _subject_split(full["subject"], args.test_fraction, args.split_seed)
-            is_test = [s in test_subjects for s in full["subject"]]
-            dataset = DatasetDict(
-                train=full.select([i for i, t in enumerate(is_test) if not t]),
-                test=full.select([i for i, t in enumerate(is_test) if t]),
-            )
-        else:
-            dataset = DatasetDict(train=full)
-        for split in dataset.values():
-            split.info.description = json.dumps(description, sort_keys=True)
-        if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / "dataset_dict.json").exists():
-            raise DatasetFormatError(f"{output_dir} exists and is not a dataset folder: choose an empty --output_dir.")
-        dataset.save_to_disk(str(output_dir))
-    (output_dir / SETTINGS_NAME).write_text(json.dumps(description, indent=2, sort_keys=True))
     report = {
         "source": list(args.source),
         "root": list(args.root),
-        "clips": len(clips),
+        "clips": len(mine),
         "prepared": len(items),
         "processed_now": processed,
         "reused": reused,
@@ -422,39 +504,173 @@ def prepare(args: PrepareArguments) -> PrepareResult:
         "label_scheme": scheme.to_dict(),
         "work_dir": str(work),
     }
-    report_path = output_dir / REPORT_NAME
-    report_path.write_text(json.dumps(report, indent=2))
-    if failed:
-        logger.warning("%d clips failed and were left out; see %s", len(failed), report_path)
-    from datasets import load_from_disk
+    with tempfile.TemporaryDirectory(prefix="microx-prepare-") as cache:
+        full = _build(items, regions, scheme.class_label(), settings, cache) if items else None
+        if args.num_shards > 1:
+            shard = {
+                "format_version": FORMAT_VERSION,
+                "num_shards": args.num_shards,
+                "shard_index": args.shard_index,
+                "num_clips": len(clips),
+                "positions": positions,
+                "failed_positions": failed_positions,
+                "test_fraction": args.test_fraction,
+                "split_seed": args.split_seed,
+                "description": description,
+                "report": report,
+            }
+            return _save_shard(full, shard, output_dir, processed, reused, extract_seconds)
+        _save(full, description, args.test_fraction, args.split_seed, output_dir)
+    dataset = _finish(output_dir, report, description, args.push_to_hub, args.public)
+    return PrepareResult(dataset, output_dir, processed, reused, failed, output_dir / REPORT_FILE, extract_seconds)
 
-    dataset = load_from_disk(str(output_dir))
-    if args.push_to_hub:
-        push_dataset(dataset, args.push_to_hub, description, private=args.private)
-    return PrepareResult(dataset, output_dir, processed, reused, failed, report_path, extract_seconds)
+
+# Shards -----------------------------------------------------------------------------------------------------------
 
 
-def push_dataset(dataset: DatasetDict, repo_id: str, description: dict[str, Any], private: bool = False) -> None:
-    """Push the dataset, its settings file and its card (see `training.dataset_card`)."""
+def _save_shard(
+    full: Dataset | None, shard: dict[str, Any], output_dir: Path, processed: int, reused: int, seconds: float
+) -> PrepareResult:
+    """Save one shard's clips (no subject split: `merge` splits over all subjects) with its `SHARD_FILE`."""
+    _check_output_dir(output_dir)
+    dataset = DatasetDict()
+    if full is not None:
+        full.info.description = json.dumps(shard["description"], sort_keys=True)
+        DatasetDict(train=full).save_to_disk(str(output_dir))
+        dataset = load_from_disk(str(output_dir))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SHARD_FILE).write_text(json.dumps(shard, indent=2, sort_keys=True))
+    report_path = output_dir / REPORT_FILE
+    report_path.write_text(json.dumps(shard["report"], indent=2))
+    logger.info(
+        "shard %d of %d: %d clips saved to %s; merge the shards with `python -m training.prepare_dataset merge`",
+        shard["shard_index"] + 1, shard["num_shards"], len(shard["positions"]), output_dir,
+    )  # fmt: skip
+    return PrepareResult(dataset, output_dir, processed, reused, shard["report"]["failed"], report_path, seconds)
+
+
+def _read_shard(folder: Path) -> dict[str, Any]:
+    path = folder / SHARD_FILE
+    if not path.is_file():
+        raise DatasetFormatError(
+            f"{folder} is not a shard folder (no {SHARD_FILE}): give the --output_dir of each "
+            "`prepare_dataset --num_shards N --shard_index i` run"
+        )
+    return json.loads(path.read_text())
+
+
+def _comparable(shard: dict[str, Any]) -> str:
+    """What every shard of one corpus must share: the record without its own counts, and the split settings."""
+    description = {**shard["description"], "failed": None}
+    description["feature_extractor"] = {**description["feature_extractor"], "landmark_backend_used": None}
+    same = {key: shard[key] for key in ("format_version", "num_shards", "num_clips", "test_fraction", "split_seed")}
+    return json.dumps({**same, "description": description}, sort_keys=True)
+
+
+def merge_shards(args: MergeArguments) -> PrepareResult:
+    """Concatenate the shard folders into the dataset one machine would have written, and save it.
+
+    Raises:
+        DatasetFormatError: A shard is missing or repeated, or the shards were prepared differently.
+    """
+    folders = [Path(folder) for folder in args.shards]
+    shards = [_read_shard(folder) for folder in folders]
+    num_shards = shards[0]["num_shards"]
+    indices = sorted(shard["shard_index"] for shard in shards)
+    if indices != list(range(num_shards)):
+        missing = sorted(set(range(num_shards)) - set(indices))
+        raise DatasetFormatError(
+            f"merging needs each of the {num_shards} shards once; got shard indices {indices}"
+            + (f" (missing {missing})" if missing else "")
+        )
+    if len({_comparable(shard) for shard in shards}) > 1:
+        raise DatasetFormatError(
+            "the shards were prepared with different sources, settings, labels or split arguments; prepare every "
+            "shard with the same command line but --shard_index"
+        )
+    backends = {shard["description"]["feature_extractor"]["landmark_backend_used"] for shard in shards}
+    backends.discard(None)
+    if len(backends) > 1:
+        raise DatasetFormatError(
+            f"the shards used different landmark backends {sorted(backends)}; pass the same --landmark_backend "
+            "to every shard"
+        )
+    filled = [(folder, shard) for folder, shard in zip(folders, shards, strict=True) if shard["positions"]]
+    if not filled:
+        raise DatasetFormatError("Every clip of every shard failed preprocessing; see the shards' prepare_report.json.")
+    positions = [p for _, shard in filled for p in shard["positions"]]
+    order = np.argsort(positions, kind="stable")
+    full = concatenate_datasets([load_from_disk(str(folder))["train"] for folder, _ in filled]).select(order)
+
+    first = shards[0]
+    failures = sorted(
+        (p, failure)
+        for shard in shards
+        for p, failure in zip(shard["failed_positions"], shard["report"]["failed"], strict=True)
+    )  # fmt: skip
+    failed = [failure for _, failure in failures]
+    description = {
+        **first["description"],
+        "feature_extractor": {**first["description"]["feature_extractor"], "landmark_backend_used": backends.pop()},
+        "failed": len(failed),
+    }
+    output_dir = Path(args.output_dir)
+    _save(full, description, first["test_fraction"], first["split_seed"], output_dir)
+    reports = [shard["report"] for shard in shards]
+    report = {
+        **first["report"],
+        "clips": first["num_clips"],
+        "prepared": len(full),
+        "processed_now": sum(r["processed_now"] for r in reports),
+        "reused": sum(r["reused"] for r in reports),
+        "failed": failed,
+        "work_dir": [r["work_dir"] for r in reports],
+        "shards": [str(folder) for folder in folders],
+    }
+    dataset = _finish(output_dir, report, description, args.push_to_hub, args.public)
+    logger.info("merged %d shards (%d clips) into %s", num_shards, len(full), output_dir)
+    return PrepareResult(dataset, output_dir, 0, report["reused"], failed, output_dir / REPORT_FILE)
+
+
+# Hub --------------------------------------------------------------------------------------------------------------
+
+
+def push_dataset(dataset: DatasetDict, repo_id: str, description: dict[str, Any], private: bool = True) -> None:
+    """Push the dataset, its record file and its card (see `training.dataset_card`), privately unless told otherwise.
+
+    Raises:
+        ArgumentsError: `private` and the repo already exists as a public one (pushing would publish the data).
+    """
     from huggingface_hub import HfApi
 
     from .dataset_card import dataset_card_text, push_dataset_card
 
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if private and not api.repo_info(repo_id, repo_type="dataset").private:
+        raise ArgumentsError(
+            f"the dataset repo {repo_id} exists and is public, and this data is derived from licensed corpora: "
+            "make the repo private first, or pass --public if its licence allows publishing it"
+        )
     dataset.push_to_hub(repo_id, private=private)
-    HfApi().upload_file(
+    api.upload_file(
         path_or_fileobj=json.dumps(description, indent=2, sort_keys=True).encode(),
-        path_in_repo=SETTINGS_NAME, repo_id=repo_id, repo_type="dataset",
+        path_in_repo=RECORD_FILE, repo_id=repo_id, repo_type="dataset",
         commit_message="Add the MicroX preprocessing settings",
     )  # fmt: skip
     push_dataset_card(repo_id, dataset_card_text(dataset, description, pretty_name=repo_id.split("/")[-1]))
 
 
 def main(argv: list[str] | None = None) -> PrepareResult:
-    """Command-line entry point; `argv` for tests."""
+    """Command-line entry point (`merge` as the first argument merges shards); `argv` for tests."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = HfArgumentParser(PrepareArguments)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    result = prepare(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        (merge_args,) = HfArgumentParser(MergeArguments).parse_args_into_dataclasses(args=argv[1:])
+        result = merge_shards(merge_args)
+    else:
+        (args,) = HfArgumentParser(PrepareArguments).parse_args_into_dataclasses(args=argv)
+        result = run(args)
     counts = {split: ds.num_rows for split, ds in result.dataset.items()}
     logger.info(
         "saved %s to %s (%d failed; report %s)", counts, result.output_dir, len(result.failed), result.report_path
@@ -463,8 +679,4 @@ def main(argv: list[str] | None = None) -> PrepareResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        logger.warning("interrupted: finished clips are checkpointed; run the same command again to resume")
-        sys.exit(130)
+    run_script(main, interrupted="interrupted: finished clips are checkpointed; run the same command again to resume")

@@ -8,9 +8,15 @@ Steps:
    eval results (`huggingface_hub.ModelCard`, `ModelCardData`, `EvalResult`), intended and out-of-scope uses
    (including the EU AI Act's prohibition of emotion recognition at work and in education), limitations, biases,
    and the licences of the landmark models and datasets.
-4. Push the staging folder as one commit (`HfApi.upload_folder`), optionally as a pull request, and tag it.
+4. Push the staging folder as one commit (`HfApi.upload_folder`), optionally as a pull request, and tag it. The
+   repository is created private unless `--public` is given: weights trained on licensed corpora carry their terms.
 
-``--dry_run`` stops after step 3: the staging folder (``--output_dir``) is exactly what would be pushed::
+The staged folder carries the config and model code (`configuration_microx.py`, `modeling_microx.py`, written by
+`save_pretrained` through `register_for_auto_class`, with `auto_map` in `config.json`), so the Hub release loads with
+`trust_remote_code=True` where the `microx_hf` package is not installed.
+
+``--dry_run`` stops after step 3: the staging folder (``--output_dir``) is exactly what would be pushed (in code:
+`run(ReleaseArguments(...))`)::
 
     python -m training.release --checkpoint runs/baum1s --repo_id me/microx-baum1s --folds_results runs/loso/folds.json \
         --tag v0.1.0 --output_dir release/ --dry_run
@@ -22,7 +28,6 @@ import datetime
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +35,16 @@ from typing import Any
 
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import HfArgumentParser
+
+from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.modeling_microx import MicroXForVideoClassification
+from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
+# The custom code a Hub release carries beside the weights (`auto_map` in config.json points into these files).
+CODE_FILES = ("configuration_microx.py", "modeling_microx.py")
 METRICS = (  # (results key, metric type, display name, metric args)
     ("accuracy", "accuracy", "Accuracy", None),
     ("uar", "recall", "UAR (unweighted average recall)", {"average": "macro"}),
@@ -85,14 +95,20 @@ class ReleaseArguments:
     tag: str | None = field(default=None, metadata={"help": "Git tag for this release, e.g. 'v0.1.0'."})
     revision: str | None = field(default=None, metadata={"help": "Branch to push to (created if missing)."})
     create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing directly."})
-    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    public: bool = field(
+        default=False,
+        metadata={"help": "Create the repository public (default private: the training data's terms may apply)."},
+    )
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is None or self.repo_id is None:
+            raise ArgumentsError("give --checkpoint (a trained model folder) and --repo_id (e.g. me/microx-baum1s)")
+        if self.repo_id.count("/") != 1:
+            raise ArgumentsError(f"--repo_id {self.repo_id!r}: use namespace/name, e.g. me/microx-baum1s")
 
 
 def _load(folder: str | Path):
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-    from microx_hf.modeling_microx import MicroXForVideoClassification
-
     model = MicroXForVideoClassification.from_pretrained(str(folder))
     feature_extractor = MicroXFeatureExtractor.from_pretrained(str(folder))
     return model.eval(), feature_extractor
@@ -293,6 +309,12 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     feature_extractor.save_pretrained(folder)
+    missing = [name for name in CODE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise RuntimeError(
+            f"save_pretrained wrote no {missing} into {folder}: import microx_hf (it registers the classes for the "
+            "Auto classes) so that the release carries its model code"
+        )
     check_reload(model, folder)
 
     results_path = args.results or Path(args.checkpoint) / "results.json"
@@ -321,7 +343,12 @@ def push(args: ReleaseArguments, folder: Path) -> dict[str, Any]:
     from huggingface_hub import HfApi
 
     api = HfApi()
-    repo_url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
+    repo_url = api.create_repo(args.repo_id, private=not args.public, exist_ok=True)
+    if not args.public and not api.repo_info(args.repo_id).private:
+        raise ArgumentsError(
+            f"the model repo {args.repo_id} exists and is public; weights trained on licensed data may not be "
+            "publishable: make the repo private first, or pass --public if the data's terms allow it"
+        )
     if args.revision:
         api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
     commit = api.upload_folder(
@@ -342,14 +369,8 @@ def push(args: ReleaseArguments, folder: Path) -> dict[str, Any]:
     return info
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point; returns the staging folder and, unless a dry run, the push's commit."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    (args,) = HfArgumentParser(ReleaseArguments).parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
-    )
-    if args.checkpoint is None or args.repo_id is None:
-        raise ValueError("give --checkpoint (a trained model folder) and --repo_id (e.g. me/microx-baum1s)")
+def run(args: ReleaseArguments) -> dict[str, Any]:
+    """Stage (and unless a dry run, push) a release; returns the staging folder and the push's commit."""
     folder = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="microx-release-"))
     stage(args, folder)
     if args.dry_run:
@@ -358,5 +379,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return {"folder": str(folder), **push(args, folder)}
 
 
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point; returns the staging folder and, unless a dry run, the push's commit."""
+    return run(parse_arguments(ReleaseArguments, argv))
+
+
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -1,6 +1,7 @@
 """Train MicroX with the transformers `Trainer` on a processed-clip dataset, then evaluate it clip by clip.
 
-Usage (flags, or a JSON file with the same keys as the first argument; flags after it override the file)::
+Usage (flags, or a JSON file with the same keys as the first argument; flags after it override the file; in code
+`run(ModelArguments(...), DataArguments(...), TrainingArguments(...))`)::
 
     python -m training.train --dataset_name_or_path data/baum1s --output_dir runs/baum1s \
         --protocol kfold --num_folds 5 --fold 0 --num_train_epochs 30 --per_device_train_batch_size 8
@@ -38,13 +39,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
-from microx_hf.configuration_microx import KNOWN_REGIONS, MicroXConfig
+from microx_hf.configuration_microx import KNOWN_REGIONS, PRESETS, MicroXConfig
 from microx_hf.errors import DatasetFormatError
+from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
+from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
+from training.evaluate import evaluate_dataset
+from training.metrics import compute_window_metrics
+from training.schema import prepared_extractor_settings
+from training.scripts import ArgumentsError, run_script
 from training.splits import PROTOCOLS, assert_subject_independent, make_folds, paper_split, subject_holdout
 
 logger = logging.getLogger(__name__)
@@ -69,6 +76,25 @@ class ModelArguments:
         default="no",
         metadata={"help": "'no', 'bf16', 'fp16', or 'auto': bf16 where the GPU has it, else fp16 on a GPU, else fp32."},
     )
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ArgumentsError(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ArgumentsError(f"--mixed_precision {self.mixed_precision!r}; choose one of {MIXED_PRECISION}")
+        if self.config_overrides:
+            try:
+                overrides = json.loads(self.config_overrides)
+            except json.JSONDecodeError as err:
+                raise ArgumentsError(
+                    f"--config_overrides is not valid JSON ({err}): {self.config_overrides!r}"
+                ) from err
+            if not isinstance(overrides, dict):
+                raise ArgumentsError(f"--config_overrides must be a JSON object, got {self.config_overrides!r}")
+
+    def overrides(self) -> dict[str, Any]:
+        """The `MicroXConfig` fields `config_overrides` sets (a new dict each call)."""
+        return json.loads(self.config_overrides) if self.config_overrides else {}
 
 
 @dataclass
@@ -117,6 +143,27 @@ class DataArguments:
         default=1, metadata={"help": "Random training windows drawn from each clip per epoch."}
     )
 
+    def __post_init__(self) -> None:
+        if self.dataset_name_or_path is None:
+            raise ArgumentsError(
+                "give --dataset_name_or_path (a folder written by prepare_dataset, or a Hub dataset id)"
+            )
+        if self.protocol not in ("given", *PROTOCOLS):
+            raise ArgumentsError(f"--protocol {self.protocol!r} is unknown; choose 'given' or one of {PROTOCOLS}")
+        if self.class_balance not in CLASS_BALANCE:
+            raise ArgumentsError(f"--class_balance {self.class_balance!r} is unknown; choose one of {CLASS_BALANCE}")
+        if self.fold < 0 or self.num_folds < 2:
+            raise ArgumentsError(f"--fold {self.fold} --num_folds {self.num_folds}: need fold >= 0 and num_folds >= 2")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ArgumentsError(f"--validation_fraction {self.validation_fraction}: use a value in [0, 1)")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ArgumentsError(f"--flip_prob {self.flip_prob}: use a probability between 0 and 1")
+        if self.windows_per_clip < 1 or self.early_stopping_patience < 0:
+            raise ArgumentsError(
+                f"--windows_per_clip {self.windows_per_clip} --early_stopping_patience "
+                f"{self.early_stopping_patience}: need at least 1 window per clip and a patience of 0 or more"
+            )
+
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse flags; a first argument ending in ``.json`` is a config file whose keys the flags may override."""
@@ -130,49 +177,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
         known = {f.name for dc in parser.dataclass_types for f in dataclasses.fields(dc)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{config_path} has unknown keys {unknown}; see `python -m training.train --help`")
+            raise ArgumentsError(f"{config_path} has unknown keys {unknown}; see `python -m training.train --help`")
         parser.set_defaults(**values)
         # A required flag given in the file is no longer required on the command line.
         for action in parser._actions:
             if action.dest in values:
                 action.required = False
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    if data_args.dataset_name_or_path is None:
-        raise ValueError("give --dataset_name_or_path (a folder written by prepare_dataset, or a Hub dataset id)")
-    if data_args.protocol not in ("given", *PROTOCOLS):
-        raise ValueError(f"--protocol {data_args.protocol!r} is unknown; choose 'given' or one of {PROTOCOLS}")
-    if data_args.class_balance not in CLASS_BALANCE:
-        raise ValueError(f"--class_balance {data_args.class_balance!r} is unknown; choose one of {CLASS_BALANCE}")
-    if model_args.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"--mixed_precision {model_args.mixed_precision!r}; choose one of {MIXED_PRECISION}")
-    return model_args, data_args, training_args
-
-
-def load_clips(data_args: DataArguments) -> DatasetDict:
-    """The processed-clip dataset as a `DatasetDict`, from a local folder or the Hub, with its preparation record."""
-    from training.data import load_clips as load_prepared
-
-    loaded = load_prepared(data_args.dataset_name_or_path, revision=data_args.dataset_revision)
-    for split in loaded.values():
-        for column in ("label", "subject", "region_mask"):
-            if column not in split.column_names:
-                raise DatasetFormatError(
-                    f"{data_args.dataset_name_or_path} has no {column!r} column (columns: {split.column_names}); "
-                    "prepare it with `python -m training.prepare_dataset`"
-                )
-        if not isinstance(split.features["label"], ClassLabel):
-            raise DatasetFormatError(
-                "the 'label' column must be a ClassLabel; prepare the dataset with prepare_dataset"
-            )
-    return loaded
-
-
-def extractor_settings(clips: Dataset) -> dict[str, Any]:
-    """The feature-extractor settings the dataset was prepared with (its preparation record), or {}."""
-    from training.data import dataset_settings
-
-    settings = dataset_settings(clips).get("feature_extractor", {})
-    return settings if isinstance(settings, dict) else {}
+    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
 
 
 @dataclass
@@ -209,8 +220,6 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, r
     else:
         full = concatenate_datasets(list(clips.values())) if len(clips) > 1 else next(iter(clips.values()))
         if data_args.protocol == "paper":
-            from training.data import expand_windows
-
             # The paper cut clips into non-overlapping 10-frame segments and split those at random.
             full = expand_windows(full, num_frames, num_frames, regions)
             fold = paper_split(len(full), 0.2, data_args.split_seed)
@@ -218,7 +227,7 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, r
             subjects = full["subject"]
             folds = make_folds(subjects, data_args.protocol, data_args.num_folds, data_args.split_seed)
             if not 0 <= data_args.fold < len(folds):
-                raise ValueError(
+                raise ArgumentsError(
                     f"--fold {data_args.fold} is out of range: {data_args.protocol} has {len(folds)} folds"
                 )
             fold = folds[data_args.fold]
@@ -261,9 +270,7 @@ def make_splits(clips: DatasetDict, data_args: DataArguments, num_frames: int, r
 def build_config(model_args: ModelArguments, clips: Dataset, settings: dict[str, Any]) -> MicroXConfig:
     """The model config: the preset, the user's overrides, and what the dataset fixes (labels, regions, crop size)."""
     names = clips.features["label"].names
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    if not isinstance(overrides, dict):
-        raise ValueError(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}")
+    overrides = model_args.overrides()
     data_regions = [r for r in settings.get("regions", KNOWN_REGIONS) if r in clips.column_names]
     regions = overrides.pop("regions", None) or data_regions
     missing = [r for r in regions if r not in clips.column_names]
@@ -287,8 +294,6 @@ def build_config(model_args: ModelArguments, clips: Dataset, settings: dict[str,
 
 def build_feature_extractor(config: MicroXConfig, settings: dict[str, Any]):
     """The feature extractor that reproduces the dataset's preprocessing, for the model's frames and regions."""
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-
     settings = {k: v for k, v in settings.items() if k not in ("feature_extractor_type", "image_processor_type")}
     overrides = {"num_frames": config.num_frames, "regions": list(config.regions), "crop_size": config.image_size}
     return MicroXFeatureExtractor.from_dict({**settings, **overrides})
@@ -374,30 +379,21 @@ def prepare_training_args(
         if training_args.metric_for_best_model is None:
             changes["greater_is_better"] = True
     if not has_validation and training_args.eval_strategy != IntervalStrategy.NO:
-        raise ValueError(
+        raise ArgumentsError(
             "eval_strategy is set but there is no validation data: give a dataset with a validation split or "
             "--validation_fraction > 0 with at least two training subjects"
         )
     return dataclasses.replace(training_args, **changes)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train, save the model and its feature extractor, evaluate on the test part; returns the test results."""
-    model_args, data_args, training_args = parse_args(argv)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
-    )
-    from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows
-    from training.evaluate import evaluate_dataset
-
     set_seed(training_args.seed)
-    clips = load_clips(data_args)
+    clips = load_clips(data_args.dataset_name_or_path, revision=data_args.dataset_revision)
     first = next(iter(clips.values()))
-    settings = extractor_settings(first)
+    settings = prepared_extractor_settings(first)
 
     if model_args.model_name_or_path:
-        from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-
         model = MicroXForVideoClassification.from_pretrained(model_args.model_name_or_path)
         feature_extractor = MicroXFeatureExtractor.from_pretrained(model_args.model_name_or_path)
         config = model.config
@@ -448,8 +444,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif data_args.class_balance == "balanced_sampler":
         per_clip = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
         sample_weights = np.tile(per_clip, data_args.windows_per_clip)  # WindowDataset repeats the clips in order
-
-    from training.metrics import compute_window_metrics
 
     callbacks = []
     if eval_set is not None and data_args.early_stopping_patience > 0:
@@ -509,5 +503,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point: parse flags (or a JSON config file) and `run`."""
+    model_args, data_args, training_args = parse_args(argv)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level()
+    )
+    return run(model_args, data_args, training_args)
+
+
 if __name__ == "__main__":
-    main()
+    run_script(main)
