@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.microx-installed
-# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build (DESIGN.md).
+# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build (docs/MEASUREMENTS.md).
 TORCH := torch==2.13.0
 PORT ?= 7860
 

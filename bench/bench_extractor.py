@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     set_threads(args.threads)
     import torch
 
-    # FAN on 2 threads of a shared, busy machine ran 10x slower than on one (DESIGN.md saw 70x for training).
+    # FAN on 2 threads of a shared, busy machine ran 10x slower than on one (docs/MEASUREMENTS.md: 70x for training).
     torch.set_num_threads(args.torch_threads)
     logging.basicConfig(level=logging.WARNING)
 

@@ -1,6 +1,6 @@
 """Forward latency per 10-frame window of the default config and the paper preset, parameters and checkpoint size.
 
-Goals (issue 2): default at most 15 ms per window at batch 32 on 2 CPU threads, at least 10x faster than the
+Goals: default at most 15 ms per window at batch 32 on 2 CPU threads, at least 10x faster than the
 paper preset in the same run, checkpoint under 20 MB.
 
     python bench/bench_model.py [--threads 2] [--paper-batch 32]

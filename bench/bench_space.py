@@ -11,7 +11,7 @@ of the default config, which costs the same):
 The machine's load average goes into the JSON: on a machine shared with other work, two torch threads can be
 several times slower than one.
 
-Goal (issue 6): `handler_s` <= 2 s (5x real time) with the app staying responsive meanwhile.
+Goal: `handler_s` <= 2 s (5x real time) with the app staying responsive meanwhile.
 
 Usage (from the repository root): `python bench/bench_space.py [--threads 1 2] [--repeats 3]`;
 prints a table and writes bench/results/space.json.

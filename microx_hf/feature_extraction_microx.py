@@ -1,6 +1,6 @@
 """MicroX feature extractor: a face video -> per-region crop windows for `MicroXForVideoClassification`.
 
-Pipeline (MicroX paper, SUTD 2020, with the speed-ups measured in DESIGN.md): decode at `fps` (OpenCV, by
+Pipeline (MicroX paper, SUTD 2020, with the speed-ups measured in docs/MEASUREMENTS.md): decode at `fps` (OpenCV, by
 timestamps) -> follow one face (detect every `detect_every` frames on a grey frame of at most `detect_max_side`
 px, 68 iBUG landmarks every frame) -> crop each region (`microx_hf.regions`) to `crop_size` squares -> cut the
 clip into windows of `num_frames` frames every `window_stride` frames -> normalise.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The demo checkpoint committed with the package (issue 7); `$MICROX_MODEL` overrides it.
+# The default checkpoint committed with the package; `$MICROX_MODEL` overrides it.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 MODEL_ENV = "MICROX_MODEL"
 

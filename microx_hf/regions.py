@@ -5,7 +5,7 @@ landmarks; it also tried the eyebrows. Two geometries are offered:
 
 - ``"iod"`` (default): a square centred on the feature whose side is a multiple of the inter-ocular distance
   (IOD, the distance between the two eye centres), optionally rotated so the eyes are level. Measured on BAUM-1s
-  frames (DESIGN.md), these squares stay on their feature through blinks, open mouths and head roll.
+  frames (docs/MEASUREMENTS.md), these squares stay on their feature through blinks, open mouths and head roll.
 - ``"paper"``: the paper's axis-aligned boxes between given landmarks (e.g. the left eye spans x of points 36..39
   and y of points 38..40), padded by 5 px and resized (stretched) to the crop size.
 
@@ -34,7 +34,7 @@ REGION_INDICES: dict[str, tuple[int, ...]] = {
 REGION_NAMES: tuple[str, ...] = tuple(REGION_INDICES)
 DEFAULT_REGIONS: tuple[str, ...] = ("face", "left_eye", "right_eye", "nose", "mouth")
 
-# Side of the square crop as a multiple of the inter-ocular distance (measured on BAUM-1s, see DESIGN.md).
+# Side of the square crop as a multiple of the inter-ocular distance (measured on BAUM-1s, see docs/MEASUREMENTS.md).
 DEFAULT_REGION_SCALES: dict[str, float] = {
     "face": 2.9,
     "left_eye": 0.75,

@@ -1,4 +1,4 @@
-"""Shared fixtures. Every test runs on one CPU thread (see DESIGN.md: two threads on a busy core made steps about
+"""Shared fixtures. Every test runs on one CPU thread (see docs/MEASUREMENTS.md: two threads on a busy core made steps about
 70x slower) and never reaches the internet: the Hub is a local test server (tests/hub_server.py)."""
 
 import os
