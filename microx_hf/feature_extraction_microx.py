@@ -273,7 +273,7 @@ class MicroXFeatureExtractor(BaseImageProcessor):
                 masks.append(np.zeros(r, bool))
                 points.append(no_points)
                 continue
-            frame_crops, frame_mask = self._crop_frame(frame, face.points)
+            frame_crops, frame_mask = self._crop_frame(frame, face.points, face.mesh)
             crops.append(frame_crops)
             masks.append(frame_mask)
             points.append(face.points)
@@ -308,9 +308,13 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             padded=padded,
         )
 
-    def _crop_frame(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked."""
-        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align)
+    def _crop_frame(
+        self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked.
+
+        `mesh`: the face's denser points where the backend has them (brows and mouth are placed on them)."""
+        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align, mesh=mesh)
         height, width = frame.shape[:2]
         crops = np.zeros((len(self.regions), 3, self.crop_size, self.crop_size), np.uint8)
         mask = np.zeros(len(self.regions), bool)
