@@ -180,6 +180,8 @@ def pairs_arrays(data: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     for name in names:
         for frame in data["media"][name]["frames"]:
             for d, m in _matches(frame, "short"):
+                if not np.isfinite(m[3]).all():  # the mesh said "no face" (presence < 0.5): nothing to compare
+                    continue
                 dlib_pts.append(d[2])
                 mesh_pts.append(m[3])
     if not dlib_pts:
@@ -249,6 +251,17 @@ _MIDLINE = [
 # Brows as a whole (outer to inner, image-left brow then its mirror): the upper edge, the lower edge, or between.
 _BROW_UPPER = [(70, 300), (63, 293), (105, 334), (66, 296), (107, 336)]
 _BROW_LOWER = [(46, 276), (53, 283), (52, 282), (65, 295), (55, 285)]
+
+
+# The first guess the derivation started from: each iBUG point on the mesh contour vertex of the same name (the
+# outer eye corners 33/263, the brows' upper edge, the lip corners 61/291, the oval from 127 to 152 evenly).
+FIRST_GUESS = (
+    [(v,) for v in (127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356)]
+    + [(v,) for v in (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)]
+    + [(v,) for v in (168, 197, 5, 4, 98, 97, 2, 326, 327)]
+    + [(v,) for v in (33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380)]
+    + [(v,) for v in (61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91, 78, 81, 13, 311, 308, 402, 14, 178)]
+)
 
 
 def table_candidates() -> list[list[dict[int, tuple[int, ...]]]]:
@@ -357,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict:
         accuracy.append(
             {"media": label, "table": "MESH_TO_IBUG68", **distance_stats(d, apply_table(m, MESH_TO_IBUG68))}
         )
+        accuracy.append({"media": label, "table": "first guess", **distance_stats(d, apply_table(m, FIRST_GUESS))})
     derived = None
     if args.derive:
         # Two people: the woman of --fit, and the man of the other videos with the stills. Cross-validated first
