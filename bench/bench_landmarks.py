@@ -18,7 +18,7 @@ images of each other) whose median distance to dlib's points is least, averaged 
 `--fit`, the man of the other videos and the stills) so neither dominates; it prints the cross-validated distances
 (chosen on one person, scored on the other), the table and its distances beside those of `MESH_TO_IBUG68`.
 
-    python bench/bench_landmarks.py [--derive] [--fit WolfgangLanger_Pexels]
+    python bench/bench_landmarks.py [--derive] [--fit WolfgangLanger_Pexels.mp4]
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def _media() -> list[tuple[str, Path, bool]]:
     """(name, path, is_video) of every real medium."""
     from real_media import labelled_stills, pyfeat_data, real_videos
 
-    items = [(p.stem, p, True) for p in real_videos()]
-    items += [(s.name, s.path, False) for s in labelled_stills()]
+    items = [(p.name, p, True) for p in real_videos()]
+    items += [(s.path.name, s.path, False) for s in labelled_stills()]
     data = pyfeat_data()
-    items += [(Path(n).stem, data / n, False) for n in STILL_NAMES if (data / n).is_file()]
+    items += [(n, data / n, False) for n in STILL_NAMES if (data / n).is_file()]
     return items
 
 
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detect-max-side", type=int, default=480)
     parser.add_argument("--derive", action="store_true", help="re-derive the 468 -> 68 table (see the docstring)")
-    parser.add_argument("--fit", default="WolfgangLanger_Pexels", help="the medium the derived table is fitted on")
+    parser.add_argument("--fit", default="WolfgangLanger_Pexels.mp4", help="the medium the derived table is fitted on")
     parser.add_argument("--repeat", type=int, default=2, help="extractor runs per backend (best is kept)")
     parser.add_argument("--no-extractor", dest="extractor", action="store_false")
     parser.add_argument("--collected", help="keep the per-frame results in this pickle and reuse them (derived from "

