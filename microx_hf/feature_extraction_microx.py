@@ -288,7 +288,7 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             if face is None:
                 yield FrameCrops(timestamp, empty_crop, no_face, None)
                 continue
-            frame_crops, frame_mask = self._crop_frame(frame, face.points)
+            frame_crops, frame_mask = self._crop_frame(frame, face.points, face.mesh)
             yield FrameCrops(timestamp, frame_crops, frame_mask, face.points)
         if not count:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
@@ -340,9 +340,13 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             padded=padded,
         )
 
-    def _crop_frame(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked."""
-        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align)
+    def _crop_frame(
+        self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked.
+
+        `mesh`: the face's denser points where the backend has them (brows and mouth are placed on them)."""
+        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align, mesh=mesh)
         height, width = frame.shape[:2]
         crops = np.zeros((len(self.regions), 3, self.crop_size, self.crop_size), np.uint8)
         mask = np.zeros(len(self.regions), bool)

@@ -32,6 +32,19 @@ REGION_INDICES: dict[str, tuple[int, ...]] = {
     "right_brow": tuple(range(22, 27)),
 }
 REGION_NAMES: tuple[str, ...] = tuple(REGION_INDICES)
+
+# Richer outlines from MediaPipe's 468-point face mesh (`Face.mesh` of the ``mediapipe`` backend) for the regions
+# whose 68-point sets are thin: both edges of each brow (5 points each in iBUG: 10 here), every lip vertex (40).
+# `crop_boxes(..., mesh=)` places these regions on them. "left"/"right" are image sides, as above.
+MESH_POINTS = 468
+MESH_REGION_INDICES: dict[str, tuple[int, ...]] = {
+    "left_brow": (70, 63, 105, 66, 107, 46, 53, 52, 65, 55),
+    "right_brow": (300, 293, 334, 296, 336, 276, 283, 282, 295, 285),
+    "mouth": (
+        61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
+        78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+    ),
+}  # fmt: skip
 DEFAULT_REGIONS: tuple[str, ...] = ("face", "left_eye", "right_eye", "nose", "mouth")
 
 # Side of the square crop as a multiple of the inter-ocular distance (measured on BAUM-1s, see docs/MEASUREMENTS.md).
@@ -148,6 +161,7 @@ def crop_boxes(
     geometry: str = "iod",
     region_scales: dict[str, float] | None = None,
     align: bool = True,
+    mesh: np.ndarray | None = None,
 ) -> dict[str, CropBox]:
     """Crop rectangle of each region from one face's 68 landmarks.
 
@@ -158,6 +172,9 @@ def crop_boxes(
         region_scales: Square side per region as a multiple of the inter-ocular distance ("iod" only); missing
             names use `DEFAULT_REGION_SCALES`.
         align: Rotate the squares with the eye line so the eyes come out level ("iod" only; the paper did not).
+        mesh: Optional (468, 2) face-mesh points of the same face (`Face.mesh`): the brows and the mouth are then
+            placed on their mesh outlines (`MESH_REGION_INDICES`) instead of their 68-point sets (except the
+            paper's own mouth box). Sizes still come from the 68 points' inter-ocular distance.
 
     Returns:
         Region name -> `CropBox`.
@@ -167,8 +184,12 @@ def crop_boxes(
     points = np.asarray(points, dtype=np.float64)
     if points.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
+    if mesh is not None:
+        mesh = np.asarray(mesh, dtype=np.float64)
+        if mesh.shape != (MESH_POINTS, 2):
+            raise ValueError(f"expected ({MESH_POINTS}, 2) mesh points, got {mesh.shape}")
     if geometry == "paper":
-        return {name: _paper_box(points, name) for name in regions}
+        return {name: _paper_box(points, name, mesh) for name in regions}
 
     scales = {**DEFAULT_REGION_SCALES, **(region_scales or {})}
     left, right = eye_centers(points)
@@ -179,9 +200,13 @@ def crop_boxes(
     theta = np.radians(angle)
     rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])  # frame -> face frame
     local = (points - pivot) @ rot.T
+    mesh_local = None if mesh is None else (mesh - pivot) @ rot.T
     boxes = {}
     for name in regions:
-        sel = local[list(REGION_INDICES[name])]
+        if mesh_local is not None and name in MESH_REGION_INDICES:
+            sel = mesh_local[list(MESH_REGION_INDICES[name])]
+        else:
+            sel = local[list(REGION_INDICES[name])]
         centre_local = (sel.min(0) + sel.max(0)) / 2
         cx, cy = centre_local @ rot + pivot  # back to the frame (rot is orthonormal)
         side = scales[name] * iod
@@ -189,13 +214,14 @@ def crop_boxes(
     return boxes
 
 
-def _paper_box(points: np.ndarray, name: str) -> CropBox:
+def _paper_box(points: np.ndarray, name: str, mesh: np.ndarray | None = None) -> CropBox:
     if name in PAPER_BOXES:
         xa, xb, ya, yb = PAPER_BOXES[name]
         x0, x1 = sorted((points[xa, 0], points[xb, 0]))
         y0, y1 = sorted((points[ya, 1], points[yb, 1]))
     else:
-        sel = points[list(REGION_INDICES[name])]
+        use_mesh = mesh is not None and name in MESH_REGION_INDICES
+        sel = mesh[list(MESH_REGION_INDICES[name])] if use_mesh else points[list(REGION_INDICES[name])]
         (x0, y0), (x1, y1) = sel.min(0), sel.max(0)
     x0, y0, x1, y1 = x0 - PAPER_PADDING, y0 - PAPER_PADDING, x1 + PAPER_PADDING, y1 + PAPER_PADDING
     return CropBox((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 0.0)

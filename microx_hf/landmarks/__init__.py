@@ -10,6 +10,8 @@ Built in:
   (`pip install "microx-hf[dlib]"`); fast on a CPU, works offline.
 - ``"face_alignment"``: the FAN 2D network of `face-alignment` (more accurate, about 0.3 s per face on a CPU);
   usable only where its weights file already sits in the torch hub cache (nothing is ever downloaded).
+- ``"mediapipe"``: Google's BlazeFace detector and 468-point Face Mesh (Apache-2.0 models, shipped inside
+  `microx_hf`), ported to plain torch and mapped to the 68 points; the backend whose licence allows commercial use.
 - ``"auto"`` (for `get_backend`): ``face_alignment`` when its weights are present, else ``dlib``.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,16 +47,21 @@ class Face:
         box: (4,) float [x0, y0, x1, y1] in frame pixels.
         score: Detector confidence (backend-specific scale; higher is surer).
         points: (68, 2) float32 (x, y) iBUG landmarks in frame pixels.
+        mesh: (K, 2) float32 denser landmarks in frame pixels from backends that have them (the ``mediapipe``
+            backend's 468-point face mesh), else None. `microx_hf.regions.crop_boxes(..., mesh=)` uses them.
     """
 
     box: np.ndarray
     score: float
     points: np.ndarray
+    mesh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
         self.points = np.asarray(self.points, dtype=np.float32).reshape(68, 2)
         self.score = float(self.score)
+        if self.mesh is not None:
+            self.mesh = np.asarray(self.mesh, dtype=np.float32).reshape(-1, 2)
 
     @property
     def size(self) -> float:
@@ -92,7 +99,7 @@ class LandmarkBackend(ABC):
         faces = []
         for box, score in self.detect_boxes(image_rgb):
             face = self.landmarks(image_rgb, box)
-            faces.append(Face(face.box, score, face.points))
+            faces.append(replace(face, score=score))
         return sorted(faces, key=lambda f: -f.score)
 
     @classmethod
@@ -200,4 +207,5 @@ def get_backend(name: str = "auto", **kwargs) -> LandmarkBackend:
 # Built-in backends register themselves on import; their heavy imports happen only when they are built.
 from . import dlib_backend as _dlib_backend  # noqa: E402, F401
 from . import fan_backend as _fan_backend  # noqa: E402, F401
+from . import mesh_backend as _mesh_backend  # noqa: E402, F401
 from .tracking import FaceTracker  # noqa: E402

@@ -26,6 +26,7 @@ detects on every frame until the face (or another one) appears.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -226,7 +227,7 @@ class FaceTracker:
 
     def _track(self, grey: np.ndarray, image: np.ndarray) -> Face | None:
         face = self.backend.landmarks(image, self._predicted_box())
-        face = Face(face.box, self._face.score, face.points)
+        face = replace(face, score=self._face.score)
         if not self._still_there(grey, face):
             return None
         self._advance(face)
@@ -313,7 +314,7 @@ class FaceTracker:
             box = box / scale + np.tile(offset, 2)
             face = self.backend.landmarks(image, box)
             if plausible_landmarks(face.points, box):
-                faces.append(Face(box, score, face.points))
+                faces.append(replace(face, box=box, score=score))
         return faces
 
     def _can_start(self, grey: np.ndarray, face: Face) -> bool:

