@@ -161,11 +161,25 @@ def test_class_mapping_to_paper7():
     )
     assert hu.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     expected = {
-        "faceapi": {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
-                    "disgusted": "contempt", "surprised": "surprise"},
-        "human": {"angry": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "sad": "sad",
-                  "surprise": "surprise", "neutral": "neutral"},
-    }  # fmt: skip
+        "faceapi": {
+            "neutral": "neutral",
+            "happy": "happy",
+            "sad": "sad",
+            "angry": "anger",
+            "fearful": "fear",
+            "disgusted": "contempt",
+            "surprised": "surprise",
+        },
+        "human": {
+            "angry": "anger",
+            "disgust": "contempt",
+            "fear": "fear",
+            "happy": "happy",
+            "sad": "sad",
+            "surprise": "surprise",
+            "neutral": "neutral",
+        },
+    }
     for spec in (fa, hu):
         matrix = spec.microx_matrix(list(PAPER7))
         assert matrix.shape == (7, 7)
@@ -196,8 +210,14 @@ def test_faceapi_converter_matches_numpy_reference(tmp_path):
     def add(name, value, quantise):
         if quantise:
             codes, scale, lo = quantise_uint8(value)
-            specs.append({"name": name, "shape": list(value.shape), "dtype": "float32",
-                          "quantization": {"dtype": "uint8", "scale": scale, "min": lo}})  # fmt: skip
+            specs.append(
+                {
+                    "name": name,
+                    "shape": list(value.shape),
+                    "dtype": "float32",
+                    "quantization": {"dtype": "uint8", "scale": scale, "min": lo},
+                }
+            )
             blobs.append(codes.tobytes())
             value = (codes.astype(np.float64) * scale + lo).astype(np.float32)
         else:
@@ -272,8 +292,11 @@ def _human_graph(rng):
         return name
 
     def attrs(stride, padding):
-        return {"strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}}, "padding": {"s": _b64(padding)},
-                "data_format": {"s": _b64("NHWC")}}  # fmt: skip
+        return {
+            "strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+            "padding": {"s": _b64(padding)},
+            "data_format": {"s": _b64("NHWC")},
+        }
 
     def conv(name, data, node, shape, stride, padding, relu_too):
         fan_in = int(np.prod(shape[:3]))
@@ -300,24 +323,45 @@ def _human_graph(rng):
     x = conv("block1_conv1_act/Relu", "input_1", "conv2d_1/Conv2D", (3, 3, 1, 32), 2, "VALID", True)
     x = conv("block1_conv2_act/Relu", x, "conv2d_2/Conv2D", (3, 3, 32, 64), 1, "VALID", True)
     res = conv("batch_normalization_1/FusedBatchNormV3", x, "conv2d_3/Conv2D", (1, 1, 64, 128), 2, "SAME", False)
-    x = sepconv("block2_sepconv2_act/Relu", x, "separable_conv2d_1/separable_conv2d", 64, 128, "unknown_9", "dw1",
-                True)  # fmt: skip
-    x = sepconv("block2_sepconv2_bn/FusedBatchNormV3", x, "separable_conv2d_2/separable_conv2d", 128, 128,
-                "unknown_15", "dw2", False)  # fmt: skip
+    x = sepconv("block2_sepconv2_act/Relu", x, "separable_conv2d_1/separable_conv2d", 64, 128, "unknown_9", "dw1", True)
+    x = sepconv(
+        "block2_sepconv2_bn/FusedBatchNormV3",
+        x,
+        "separable_conv2d_2/separable_conv2d",
+        128,
+        128,
+        "unknown_15",
+        "dw2",
+        False,
+    )
     x = op("max_pooling2d_1/MaxPool", "MaxPool", [x], **pool)
     add1 = op("add_1/add", "AddV2", [x, res])
     act = op("block3_sepconv1_act/Relu", "Relu", [add1])
     res = conv("batch_normalization_2/FusedBatchNormV3", add1, "conv2d_4/Conv2D", (1, 1, 128, 256), 2, "SAME", False)
-    x = sepconv("block3_sepconv2_act/Relu", act, "separable_conv2d_3/separable_conv2d", 128, 256, "unknown_26",
-                "dw3", True)  # fmt: skip
-    x = sepconv("block3_sepconv2_bn/FusedBatchNormV3", x, "separable_conv2d_4/separable_conv2d", 256, 256,
-                "unknown_32", "dw4", False)  # fmt: skip
+    x = sepconv(
+        "block3_sepconv2_act/Relu", act, "separable_conv2d_3/separable_conv2d", 128, 256, "unknown_26", "dw3", True
+    )
+    x = sepconv(
+        "block3_sepconv2_bn/FusedBatchNormV3",
+        x,
+        "separable_conv2d_4/separable_conv2d",
+        256,
+        256,
+        "unknown_32",
+        "dw4",
+        False,
+    )
     x = op("max_pooling2d_2/MaxPool", "MaxPool", [x], **pool)
     add2 = op("add_2/add", "AddV2", [x, res])
     w = const("unknown_43", _random(rng, (3, 3, 256, 7), 0.05), "cls_w")
     b = const("unknown_44", _random(rng, (7,), 0.1), "cls_b")
-    x = op("conv2d_5/BiasAdd", "_FusedConv2D", [add2, w, b], **attrs(1, "SAME"),
-           fused_ops={"list": {"s": [_b64("BiasAdd")]}})  # fmt: skip
+    x = op(
+        "conv2d_5/BiasAdd",
+        "_FusedConv2D",
+        [add2, w, b],
+        **attrs(1, "SAME"),
+        fused_ops={"list": {"s": [_b64("BiasAdd")]}},
+    )
     x = op("global_average_pooling2d_1/Mean", "Mean", [x, f"{prefix}global_average_pooling2d_1/Mean/reduction_indices"])
     x = op("predictions/Softmax", "Softmax", [x])
     nodes.append({"name": "Identity", "op": "Identity", "input": [x]})
@@ -360,7 +404,7 @@ def test_human_converter_matches_numpy_reference(tmp_path):
             "fused_ops",
             {"list": {"s": [_b64("BiasAdd"), _b64("Relu")]}},
             "fuses",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_human_converter_rejects_a_different_graph(tmp_path, node, field, value, message):
@@ -377,11 +421,21 @@ def test_decode_weights_dtypes_and_errors(tmp_path):
     codes = np.array([0, 1000, 65535], np.uint16)
     ints = np.array([1, 2], np.int32)
     (tmp_path / "w.bin").write_bytes(values16.tobytes() + codes.astype("<u2").tobytes() + ints.tobytes())
-    manifest = [{"paths": ["w.bin"], "weights": [
-        {"name": "h", "shape": [3], "dtype": "float32", "quantization": {"dtype": "float16"}},
-        {"name": "q", "shape": [3], "dtype": "float32", "quantization": {"dtype": "uint16", "scale": 0.01, "min": -2}},
-        {"name": "i", "shape": [2], "dtype": "int32"},
-    ]}]  # fmt: skip
+    manifest = [
+        {
+            "paths": ["w.bin"],
+            "weights": [
+                {"name": "h", "shape": [3], "dtype": "float32", "quantization": {"dtype": "float16"}},
+                {
+                    "name": "q",
+                    "shape": [3],
+                    "dtype": "float32",
+                    "quantization": {"dtype": "uint16", "scale": 0.01, "min": -2},
+                },
+                {"name": "i", "shape": [2], "dtype": "int32"},
+            ],
+        }
+    ]
     out = decode_weights(manifest, tmp_path)
     np.testing.assert_array_equal(out["h"], values16.astype(np.float32))
     np.testing.assert_allclose(out["q"], codes * 0.01 - 2, rtol=1e-6)
