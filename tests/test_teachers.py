@@ -385,8 +385,8 @@ def test_human_converter_matches_numpy_reference(tmp_path):
     out = human.convert_files(_write_graph(tmp_path, graph, consts, rng), tmp_path / "human.safetensors")
     module = human.HumanEmotionNet()
     module.load_state_dict(load_file(str(out)))
-    # 32 px: odd and even sides on the way (32 -> 15 -> 13 -> 7 -> 4), so both `same` paddings are exercised.
-    x = rng.random((2, 32, 32, 3)).astype(np.float32)
+    # 34 px: 34 -> 16 -> 14 -> 7 -> 4, so the max pools see an even side (TensorFlow pads (0, 1)) and an odd one.
+    x = rng.random((2, 34, 34, 3)).astype(np.float32)
     with torch.no_grad():
         logits = module.eval()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).double().numpy()  # (N, 3, S, S)
     expected = np_human({k: v.astype(np.float64) for k, v in short.items()}, x.astype(np.float64))
