@@ -62,43 +62,82 @@ class RegionLinear(nn.Module):
         return torch.einsum("bri,rio->bro", x, self.weight) + self.bias
 
 
-class SeparableConv2d(nn.Module):
-    """Depthwise 3x3 then pointwise 1x1 convolution, the bias on the pointwise one (tfjs `separableConv2d`)."""
+# --- face-api's expression network (pretrained per-frame face encoder) -------------------------------------------
+# A plain-torch copy of the face expression network of @vladmandic/face-api (MIT): FaceFeatureExtractor
+# (four densely connected blocks of depthwise-separable convolutions) and a 256 -> 7 classifier. The converter
+# (`training/teachers/faceapi.py`) maps the package's tfjs weights onto it; a parity check compares it with tfjs.
+
+FACEAPI_EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+# face-api subtracts this mean (RGB, 0-255 scale) and then divides by 255 (FaceFeatureExtractor.forwardInput).
+FACEAPI_MEAN_RGB = (122.782, 117.001, 104.298)
+
+
+def _tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    """Zero padding of TensorFlow's `same` mode: the odd pixel goes after (bottom/right), unlike torch's padding=k//2.
+
+    With stride 2 on an even side, TensorFlow pads (0, 1) where a symmetric padding of 1 would shift every output by
+    half a pixel; getting this wrong changes face-api's logits noticeably.
+    """
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+        out = -(-size // stride)  # ceil(size / stride)
+        total = max((out - 1) * stride + kernel_size - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
+
+
+class FaceApiSeparableConv(nn.Module):
+    """tfjs `separableConv2d(x, depthwise 3x3, pointwise 1x1, stride, 'same')` plus a bias, as face-api uses it."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False)
+        self.stride = stride
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, groups=in_channels, bias=False)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
+        return self.pointwise(self.depthwise(_tf_same_pad(x, 3, self.stride)))
 
 
 class FaceApiDenseBlock(nn.Module):
-    """face-api's dense block: four convolutions, each fed the ReLU of the sum of the previous outputs."""
+    """face-api's `denseBlock4`: a stride-2 convolution, then three separable convolutions whose inputs are the ReLU
+    of the sum of all earlier outputs of the block; the block returns the ReLU of the sum of all four.
+
+    The first block of the network starts with a plain 3x3 convolution, the others with a separable one.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, first: bool = False):
         super().__init__()
-        self.conv0 = (
-            nn.Conv2d(in_channels, out_channels, 3, 2, 1) if first else SeparableConv2d(in_channels, out_channels, 2)
-        )
-        self.conv1 = SeparableConv2d(out_channels, out_channels)
-        self.conv2 = SeparableConv2d(out_channels, out_channels)
-        self.conv3 = SeparableConv2d(out_channels, out_channels)
+        self.first = first
+        if first:
+            self.conv0 = nn.Conv2d(in_channels, out_channels, 3, 2)
+        else:
+            self.conv0 = FaceApiSeparableConv(in_channels, out_channels, stride=2)
+        self.conv1 = FaceApiSeparableConv(out_channels, out_channels)
+        self.conv2 = FaceApiSeparableConv(out_channels, out_channels)
+        self.conv3 = FaceApiSeparableConv(out_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out1 = torch.relu(self.conv0(x))
+        out1 = F.relu(self.conv0(_tf_same_pad(x, 3, 2)) if self.first else self.conv0(x))
         out2 = self.conv1(out1)
-        out3 = self.conv2(torch.relu(out1 + out2))
-        out4 = self.conv3(torch.relu(out1 + out2 + out3))
-        return torch.relu(out1 + out2 + out3 + out4)
-
-
-FACEAPI_EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+        out3 = self.conv2(F.relu(out1 + out2))
+        # The sums are nested as face-api writes them (tf.add(out1, tf.add(out2, ...))), so float rounding matches.
+        out4 = self.conv3(F.relu(out1 + (out2 + out3)))
+        return F.relu(out1 + (out2 + (out3 + out4)))
 
 
 class FaceApiExpressionNet(nn.Module):
-    """face-api.js FaceExpressionNet (stand-in until the converted architecture lands)."""
+    """face-api's face expression network: 7 expression logits from an RGB face crop.
+
+    At 112 x 112 (face-api's input size) this computes exactly what face-api's `FaceExpressionNet.runNet` does
+    (before its softmax): dense0..dense3 give a (256, 7, 7) map, face-api's 7x7 average pool over it is the mean of
+    the whole map, and a dense layer gives the logits. Other sizes divisible by 16 also run (the map is S/16 on a
+    side and `forward` averages all of it); they are not what the network was trained on. face-api itself pads a
+    non-square crop to a square with black (centred) and resizes it bilinearly to 112; crops here are square already
+    and the caller chooses their size.
+
+    Classes, in output order: `FACEAPI_EXPRESSIONS`.
+    """
 
     def __init__(self):
         super().__init__()
@@ -107,16 +146,29 @@ class FaceApiExpressionNet(nn.Module):
         self.dense2 = FaceApiDenseBlock(64, 128)
         self.dense3 = FaceApiDenseBlock(128, 256)
         self.fc = nn.Linear(256, len(FACEAPI_EXPRESSIONS))
-        self.register_buffer(
-            "mean_rgb", torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1) / 255.0, persistent=False
-        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = x - self.mean_rgb.to(x)
-        return self.dense3(self.dense2(self.dense1(self.dense0(x))))
+        """The dense3 feature map.
+
+        Args:
+            x: (N, 3, S, S) RGB in [0, 1], S divisible by 16 (112 is face-api's size).
+
+        Returns:
+            (N, 256, S/16, S/16) non-negative features (the output of a ReLU).
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"FaceApiExpressionNet takes (N, 3, S, S) RGB in [0, 1], got shape {tuple(x.shape)}")
+        mean = x.new_tensor(FACEAPI_MEAN_RGB).view(1, 3, 1, 1)
+        # face-api's own normalisation, on the 0-255 scale it reads pixels in: (pixel - mean RGB) / 255.
+        x = (x * 255.0 - mean) / 255.0
+        for block in (self.dense0, self.dense1, self.dense2, self.dense3):
+            x = block(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x).mean(dim=(2, 3)))
+        """Expression logits (N, 7) of `x` (N, 3, S, S) RGB in [0, 1]; softmax gives face-api's probabilities."""
+        pooled = self.forward_features(x).mean(dim=(2, 3))  # (N, 256, S/16, S/16) -> (N, 256)
+        return self.fc(pooled)
 
 
 class MicroXStem(nn.Module):
@@ -276,8 +328,6 @@ class MicroXPreTrainedModel(PreTrainedModel):
                 init.ones_(module.prior_weight)
             if module.label_map is not None:
                 init.copy_(module.label_map, module._label_map_matrix())
-        elif isinstance(module, FaceApiExpressionNet):
-            init.copy_(module.mean_rgb, torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1) / 255.0)
 
 
 class MicroXModel(MicroXPreTrainedModel):
@@ -559,4 +609,12 @@ class MicroXForVideoClassification(MicroXModel):
     """MicroX registered for `AutoModelForVideoClassification`: the same network and checkpoint as `MicroXModel`."""
 
 
-__all__ = ["MicroXModel", "MicroXForVideoClassification", "MicroXPreTrainedModel", "MicroXOutput"]
+__all__ = [
+    "MicroXModel",
+    "MicroXForVideoClassification",
+    "MicroXPreTrainedModel",
+    "MicroXOutput",
+    "MicroXFrameFeatures",
+    "FaceApiExpressionNet",
+    "FACEAPI_EXPRESSIONS",
+]
