@@ -54,6 +54,8 @@ class MicroXFeatureExtractorKwargs(TypedDict, total=False):
     detect_max_side: int
     max_duration: float | None
     max_side: int | None
+    encoder_crop_size: int | None
+    encoder_region: str
 
 
 @dataclass
@@ -65,12 +67,18 @@ class FrameCrops:
         crops: (R, C, S, S) uint8, zeros where `mask` is False.
         mask: (R,) bool, False where the region was not found.
         points: (68, 2) float32 landmarks, None where no face was found.
+        encoder_crop: (C, E, E) uint8 crop of the encoder region at `encoder_crop_size` (zeros where its mask is
+            False), or None when the extractor makes none.
+        frame: The RGB frame the crops were cut from (not a copy: do not change it; for teachers that need their own
+            crops).
     """
 
     timestamp: float
     crops: np.ndarray
     mask: np.ndarray
     points: np.ndarray | None
+    encoder_crop: np.ndarray | None = None
+    frame: np.ndarray | None = None
 
 
 @dataclass
@@ -87,6 +95,8 @@ class ClipCrops:
         landmark_backend: The backend that produced the landmarks (resolved, never "auto").
         fps: Frame rate of the crops.
         padded: Whether the clip is shorter than one window (its window repeats the last frame).
+        encoder_crops: (N, C, E, E) uint8 crops of the encoder region at the extractor's `encoder_crop_size`, or
+            None.
     """
 
     crops: np.ndarray
@@ -97,6 +107,7 @@ class ClipCrops:
     landmark_backend: str
     fps: float
     padded: bool = False
+    encoder_crops: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -131,9 +142,12 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         detect_max_side: Longest side of the grey frame the detector sees.
         max_duration: Refuse videos longer than this many seconds (None: no limit).
         max_side: Downscale frames whose longer side exceeds this (None: never).
+        encoder_crop_size: Also cut `encoder_region` at this side for a model's pretrained frame encoder
+            (`MicroXConfig.frame_encoder_size`; its inputs `encoder_pixel_values`), from the full frame; None: no.
+        encoder_region: The region the encoder sees (same square as that region's crop, at its own size).
     """
 
-    model_input_names = ["pixel_values", "region_mask"]
+    model_input_names = ["pixel_values", "region_mask", "encoder_pixel_values"]
     valid_kwargs = MicroXFeatureExtractorKwargs
 
     def __init__(
@@ -154,6 +168,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         detect_max_side: int = 480,
         max_duration: float | None = 600.0,
         max_side: int | None = 1280,
+        encoder_crop_size: int | None = None,
+        encoder_region: str = "face",
         **kwargs: Any,
     ) -> None:
         kwargs.pop("image_processor_type", None)
@@ -175,6 +191,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         self.detect_max_side = int(detect_max_side)
         self.max_duration = None if max_duration is None else float(max_duration)
         self.max_side = None if max_side is None else int(max_side)
+        self.encoder_crop_size = None if encoder_crop_size is None else int(encoder_crop_size)
+        self.encoder_region = encoder_region
         self._validate()
 
     def _validate(self) -> None:
@@ -188,6 +206,11 @@ class MicroXFeatureExtractor(BaseImageProcessor):
                 raise bad(name, getattr(self, name), "it must be at least 1")
         if self.geometry not in GEOMETRIES:
             raise bad("geometry", self.geometry, f"choose one of {GEOMETRIES}")
+        if self.encoder_crop_size is not None:
+            if self.encoder_crop_size < 16:
+                raise bad("encoder_crop_size", self.encoder_crop_size, "give at least 16, or None for no encoder crop")
+            if self.encoder_region not in self.regions:
+                raise bad("encoder_region", self.encoder_region, f"choose one of regions={self.regions}")
         if any(v <= 0 for v in self.region_scales.values()):
             raise bad("region_scales", self.region_scales, "every scale must be positive")
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
@@ -209,6 +232,9 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         for key in ("image_mean", "image_std"):
             if getattr(config, key, None) is not None:
                 settings[key] = list(getattr(config, key))
+        if getattr(config, "frame_encoder", None) is not None:
+            settings["encoder_crop_size"] = config.frame_encoder_size
+            settings["encoder_region"] = config.frame_encoder_region
         return cls(**{**settings, **kwargs})
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,16 +306,18 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         tracker = FaceTracker(backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side)
         r, s = len(self.regions), self.crop_size
         empty_crop = np.zeros((r, 3, s, s), np.uint8)
+        e = self.encoder_crop_size
+        empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
         no_face = np.zeros(r, bool)
         count = 0
         for timestamp, frame in self._frames(video):
             count += 1
             face = tracker.update(frame)
             if face is None:
-                yield FrameCrops(timestamp, empty_crop, no_face, None)
+                yield FrameCrops(timestamp, empty_crop, no_face, None, empty_encoder, frame)
                 continue
-            frame_crops, frame_mask = self._crop_frame(frame, face.points, face.mesh)
-            yield FrameCrops(timestamp, frame_crops, frame_mask, face.points)
+            frame_crops, frame_mask, encoder_crop = self._crop_frame(frame, face.points, face.mesh)
+            yield FrameCrops(timestamp, frame_crops, frame_mask, face.points, encoder_crop, frame)
         if not count:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
         self.landmark_backend_used = backend.name
@@ -316,12 +344,15 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         masks: list[np.ndarray] = []
         points: list[np.ndarray] = []
         stamps: list[float] = []
+        encoder_crops: list[np.ndarray] = []
         no_points = np.full((68, 2), np.nan, np.float32)
         for frame in self.iter_crops(video):
             stamps.append(frame.timestamp)
             crops.append(frame.crops)
             masks.append(frame.mask)
             points.append(no_points if frame.points is None else frame.points)
+            if frame.encoder_crop is not None:
+                encoder_crops.append(frame.encoder_crop)
         padded = is_padded(len(stamps), self.num_frames)
         if padded:
             logger.info(
@@ -338,12 +369,14 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             landmark_backend=self.get_backend().name,
             fps=self.fps,
             padded=padded,
+            encoder_crops=np.stack(encoder_crops) if encoder_crops else None,  # (N, C, E, E)
         )
 
     def _crop_frame(
         self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(R, C, S, S) crops and (R,) mask of one frame; a region whose centre is outside the frame is masked.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(R, C, S, S) crops, (R,) mask and the (C, E, E) encoder crop (or None) of one frame; a region whose
+        centre is outside the frame is masked.
 
         `mesh`: the face's denser points where the backend has them (brows and mouth are placed on them)."""
         boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align, mesh=mesh)
@@ -356,7 +389,14 @@ class MicroXFeatureExtractor(BaseImageProcessor):
                 continue
             crops[i] = crop_region(frame, box, self.crop_size).transpose(2, 0, 1)  # (S, S, C) -> (C, S, S)
             mask[i] = True
-        return crops, mask
+        encoder_crop = None
+        if self.encoder_crop_size is not None:
+            e = self.encoder_crop_size
+            encoder_crop = np.zeros((3, e, e), np.uint8)
+            k = self.regions.index(self.encoder_region)
+            if mask[k]:
+                encoder_crop = crop_region(frame, boxes[self.encoder_region], e).transpose(2, 0, 1)  # (C, E, E)
+        return crops, mask, encoder_crop
 
     # --- windows and tensors -------------------------------------------------------------------------------
 
@@ -377,6 +417,13 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         crops = clip.crops[:, indices].transpose(1, 0, 2, 3, 4, 5)  # (R, B, T, C, S, S) -> (B, R, T, C, S, S)
         mask = clip.mask[:, indices].transpose(1, 0, 2)  # (R, B, T) -> (B, R, T)
         return np.ascontiguousarray(crops), np.ascontiguousarray(mask), clip.timestamps[starts].astype(np.float64)
+
+    def _encoder_windows(self, clip: ClipCrops, stride: int | None = None) -> np.ndarray:
+        """(B, T, C, E, E) uint8 encoder crops of the windows `windows` cuts."""
+        from .windows import window_indices
+
+        _, indices = window_indices(clip.num_frames, self.num_frames, stride or self.window_stride)
+        return np.ascontiguousarray(clip.encoder_crops[indices])
 
     def normalize(self, crops: Any) -> Any:
         """uint8 crops (..., C, H, W) -> float32 ((x / 255 - image_mean) / image_std), numpy or torch alike."""
@@ -400,7 +447,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
 
         Returns:
             `BatchFeature` with pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool,
-            window_starts (B,) seconds, landmarks (N, 68, 2) and landmark_backend (str).
+            encoder_pixel_values (B, T, C, E, E) float32 when the extractor cuts encoder crops, window_starts (B,)
+            seconds, landmarks (N, 68, 2) and landmark_backend (str).
         """
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}; settings belong to the extractor's constructor")
@@ -409,6 +457,11 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         data = {
             "pixel_values": self.normalize(crops),
             "region_mask": mask,
+            **(
+                {}
+                if clip.encoder_crops is None
+                else {"encoder_pixel_values": self.normalize(self._encoder_windows(clip, stride))}
+            ),
             "window_starts": starts,
             "landmarks": clip.landmarks,
             "landmark_backend": clip.landmark_backend,

@@ -449,6 +449,22 @@ class MicroXModel(MicroXPreTrainedModel):
                 f"got {tuple(region_mask.shape)}."
             )
 
+    def _check_encoder_inputs(self, pixel_values: torch.Tensor, encoder_pixel_values: torch.Tensor | None) -> None:
+        if encoder_pixel_values is None:
+            return
+        cfg = self.config
+        if cfg.frame_encoder is None:
+            raise ValueError(
+                "encoder_pixel_values were given but this model has no frame encoder (config.frame_encoder)"
+            )
+        size = cfg.frame_encoder_size
+        expected = (pixel_values.shape[0], pixel_values.shape[2], cfg.num_channels, size, size)
+        if tuple(encoder_pixel_values.shape) != expected:
+            raise ValueError(
+                f"encoder_pixel_values must have shape (B, T, C, E, E) = {expected} (E = frame_encoder_size), got "
+                f"{tuple(encoder_pixel_values.shape)}. Prepare inputs with MicroXFeatureExtractor.from_config(config)."
+            )
+
     def _drop_regions(self, region_mask: torch.Tensor) -> torch.Tensor:
         """Hides whole regions at random during training; a sample never loses all its visible regions."""
         b, r, _ = region_mask.shape
@@ -457,15 +473,24 @@ class MicroXModel(MicroXPreTrainedModel):
         lost_all = ~dropped.any(dim=(1, 2))  # (B,)
         return torch.where(lost_all.view(b, 1, 1), region_mask, dropped)
 
-    def encode_frames(self, pixel_values: torch.Tensor, region_mask: torch.Tensor | None = None) -> MicroXFrameFeatures:
+    def encode_frames(
+        self,
+        pixel_values: torch.Tensor,
+        region_mask: torch.Tensor | None = None,
+        encoder_pixel_values: torch.Tensor | None = None,
+    ) -> MicroXFrameFeatures:
         """The per-frame part of the network: the stem and the first ConvLSTM input convolution of every stem
         region, and the frame encoder (with its prior) of the encoder region.
 
         Args:
             pixel_values: (B, R, N, C, H, W) normalised crops of N frames (any N), regions in `config.regions` order.
             region_mask: (B, R, N) bool, False where a region was not found; default all True.
+            encoder_pixel_values: (B, N, C, E, E) the frame encoder's own crops of its region (E =
+                `config.frame_encoder_size`), normalised like `pixel_values`; None: the region's crops in
+                `pixel_values`, resized.
         """
         self._check_inputs(pixel_values, region_mask, frames=True)
+        self._check_encoder_inputs(pixel_values, encoder_pixel_values)
         cfg = self.config
         b, r, n = pixel_values.shape[:3]
         if region_mask is None:
@@ -480,13 +505,20 @@ class MicroXModel(MicroXPreTrainedModel):
             gates = self.convlstm[0].input_gates(self.stem(xs))  # (B*N, Rs*4F, H', W')
             stem_gates = gates.view(b, n, *gates.shape[1:])  # (B, N, Rs*4F, H', W')
         if self.frame_encoder is not None:
-            face = x[:, self.encoder_index].flatten(0, 1)  # (B*N, C, H, W)
+            size = cfg.frame_encoder_size
+            if encoder_pixel_values is not None:
+                face = encoder_pixel_values.to(x.dtype) * region_mask[:, self.encoder_index, :, None, None, None].to(
+                    x.dtype
+                )
+                face = face.flatten(0, 1)  # (B*N, C, E, E)
+            else:
+                face = x[:, self.encoder_index].flatten(0, 1)  # (B*N, C, H, W)
+                if face.shape[-1] != size:
+                    face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
             # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
             mean = face.new_tensor(cfg.image_mean).view(1, -1, 1, 1)
             std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
             face = face * std + mean
-            if cfg.frame_encoder_size and cfg.frame_encoder_size != cfg.image_size:
-                face = F.interpolate(face, size=cfg.frame_encoder_size, mode="bilinear", align_corners=False)
             features = self.frame_encoder.forward_features(face)  # (B*N, E, He, We)
             gates = self.encoder_convlstm[0].input_gates(features)  # (B*N, 4F, He, We)
             encoder_gates = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
@@ -559,6 +591,7 @@ class MicroXModel(MicroXPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         region_mask: torch.Tensor | None = None,
+        encoder_pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> MicroXOutput | tuple:
@@ -569,11 +602,13 @@ class MicroXModel(MicroXPreTrainedModel):
             region_mask: (B, R, T) bool, False where a region was not found in a frame (no face, occlusion). Masked
                 frames never influence the output; a region masked for the whole window contributes nothing.
                 Defaults to all True.
+            encoder_pixel_values: (B, T, C, E, E) the frame encoder's own crops of its region, normalised like
+                `pixel_values` (see `encode_frames`); None: resized from `pixel_values`.
             labels: (B,) class indices, for the loss.
             return_dict: False for a tuple (loss, logits, region_logits, region_weights), without the Nones.
         """
         self._check_inputs(pixel_values, region_mask)
-        out = self.classify_windows(self.encode_frames(pixel_values, region_mask), labels)
+        out = self.classify_windows(self.encode_frames(pixel_values, region_mask, encoder_pixel_values), labels)
         if return_dict is False:
             return tuple(v for v in (out.loss, out.logits, out.region_logits, out.region_weights) if v is not None)
         return out

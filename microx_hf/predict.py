@@ -204,6 +204,15 @@ def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtract
     if feature_extractor.crop_size != cfg.image_size:
         problems.append(f"crop_size {feature_extractor.crop_size} vs image_size {cfg.image_size}")
     if cfg.frame_encoder is not None:
+        size = getattr(feature_extractor, "encoder_crop_size", None)
+        if size is not None and size != cfg.frame_encoder_size:
+            problems.append(f"encoder_crop_size {size} vs frame_encoder_size {cfg.frame_encoder_size}")
+        if size is None:
+            logger.warning(
+                "the feature extractor cuts no encoder crops: the model resizes its %r crops (%d px) to %d px for "
+                "its frame encoder, which loses detail; build the extractor with MicroXFeatureExtractor.from_config",
+                cfg.frame_encoder_region, cfg.image_size, cfg.frame_encoder_size,
+            )  # fmt: skip
         for key in ("image_mean", "image_std"):
             ours, theirs = list(getattr(feature_extractor, key)), list(getattr(cfg, key))
             if not np.allclose(ours, theirs):
@@ -267,7 +276,7 @@ def predict(
     masks: list[np.ndarray] = []
     no_points = np.full((68, 2), np.nan, np.float32)
     for frame in fe.iter_crops(video):
-        scorer.push(frame.crops, frame.mask)
+        scorer.push(frame.crops, frame.mask, frame.encoder_crop)
         stamps.append(frame.timestamp)
         points.append(no_points if frame.points is None else frame.points)
         masks.append(frame.mask)

@@ -87,6 +87,7 @@ class ClipScorer:
         self.base = 0
         self.crops: list[np.ndarray] = []  # (R, C, S, S) uint8 per frame
         self.masks: list[np.ndarray] = []  # (R,) bool per frame
+        self.encoder_crops: list[np.ndarray | None] = []  # (C, E, E) uint8 per frame, or None
         self.features = None  # MicroXFrameFeatures of frames base .. base + encoded
         self.encoded = 0
         self.next_window = 0  # index of the next regular window (start = index * stride) to score
@@ -99,10 +100,12 @@ class ClipScorer:
     def num_seen(self) -> int:
         return self.base + len(self.crops)
 
-    def push(self, crops: np.ndarray, mask: np.ndarray) -> None:
-        """Adds one frame: crops (R, C, S, S) uint8 in the model's region order and mask (R,) bool."""
+    def push(self, crops: np.ndarray, mask: np.ndarray, encoder_crop: np.ndarray | None = None) -> None:
+        """Adds one frame: crops (R, C, S, S) uint8 in the model's region order, mask (R,) bool, and the frame
+        encoder's own crop (C, E, E) uint8 where the extractor cuts one (else the model resizes its region's)."""
         self.crops.append(np.asarray(crops, dtype=np.uint8))
         self.masks.append(np.asarray(mask, dtype=bool))
+        self.encoder_crops.append(encoder_crop)
         t, s = self.num_frames, self.stride
         while self.next_window * s + t <= self.num_seen:
             start = self.next_window * s
@@ -144,7 +147,12 @@ class ClipScorer:
         mask = np.stack(self.masks[first - self.base : upto - self.base], axis=1)  # (R, M)
         pixel_values = normalize(torch.from_numpy(chunk), self.image_mean, self.image_std)
         pixel_values = pixel_values.to(self.device, self.dtype)[None]  # (1, R, M, C, S, S)
-        new = self.model.encode_frames(pixel_values, torch.from_numpy(mask)[None].to(self.device))
+        encoder = self.encoder_crops[first - self.base : upto - self.base]
+        encoder_values = None
+        if encoder and all(e is not None for e in encoder):
+            encoder_values = normalize(torch.from_numpy(np.stack(encoder)), self.image_mean, self.image_std)
+            encoder_values = encoder_values.to(self.device, self.dtype)[None]  # (1, M, C, E, E)
+        new = self.model.encode_frames(pixel_values, torch.from_numpy(mask)[None].to(self.device), encoder_values)
         if self.features is None:
             self.features = new
         else:
@@ -222,6 +230,7 @@ class ClipScorer:
         drop = min(drop, len(self.crops))
         del self.crops[:drop]
         del self.masks[:drop]
+        del self.encoder_crops[:drop]
         if self.features is not None:
             encoded_drop = min(drop, self.encoded)
             f = self.features
@@ -246,18 +255,20 @@ def score_clip(
     image_mean: list[float],
     image_std: list[float],
     batch_size: int = 8,
+    encoder_crops: np.ndarray | None = None,
 ) -> WindowScores:
     """Scores every window of a clip whose crops are all in memory (a prepared dataset's row).
 
     Args:
         crops: (R, N, C, S, S) uint8 in the model's region order.
         mask: (R, N) bool.
+        encoder_crops: (N, C, E, E) uint8 crops for the model's frame encoder, or None.
     """
     scorer = ClipScorer(model, model.config.num_frames, stride, image_mean, image_std, batch_size)
     crops = np.asarray(crops)
     mask = np.asarray(mask, dtype=bool)
     for i in range(crops.shape[1]):
-        scorer.push(crops[:, i], mask[:, i])
+        scorer.push(crops[:, i], mask[:, i], None if encoder_crops is None else encoder_crops[i])
     return scorer.finish()
 
 

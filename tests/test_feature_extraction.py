@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -256,3 +257,23 @@ def test_frames_are_streamed_not_kept(monkeypatch, extractor):
     monkeypatch.setattr(microx_hf.video, "iter_frames", fake_iter_frames)
     clip = extractor.extract_clip("stream.mp4")
     assert clip.mask.all() and len(refs) == 8
+
+
+def test_encoder_crops_are_the_face_square_at_the_encoders_size(tmp_path):
+    from microx_hf import MicroXConfig
+
+    config = MicroXConfig.from_preset("default", image_size=17, num_frames=4, frame_encoder_size=48)
+    extractor = MicroXFeatureExtractor.from_config(config, landmark_backend="dlib")
+    assert extractor.encoder_crop_size == 48 and extractor.encoder_region == "face"
+    clip = extractor.extract_clip(media.face_frames(6))
+    assert clip.encoder_crops.shape == (6, 3, 48, 48) and clip.encoder_crops.dtype == np.uint8
+    # The same square as the 17 px face crop, only sharper: shrunk to 17 px they nearly agree.
+    small = np.stack(
+        [cv2.resize(c.transpose(1, 2, 0), (17, 17), interpolation=cv2.INTER_AREA) for c in clip.encoder_crops]
+    )
+    face = clip.crops[0].transpose(0, 2, 3, 1).astype(int)
+    assert np.abs(small.astype(int) - face).mean() < 12
+    batch = extractor(clip, return_tensors="pt")
+    assert tuple(batch["encoder_pixel_values"].shape) == (len(batch["pixel_values"]), 4, 3, 48, 48)
+    reloaded = MicroXFeatureExtractor.from_dict(extractor.to_dict())
+    assert reloaded.encoder_crop_size == 48

