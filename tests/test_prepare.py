@@ -288,3 +288,27 @@ def test_shard_assignment_is_stable_and_spread():
     shards = [shard_of(clip, 4) for clip in clips]
     assert shards == [shard_of(clip, 4) for clip in clips]
     assert all(60 <= shards.count(k) <= 140 for k in range(4))
+
+
+def test_teacher_logits_and_encoder_crops_are_stored_per_frame(baum1s, tmp_path):
+    import torch
+
+    from training.schema import ENCODER_COLUMN, teacher_column
+
+    out = tmp_path / "with_teachers"
+    result = main(_args(baum1s, out, "--teachers", "fer", "--encoder_crop_size", "32", "--max_clips", "2"))
+    clips = result.dataset["train"].with_format("numpy")
+    assert clips.features[teacher_column("fer")].shape == (None, 7)
+    assert clips.features[ENCODER_COLUMN].shape == (None, 3, 32, 32)
+    row = clips[0]
+    n = int(row["num_frames"])
+    logits, faces, mask = row[teacher_column("fer")], row[ENCODER_COLUMN], row["region_mask"]
+    assert logits.shape == (n, 7) and faces.shape == (n, 3, 32, 32)
+    seen = mask.any(axis=1)
+    assert np.isfinite(logits[seen]).all() and np.isnan(logits[~seen]).all()
+    # The encoder crop is the face square (what the 16 px face crop shows, sharper).
+    small = torch.nn.functional.interpolate(torch.from_numpy(faces[seen]).float(), size=16, mode="area").numpy()
+    assert np.abs(small - row["face"][seen].astype(float)).mean() < 15
+    record = preparation_record(result.dataset["train"])
+    assert record["teachers"][0]["name"] == "fer" and record["teachers"][0]["classes"][0] == "angry"
+    assert record["feature_extractor"]["encoder_crop_size"] == 32

@@ -14,13 +14,28 @@ from training.schema import FORMAT_VERSION, clip_features
 LABELS = ["neutral", "happy", "sad"]
 REGIONS = ["face", "mouth"]
 CROP = 16
-TINY_MODEL = {"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7, "num_frames": 3}
+TINY_MODEL = {"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7, "num_frames": 3, "frame_encoder_size": 32}
 
 
-def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, frames: int = 5, seed: int = 0) -> Path:
-    """A processed-clip dataset (`training.schema`); each class has its own brightness, so it is learnable."""
+def make_clips(
+    path: Path,
+    num_subjects: int = 6,
+    clips_per_subject: int = 2,
+    frames: int = 5,
+    seed: int = 0,
+    teachers: dict[str, int] | None = None,
+    encoder_size: int | None = None,
+) -> Path:
+    """A processed-clip dataset (`training.schema`); each class has its own brightness, so it is learnable.
+    `teachers` (name -> classes) adds random per-frame teacher logits (NaN where the face is missing), and
+    `encoder_size` the face at the frame encoder's own size."""
+    from datasets import Array4D
+
+    from training.schema import ENCODER_COLUMN, teacher_column
+
     rng = np.random.default_rng(seed)
-    features = clip_features(REGIONS, CROP, LABELS)
+    per_frame = {ENCODER_COLUMN: Array4D((None, 3, encoder_size, encoder_size), "uint8")} if encoder_size else None
+    features = clip_features(REGIONS, CROP, LABELS, per_frame=per_frame, teacher_logits=teachers)
     rows = {name: [] for name in features}
     for s in range(num_subjects):
         for c in range(clips_per_subject):
@@ -32,6 +47,14 @@ def make_clips(path: Path, num_subjects: int = 6, clips_per_subject: int = 2, fr
             mask = np.ones((n, len(REGIONS)), bool)
             mask[0, 1] = False  # the mouth is missing in the first frame
             rows["region_mask"].append(mask)
+            for name, classes in (teachers or {}).items():
+                logits = rng.normal(size=(n, classes)).astype(np.float32)
+                logits[-1] = np.nan  # no face for the teacher in the last frame
+                rows[teacher_column(name)].append(logits)
+            if encoder_size:
+                base = 30 + 70 * label
+                rows[ENCODER_COLUMN].append(rng.integers(base, base + 50, (n, 3, encoder_size, encoder_size),
+                                                         dtype=np.uint8))  # fmt: skip
             rows["timestamps"].append((np.arange(n) / 30.0).astype(np.float32))
             rows["label"].append(label)
             rows["subject"].append(f"s{s:03d}")
@@ -377,3 +400,57 @@ def test_trains_from_a_hub_dataset_with_its_preparation_record(clips, hub, hub_r
     assert results["num_clips"] == 4 and results["dataset"] == hub_repo_id
     extractor = json.loads((tmp_path / "hub" / "preprocessor_config.json").read_text())
     assert extractor["window_stride"] == 2 and extractor["regions"] == REGIONS
+
+
+def test_distillation_loss_is_the_tempered_kl_on_windows_with_a_target():
+    import torch
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    weight = torch.tensor([1.0, 0.0])
+    t = 2.0
+    log_student = torch.log_softmax(logits[0] / t, -1)
+    expected = (teacher[0] * (teacher[0].log() - log_student)).sum() * t**2
+    torch.testing.assert_close(train.distillation_loss(logits, teacher, weight, t), expected)
+    assert train.distillation_loss(logits, teacher, torch.zeros(2), t) == 0
+
+
+def test_distill_targets_average_teachers_over_the_frames_with_a_face():
+    from training.data import DistillTargets
+    from training.schema import teacher_column
+
+    targets = DistillTargets(["fer"], ["neutral", "happy", "contempt"], temperature=1.0)
+    logits = np.full((3, 7), -20.0, np.float32)
+    logits[0, 3] = 10.0  # frame 0: happy
+    logits[1, 1] = 10.0  # frame 1: disgust, which the paper merges into contempt
+    logits[2] = np.nan  # frame 2: no face
+    target, weight = targets({teacher_column("fer"): logits}, np.array([0, 1, 2]))
+    np.testing.assert_allclose(target, [0.0, 0.5, 0.5], atol=1e-6)
+    assert weight == 1.0
+    _, weight = targets({teacher_column("fer"): logits}, np.array([2, 2, 2]))
+    assert weight == 0.0
+
+
+def test_two_steps_with_distillation_and_the_pretrained_encoder(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from microx_hf import MicroXForVideoClassification
+    from training.teachers import get_teacher
+
+    data = make_clips(tmp_path / "distill", teachers={"fer": 7, "faceapi": 7}, encoder_size=32)
+    out = tmp_path / "run"
+    results = train.main(_argv(data, out, "--max_steps", "2", "--distill_teachers", "fer,faceapi",
+                               "--distill_weight", "0.7", "--distill_temperature", "3"))  # fmt: skip
+    assert results["distill_teachers"] == ["fer", "faceapi"] and results["distill_weight"] == 0.7
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert all(np.isfinite(entry["loss"]) for entry in state["log_history"] if "loss" in entry)
+    # The frame encoder started from face-api's converted weights and, frozen, kept them.
+    model = MicroXForVideoClassification.from_pretrained(out)
+    pretrained = load_file(str(get_teacher("faceapi").weights_path()))
+    for key, value in model.frame_encoder.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+    extractor = json.loads((out / "preprocessor_config.json").read_text())
+    assert extractor["encoder_crop_size"] == 32 and model.config.frame_encoder_size == 32
+    with pytest.raises(ValueError, match="distill_teachers.*nobody"):
+        train.main(_argv(data, tmp_path / "bad", "--distill_teachers", "nobody"))

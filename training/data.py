@@ -29,15 +29,18 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
+from microx_hf.errors import DatasetFormatError
 from microx_hf.regions import flip_permutation, hflip_crops
 from microx_hf.windows import frame_indices, window_starts
 
 from .schema import (
+    ENCODER_COLUMN,
     RECORD_FILE,
     check_clips,
     extra_frame_columns,
     prepared_extractor_settings,
     region_columns,
+    teacher_column,
     window_features,
 )
 
@@ -174,7 +177,11 @@ class WindowTransform:
         Returns:
             pixel_values (R, T, C, S, S) float32 and region_mask (R, T) bool.
         """
-        n = int(mask.shape[0])
+        frames, flip = self.choose(int(mask.shape[0]))
+        return self.cut(crops, mask, frames, flip)
+
+    def choose(self, n: int) -> tuple[np.ndarray, bool]:
+        """Which frames (T,) of a clip of `n` frames the next window shows, and whether it is mirrored."""
         if n < 1:
             raise ValueError("a clip row has no frames")
         rng = self._generator()
@@ -185,12 +192,23 @@ class WindowTransform:
         else:
             start = (n - self.num_frames) // 2
         frames = frame_indices(start, self.num_frames, n)  # short clips repeat the last frame
+        flip = bool(self.flip_prob > 0 and rng.random() < self.flip_prob)
+        return frames, flip
+
+    def cut(
+        self, crops: Sequence[np.ndarray], mask: np.ndarray, frames: np.ndarray, flip: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The window of `frames` (mirrored when `flip`): pixel_values (R, T, C, S, S) float32, mask (R, T)."""
         pixels = np.stack([np.asarray(c)[frames] for c in crops])  # (R, T, C, S, S) uint8
         window_mask = np.asarray(mask, dtype=bool)[frames].T  # (R, T)
-        if self.flip_prob > 0 and rng.random() < self.flip_prob:
+        if flip:
             pixels, window_mask = hflip_crops(pixels, window_mask, self.regions)
-        pixel_values = (pixels.astype(np.float32) - self.mean) * self.scale
-        return np.ascontiguousarray(pixel_values), np.ascontiguousarray(window_mask)
+        return self.normalize(pixels), np.ascontiguousarray(window_mask)
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (..., C, S, S) -> float32 normalised with the extractor's mean and std."""
+        mean, scale = self.mean.reshape(-1, 1, 1), self.scale.reshape(-1, 1, 1)
+        return np.ascontiguousarray((pixels.astype(np.float32) - mean) * scale)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         """The `with_transform` entry point: a batch of clip rows (column -> list) -> a batch of windows."""
@@ -218,6 +236,43 @@ def _flat_values(column) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+class DistillTargets:
+    """Soft targets of a window from the teachers' per-frame logits stored with the clips (`--teachers` of
+    `prepare_dataset`): each teacher's softmax at `temperature`, summed onto the student's labels, averaged over the
+    window's frames with a face and over the teachers.
+
+    Args:
+        teachers: Teacher names (their columns `schema.teacher_column(name)` must be in the dataset).
+        labels: The student's labels, in class order.
+        temperature: Softening temperature (Hinton et al. 2015); the loss scales by its square.
+    """
+
+    def __init__(self, teachers: Sequence[str], labels: Sequence[str], temperature: float = 1.0) -> None:
+        from .teachers import get_teacher
+
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}: use a positive number")
+        self.teachers = list(teachers)
+        self.columns = [teacher_column(name) for name in self.teachers]
+        self.matrices = [get_teacher(name).microx_matrix(list(labels)) for name in self.teachers]
+        self.temperature = float(temperature)
+
+    def __call__(self, logits: dict[str, np.ndarray], frames: np.ndarray) -> tuple[np.ndarray, float]:
+        """(L,) soft target of the window of `frames` and its weight (0 when no frame of it shows a face)."""
+        per_teacher = []
+        for column, matrix in zip(self.columns, self.matrices, strict=True):
+            z = np.asarray(logits[column], np.float64)[frames] / self.temperature  # (T, K)
+            seen = np.isfinite(z).all(axis=1)
+            if not seen.any():
+                continue
+            p = np.exp(z[seen] - z[seen].max(axis=1, keepdims=True))
+            per_teacher.append(((p / p.sum(axis=1, keepdims=True)) @ matrix).mean(axis=0))
+        if not per_teacher:
+            return np.full(self.matrices[0].shape[1], 1.0 / self.matrices[0].shape[1], np.float32), 0.0
+        target = np.mean(per_teacher, axis=0)
+        return (target / max(target.sum(), 1e-12)).astype(np.float32), 1.0
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """A torch `Dataset` of windows over a processed-clip dataset, reading uint8 arrays straight from Arrow.
 
@@ -226,14 +281,38 @@ class WindowDataset(torch.utils.data.Dataset):
         transform: The `WindowTransform`; its `regions` pick the columns.
         windows_per_clip: How many (random, in training) windows each clip gives per pass; more than one makes an
             epoch of a small dataset worth its evaluation.
+        encoder_crops: Also give `encoder_pixel_values` (T, C, E, E) from the `encoder_crops` column, for a model
+            with a pretrained frame encoder (mirrored with the window).
+        distill: Also give `teacher_probs` (L,) and `teacher_weight` from the teachers' stored logits.
     """
 
-    def __init__(self, dataset: Dataset, transform: WindowTransform, windows_per_clip: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        transform: WindowTransform,
+        windows_per_clip: int = 1,
+        encoder_crops: bool = False,
+        distill: DistillTargets | None = None,
+    ) -> None:
         if windows_per_clip < 1:
             raise ValueError(f"windows_per_clip={windows_per_clip}: need at least 1")
+        if encoder_crops and ENCODER_COLUMN not in dataset.column_names:
+            raise DatasetFormatError(
+                f"the dataset has no {ENCODER_COLUMN!r} column, which a model with a frame encoder reads: prepare it "
+                "with `prepare_dataset --encoder_crop_size 112` (or the model's feature extractor)"
+            )
+        missing = [c for c in (distill.columns if distill else []) if c not in dataset.column_names]
+        if missing:
+            raise DatasetFormatError(
+                f"the dataset has no teacher logits {missing}: prepare it with `prepare_dataset --teachers "
+                f"{','.join(distill.teachers)}`"
+            )
         self.dataset = dataset
         self.transform = transform
         self.windows_per_clip = windows_per_clip
+        self.encoder_crops = encoder_crops
+        self.distill = distill
+        self._extras = ([ENCODER_COLUMN] if encoder_crops else []) + (list(distill.columns) if distill else [])
         self._arrow = dataset.with_format("arrow")
         features = dataset.features
         self._shapes = {r: features[r].shape[1:] for r in transform.regions}
@@ -256,29 +335,50 @@ class WindowDataset(torch.utils.data.Dataset):
         return {c: _flat_values(table.column(c)).reshape(-1, *features[c].shape[1:]) for c in columns}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        crops, mask, label = self.read(index % self.dataset.num_rows)
-        pixel_values, window_mask = self.transform.window(crops, mask)
-        return {
+        row = index % self.dataset.num_rows
+        crops, mask, label = self.read(row)
+        frames, flip = self.transform.choose(int(mask.shape[0]))
+        pixel_values, window_mask = self.transform.cut(crops, mask, frames, flip)
+        item = {
             "pixel_values": torch.from_numpy(pixel_values),
             "region_mask": torch.from_numpy(window_mask),
             "labels": label,
         }
+        if self._extras:
+            extra = self.read_frames(row, self._extras)
+            if self.encoder_crops:
+                face = extra[ENCODER_COLUMN][frames]  # (T, C, E, E) uint8
+                if flip:
+                    face = face[..., ::-1]
+                item["encoder_pixel_values"] = torch.from_numpy(self.transform.normalize(face))
+            if self.distill is not None:
+                target, weight = self.distill(extra, frames)
+                item["teacher_probs"] = torch.from_numpy(target)
+                item["teacher_weight"] = weight
+        return item
 
 
 def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack window rows into a model batch.
 
     Returns:
-        pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool, labels (B,) long.
+        pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool, labels (B,) long; and where the rows
+        have them, encoder_pixel_values (B, T, C, E, E), teacher_probs (B, L) and teacher_weight (B,).
     """
     if not rows:
         raise ValueError("collate_windows got an empty batch")
     labels = [row["labels"] if "labels" in row else row["label"] for row in rows]
-    return {
+    batch = {
         "pixel_values": torch.stack([torch.as_tensor(row["pixel_values"], dtype=torch.float32) for row in rows]),
         "region_mask": torch.stack([torch.as_tensor(row["region_mask"], dtype=torch.bool) for row in rows]),
         "labels": torch.as_tensor(labels, dtype=torch.long),
     }
+    if "encoder_pixel_values" in rows[0]:
+        batch["encoder_pixel_values"] = torch.stack([torch.as_tensor(r["encoder_pixel_values"]) for r in rows])
+    if "teacher_probs" in rows[0]:
+        batch["teacher_probs"] = torch.stack([torch.as_tensor(r["teacher_probs"]) for r in rows])
+        batch["teacher_weight"] = torch.as_tensor([float(r["teacher_weight"]) for r in rows])
+    return batch
 
 
 def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int, fingerprint: str):

@@ -27,33 +27,32 @@ from datasets import Dataset
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
+from microx_hf.scoring import WindowScores, score_clip
 from microx_hf.windows import pool_clips
-from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
-from training.metrics import classification_metrics, save_confusion_matrix, softmax
+from training.data import WindowDataset, WindowTransform, load_clips
+from training.metrics import classification_metrics, save_confusion_matrix
+from training.schema import ENCODER_COLUMN
 from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
 
 
-@torch.no_grad()
-def predict_windows(
-    model: torch.nn.Module, windows: Dataset, batch_size: int = 32, device: str | torch.device | None = None
-) -> np.ndarray:
-    """Class probabilities ``(W, L)`` of every row of a windows dataset (a `WindowDataset`, or a `with_transform`)."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loader = torch.utils.data.DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_windows)
-    chunks = []
-    for batch in loader:
-        pixel_values = batch["pixel_values"].to(device=device, dtype=next(model.parameters()).dtype)
-        region_mask = batch["region_mask"].to(device)
-        logits = model(pixel_values=pixel_values, region_mask=region_mask).logits
-        chunks.append(logits.float().cpu().numpy())
-    model.train(was_training)
-    if not chunks:
-        raise ValueError("the evaluation set is empty")
-    return softmax(np.concatenate(chunks))
+def score_clips(
+    model: torch.nn.Module, feature_extractor: Any, clips: Dataset, stride: int, batch_size: int = 8
+) -> list[WindowScores]:
+    """Every window of every clip, scored clip by clip as `microx_hf.predict` scores a video (`score_clip`): the
+    per-frame work once per frame, the same windows, the same padding."""
+    config = model.config
+    transform = WindowTransform.for_model(config, feature_extractor, train=False)
+    use_encoder = getattr(config, "frame_encoder", None) is not None and ENCODER_COLUMN in clips.column_names
+    reader = WindowDataset(clips, transform, encoder_crops=use_encoder)
+    out = []
+    for row in range(clips.num_rows):
+        crops, mask, _ = reader.read(row)  # per region (N, C, S, S), (N, R)
+        encoder = reader.read_frames(row, [ENCODER_COLUMN])[ENCODER_COLUMN] if use_encoder else None
+        out.append(score_clip(model, np.stack(crops), mask.T, stride, feature_extractor.image_mean,
+                              feature_extractor.image_std, batch_size, encoder))  # fmt: skip
+    return out
 
 
 def evaluate_dataset(
@@ -62,7 +61,7 @@ def evaluate_dataset(
     clips: Dataset,
     output_dir: str | Path | None = None,
     window_stride: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = 8,
     windows_are_clips: bool = False,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -89,27 +88,21 @@ def evaluate_dataset(
             f"the dataset's labels {names} differ from the model's {labels}; evaluate on data prepared with the "
             "model's label scheme"
         )
+    if clips.num_rows == 0:
+        raise ValueError("the evaluation set is empty")
     stride = window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
-    if windows_are_clips:
-        windows = clips.remove_columns([c for c in ("clip_id",) if c in clips.column_names])
-        windows = windows.add_column("clip_id", list(range(len(windows))))
-    else:
-        windows = expand_windows(clips, config.num_frames, stride, list(config.regions))
-    clip_ids = windows["clip_id"]
-    window_labels = np.asarray(windows["label"])
-    transform = WindowTransform.for_model(config, feature_extractor, train=False)
-    probs = predict_windows(model, WindowDataset(windows, transform), batch_size)
-
+    scores = score_clips(model, feature_extractor, clips, stride, batch_size)
     # The rule of `microx_hf.predict`: the mean over the windows in which a face was seen.
-    has_face = np.asarray([np.asarray(m, dtype=bool).any() for m in windows["region_mask"]])
+    probs = np.concatenate([s.probs for s in scores])  # (W, L), NaN rows for windows without a face
+    clip_ids = np.concatenate([np.full(len(s.starts), k) for k, s in enumerate(scores)])
+    has_face = np.concatenate([s.has_face for s in scores])
     order, clip_probs = pool_clips(probs, clip_ids, has_face)
-    first_row = {}
-    for row, clip in enumerate(clip_ids):
-        first_row.setdefault(clip, row)
-    first_rows = [first_row[c] for c in order]
-    clip_labels = window_labels[first_rows]
+    clip_labels = np.asarray(clips["label"])[order]
+    window_labels = np.asarray(clips["label"])[clip_ids]
     clip_metrics = classification_metrics(clip_labels, clip_probs.argmax(axis=1), labels)
-    window_metrics = classification_metrics(window_labels, probs.argmax(axis=1), labels)
+    window_metrics = classification_metrics(
+        window_labels[has_face], np.nan_to_num(probs[has_face]).argmax(axis=1), labels
+    )  # the windows with a face (the others are not scored)
     results: dict[str, Any] = {
         **(metadata or {}),
         "level": "window" if windows_are_clips else "clip",
@@ -118,6 +111,7 @@ def evaluate_dataset(
         else "mean of the probabilities of the windows with a face",
         "num_clips": len(order),
         "num_windows": len(clip_ids),
+        "num_windows_with_face": int(has_face.sum()),
         "window_stride": stride,
         "num_frames": config.num_frames,
         "accuracy": clip_metrics["accuracy"],
@@ -139,15 +133,13 @@ def evaluate_dataset(
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
         # One line per clip: which clip, the truth, the prediction and the mean probabilities, for error analysis.
-        columns = windows.column_names
-        all_sources = list(windows["source"]) if "source" in columns else None
-        all_subjects = list(windows["subject"]) if "subject" in columns else None
-        sources = [all_sources[i] for i in first_rows] if all_sources else order
-        subjects = [all_subjects[i] for i in first_rows] if all_subjects else order
+        columns = clips.column_names
+        sources = [clips["source"][i] for i in order] if "source" in columns else order
+        subjects = [clips["subject"][i] for i in order] if "subject" in columns else order
         with (output_dir / "predictions.jsonl").open("w") as f:
             for k, clip in enumerate(order):
                 record = {
-                    "clip_id": clip,
+                    "clip_id": int(clip),
                     "source": sources[k],
                     "subject": subjects[k],
                     "label": labels[int(clip_labels[k])],

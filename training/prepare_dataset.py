@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_from_disk
+from datasets import Array4D, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
@@ -51,7 +51,7 @@ from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.landmarks import registered_backends
 
 from .labels import get_scheme
-from .schema import FORMAT_VERSION, RECORD_FILE, REPORT_FILE, clip_features
+from .schema import ENCODER_COLUMN, FORMAT_VERSION, RECORD_FILE, REPORT_FILE, clip_features, teacher_column
 from .scripts import ArgumentsError, run_script
 from .sources import SOURCE_NAMES, SourceClip, SourceListing, read_source
 
@@ -92,6 +92,17 @@ class PrepareArguments:
     fps: float | None = field(default=None, metadata={"help": "Override: frame rate clips are resampled to."})
     num_frames: int | None = field(default=None, metadata={"help": "Override: frames per window."})
     crop_size: int | None = field(default=None, metadata={"help": "Override: crop side in pixels."})
+    encoder_crop_size: int | None = field(
+        default=None,
+        metadata={"help": "Override: also store the face at this side for a model's pretrained frame encoder (112)."},
+    )
+    teachers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated teachers (training.teachers: faceapi, human, fer, facex) whose per-frame logits "
+            "are stored for distillation, computed on each teacher's own face crop from the full frame."
+        },
+    )
     regions: str | None = field(default=None, metadata={"help": "Override: comma-separated region names."})
     landmark_backend: str | None = field(
         default=None, metadata={"help": f"Override: the landmark backend, one of {', '.join(BACKEND_CHOICES)}."}
@@ -141,6 +152,13 @@ class PrepareArguments:
                 f"--num_shards {self.num_shards} --shard_index {self.shard_index}: need num_shards >= 1 and "
                 "0 <= shard_index < num_shards"
             )
+        if self.teachers:
+            from .teachers import teacher_names
+
+            names = [n.strip() for n in self.teachers.split(",") if n.strip()]
+            unknown = [n for n in names if n not in teacher_names()]
+            if unknown or not names:
+                raise ArgumentsError(f"--teachers {self.teachers!r}: choose from {', '.join(teacher_names())}")
         if self.num_shards > 1 and self.push_to_hub:
             raise ArgumentsError("--push_to_hub pushes a whole dataset: push the result of `merge`, not a shard")
 
@@ -181,7 +199,7 @@ class PrepareResult:
 def build_extractor(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor):
     """The feature extractor: saved settings (if given) with the arguments' overrides."""
     overrides: dict[str, Any] = {}
-    for key in ("fps", "num_frames", "crop_size", "landmark_backend"):
+    for key in ("fps", "num_frames", "crop_size", "encoder_crop_size", "landmark_backend"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.regions:
@@ -200,7 +218,24 @@ def saved_settings(extractor) -> dict[str, Any]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(extractor_class: type, settings: dict[str, Any]) -> None:
+def teacher_records(names: list[str]) -> list[dict[str, Any]]:
+    """What the preparation record says of each teacher: its classes (the logits' order), source and licence."""
+    from .teachers import get_teacher
+
+    out = []
+    for name in names:
+        spec = get_teacher(name)
+        out.append({"name": name, "classes": list(spec.classes), "source": spec.source, "licence": spec.licence,
+                    "training_data": spec.training_data})  # fmt: skip
+    return out
+
+
+def teacher_list(args: PrepareArguments) -> list[str]:
+    """The teachers `--teachers` names, in order."""
+    return [n.strip() for n in (args.teachers or "").split(",") if n.strip()]
+
+
+def _init_worker(extractor_class: type, settings: dict[str, Any], teachers: tuple[str, ...] = ()) -> None:
     # OpenCV's own thread pool deadlocks or oversubscribes beside process-level parallelism (docs/MEASUREMENTS.md).
     import cv2
 
@@ -212,6 +247,62 @@ def _init_worker(extractor_class: type, settings: dict[str, Any]) -> None:
     except ImportError:  # pragma: no cover
         pass
     _WORKER["extractor"] = extractor_class.from_dict(dict(settings))
+    _WORKER["teachers"] = None
+    if teachers:
+        from .teachers.ensemble import Teachers
+
+        _WORKER["teachers"] = Teachers(list(teachers), labels=[])
+
+
+def extract_with_teachers(extractor, path: str, teachers=None, chunk: int = 32) -> dict[str, Any]:
+    """Run the extractor on one clip; with `teachers`, also each teacher's logits for every frame with a face
+    (NaN rows without one), on its own face crop cut from the full frame. Frames are kept only `chunk` at a time.
+
+    Returns:
+        crops (R, N, C, S, S) uint8, mask (R, N), timestamps (N,), the clip's regions/backend/fps/padded,
+        encoder_crops (N, C, E, E) uint8 or None, and teacher_<name> (N, K) float32 per teacher.
+    """
+    from microx_hf.windows import is_padded
+
+    crops, masks, stamps, encoder = [], [], [], []
+    logits: dict[str, list[np.ndarray]] = {name: [] for name in (teachers.names if teachers else [])}
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame index, frame, points) awaiting the teachers
+
+    def run_teachers() -> None:
+        if not pending:
+            return
+        out = teachers.logits([f for _, f, _ in pending], [p for _, _, p in pending])
+        for name, values in out.items():
+            for (index, _, _), row in zip(pending, values, strict=True):
+                logits[name][index] = row.astype(np.float32)
+        pending.clear()
+
+    for frame in extractor.iter_crops(path):
+        crops.append(frame.crops)
+        masks.append(frame.mask)
+        stamps.append(frame.timestamp)
+        if frame.encoder_crop is not None:
+            encoder.append(frame.encoder_crop)
+        if teachers is not None:
+            for spec in teachers.specs:
+                logits[spec.name].append(np.full(len(spec.classes), np.nan, np.float32))
+            if frame.points is not None:
+                pending.append((len(stamps) - 1, frame.frame, frame.points))
+                if len(pending) >= chunk:
+                    run_teachers()
+    if teachers is not None:
+        run_teachers()
+    return {
+        "crops": np.stack(crops, axis=1),
+        "mask": np.stack(masks, axis=1),
+        "timestamps": np.asarray(stamps, np.float32),
+        "regions": list(extractor.regions),
+        "landmark_backend": extractor.get_backend().name,
+        "fps": float(extractor.fps),
+        "padded": is_padded(len(stamps), extractor.num_frames),
+        "encoder_crops": np.stack(encoder) if encoder else None,
+        **{f"teacher_{name}": np.stack(rows) for name, rows in logits.items()},
+    }
 
 
 def _clip_digest(clip: SourceClip) -> str:
@@ -235,20 +326,23 @@ def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
     work = Path(work_dir)
     start = time.perf_counter()
     try:
-        clip = _WORKER["extractor"].extract_clip(path)
-        crops = np.ascontiguousarray(clip.crops, dtype=np.uint8)  # (R, N, C, S, S)
-        mask = np.asarray(clip.mask, dtype=bool)  # (R, N)
+        clip = extract_with_teachers(_WORKER["extractor"], path, _WORKER.get("teachers"))
+        crops = np.ascontiguousarray(clip["crops"], dtype=np.uint8)  # (R, N, C, S, S)
+        mask = np.asarray(clip["mask"], dtype=bool)  # (R, N)
         if not mask.any():
             raise NoFaceDetectedError("no face found in any frame; the clip is left out")
         if crops.ndim != 5 or mask.shape != crops.shape[:2]:
             raise ValueError(
                 f"extractor returned crops {crops.shape} and mask {mask.shape}; expected (R,N,C,S,S), (R,N)"
             )
-        meta = {"regions": list(clip.regions), "landmark_backend": str(clip.landmark_backend),
-                "fps": float(clip.fps), "padded": bool(clip.padded)}  # fmt: skip
+        meta = {"regions": clip["regions"], "landmark_backend": clip["landmark_backend"], "fps": clip["fps"],
+                "padded": bool(clip["padded"])}  # fmt: skip
+        extra = {k: v for k, v in clip.items() if k.startswith("teacher_")}
+        if clip["encoder_crops"] is not None:
+            extra["encoder_crops"] = clip["encoder_crops"]
         tmp = work / "clips" / f".{key}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, crops=crops, mask=mask, timestamps=np.asarray(clip.timestamps, np.float32),
-                 meta=np.array(json.dumps(meta)))  # fmt: skip
+        np.savez(tmp, crops=crops, mask=mask, timestamps=clip["timestamps"], meta=np.array(json.dumps(meta)),
+                 **extra)  # fmt: skip
         os.replace(tmp, work / "clips" / f"{key}.npz")  # atomic: a checkpoint is whole or absent
         return {"key": key, "ok": True, "frames": int(crops.shape[1]), "seconds": time.perf_counter() - start}
     except (BackendUnavailableError, MemoryError):
@@ -262,11 +356,13 @@ def _process_clip(task: tuple[str, str, str, str]) -> dict[str, Any]:
 # Preparation ------------------------------------------------------------------------------------------------------
 
 
-def _check_work_dir(work: Path, settings: dict[str, Any]) -> None:
+def _check_work_dir(work: Path, settings: dict[str, Any], teachers: list[str] | None = None) -> None:
     (work / "clips").mkdir(parents=True, exist_ok=True)
     (work / "failed").mkdir(parents=True, exist_ok=True)
     marker = work / "settings.json"
     record = {"format_version": FORMAT_VERSION, "feature_extractor": settings}
+    if teachers:
+        record["teachers"] = list(teachers)
     if marker.exists():
         previous = json.loads(marker.read_text())
         if previous != json.loads(json.dumps(record)):
@@ -289,13 +385,15 @@ def _run_extractor(
     bar = tqdm(total=len(tasks), desc="clips", unit="clip", disable=not tasks)
     try:
         if args.num_proc <= 1 or len(tasks) <= 1:
-            _init_worker(extractor_class, settings)
+            _init_worker(extractor_class, settings, tuple(teacher_list(args)))
             results = map(_process_clip, tasks)
             pool = None
         else:
             # "spawn": a forked child inherits OpenCV's thread state and can deadlock (docs/MEASUREMENTS.md).
             pool = mp.get_context("spawn").Pool(
-                min(args.num_proc, len(tasks)), initializer=_init_worker, initargs=(extractor_class, settings)
+                min(args.num_proc, len(tasks)),
+                initializer=_init_worker,
+                initargs=(extractor_class, settings, tuple(teacher_list(args))),
             )
             results = pool.imap_unordered(_process_clip, tasks, chunksize=1)
         try:
@@ -323,11 +421,15 @@ def _rows(items: list[tuple[str, str, str, str, str, int]], regions: list[str], 
         with np.load(npz_path) as data:
             crops, mask, timestamps = data["crops"], data["mask"], data["timestamps"]
             meta = json.loads(str(data["meta"]))
+            extra = {name: data[name] for name in data.files if name.startswith("teacher_") or name == "encoder_crops"}
         if tuple(meta["regions"]) != tuple(regions):
             raise DatasetFormatError(
                 f"{npz_path}: regions {meta['regions']} differ from {regions}; delete the work folder."
             )
         row = {region: crops[r] for r, region in enumerate(regions)}  # each (N, C, S, S)
+        for name, values in extra.items():
+            column = teacher_column(name.removeprefix("teacher_")) if name.startswith("teacher_") else ENCODER_COLUMN
+            row[column] = values
         row.update(
             region_mask=mask.T,  # (N, R): frame-major, so a window is a contiguous slice
             timestamps=timestamps,
@@ -372,11 +474,15 @@ def _build(
     """The clips' `Dataset`, built from their checkpoints in the order of `items` (cached under `cache`)."""
     with np.load(items[0][0]) as first:
         channels, crop_size = int(first["crops"].shape[2]), int(first["crops"].shape[3])
+        teachers = {n.removeprefix("teacher_"): int(first[n].shape[1]) for n in first.files if n.startswith("teacher_")}
+        per_frame = {}
+        if "encoder_crops" in first.files:
+            per_frame[ENCODER_COLUMN] = Array4D((None, *first["encoder_crops"].shape[1:]), "uint8")
     fingerprint = hashlib.sha1(
         json.dumps([(i[0], os.path.getsize(i[0]), i[5]) for i in items] + [settings, labels.names]).encode()
     ).hexdigest()
     return Dataset.from_generator(
-        _rows, features=clip_features(regions, crop_size, labels, channels), cache_dir=cache,
+        _rows, features=clip_features(regions, crop_size, labels, channels, per_frame, teachers), cache_dir=cache,
         gen_kwargs={"items": items, "regions": tuple(regions), "fingerprint": fingerprint},
     )  # fmt: skip
 
@@ -444,7 +550,7 @@ def run(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor) 
 
     extractor = build_extractor(args, extractor_class)
     settings = saved_settings(extractor)
-    _check_work_dir(work, settings)
+    _check_work_dir(work, settings, teacher_list(args))
     if args.retry_failed:
         for i in mine:
             (work / "failed" / f"{keys[i]}.json").unlink(missing_ok=True)
@@ -489,6 +595,7 @@ def run(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor) 
         ],  # fmt: skip
         "dropped_labels": dict(dropped),
         "failed": len(failed),
+        **({"teachers": teacher_records(teacher_list(args))} if args.teachers else {}),
     }
     report = {
         "source": list(args.source),

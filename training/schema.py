@@ -8,7 +8,8 @@ build small ones with `clip_features`. Rows are clips, not windows, so no window
 - `region_mask`: `Array2D((None, R), "bool")`, frame-major (N, R), False where a region was not found;
 - `timestamps`: `Sequence(float32)` seconds; `label`: `ClassLabel`; `subject`, `source` (path relative to the
   corpus root), `corpus`, `landmark_backend`: strings; `num_frames`: int32;
-- optional per-frame columns (`per_frame=`), e.g. a teacher's logits `teacher_logits_<name>`:
+- optional per-frame columns (`per_frame=`): `encoder_crops`, the face at a pretrained frame encoder's own input
+  size (uint8 `Array4D((None, C, E, E))`), and a teacher's logits `teacher_logits_<name>`:
   `Array2D((None, K), "float32")` (`teacher_logits=`); every per-frame column is frame-major with a variable first
   dimension, so a window is a contiguous slice of each.
 
@@ -38,6 +39,8 @@ FORMAT_VERSION = 1
 RECORD_FILE = "microx_dataset.json"  # the preparation record, beside the data (folder and Hub repo)
 REPORT_FILE = "prepare_report.json"  # what a preparation run did: failures, skips, counts
 TEACHER_PREFIX = "teacher_logits_"
+# The face at the pretrained frame encoder's own input size: uint8 Array4D((None, C, E, E)), frame-major.
+ENCODER_COLUMN = "encoder_crops"
 # Columns every processed-clip dataset needs to be trained on.
 REQUIRED_COLUMNS = ("label", "subject", "region_mask")
 
@@ -106,7 +109,8 @@ def extra_frame_columns(features: Features) -> list[str]:
     return [
         name
         for name in per_frame_columns(features)
-        if name != "region_mask" and not (isinstance(features[name], Array4D) and features[name].dtype == "uint8")
+        if name != "region_mask"
+        and (name == ENCODER_COLUMN or not (isinstance(features[name], Array4D) and features[name].dtype == "uint8"))
     ]
 
 
@@ -160,7 +164,9 @@ def region_columns(dataset: Dataset) -> list[str]:
     regions = prepared_extractor_settings(dataset).get("regions")
     if regions:
         return list(regions)
-    return [name for name, feature in dataset.features.items() if isinstance(feature, Array4D)]
+    return [
+        name for name, feature in dataset.features.items() if isinstance(feature, Array4D) and name != ENCODER_COLUMN
+    ]
 
 
 def check_clips(dataset: DatasetDict, name: str = "the dataset") -> DatasetDict:

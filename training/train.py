@@ -47,10 +47,10 @@ from microx_hf.configuration_microx import KNOWN_REGIONS, PRESETS, MicroXConfig
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
-from training.data import WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
+from training.data import DistillTargets, WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
 from training.evaluate import evaluate_dataset
 from training.metrics import compute_window_metrics
-from training.schema import prepared_extractor_settings
+from training.schema import ENCODER_COLUMN, prepared_extractor_settings
 from training.scripts import ArgumentsError, run_script
 from training.splits import PROTOCOLS, assert_subject_independent, make_folds, paper_split, subject_holdout
 
@@ -76,8 +76,38 @@ class ModelArguments:
         default="no",
         metadata={"help": "'no', 'bf16', 'fp16', or 'auto': bf16 where the GPU has it, else fp16 on a GPU, else fp32."},
     )
+    frame_encoder_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Safetensors file of the frame encoder's pretrained weights for a fresh model; default: the "
+            "converted weights of the teacher of the same name (training.teachers, e.g. faceapi). 'none': random."
+        },
+    )
+    distill_teachers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated teachers whose per-frame logits the dataset holds (prepare_dataset --teachers): "
+            "the loss adds the KL divergence from their averaged, softened predictions (knowledge distillation)."
+        },
+    )
+    distill_weight: float = field(
+        default=0.5, metadata={"help": "Share of the distillation term in the loss: (1 - w) * labels + w * teachers."}
+    )
+    distill_temperature: float = field(
+        default=2.0, metadata={"help": "Softmax temperature of teachers and student in the distillation term."}
+    )
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ArgumentsError(f"--distill_weight {self.distill_weight}: use a value between 0 and 1")
+        if self.distill_temperature <= 0:
+            raise ArgumentsError(f"--distill_temperature {self.distill_temperature}: use a positive number")
+        if self.distill_teachers:
+            from training.teachers import teacher_names
+
+            unknown = [n for n in self.teacher_list() if n not in teacher_names()]
+            if unknown:
+                raise ArgumentsError(f"--distill_teachers {unknown}: choose from {', '.join(teacher_names())}")
         if self.preset not in PRESETS:
             raise ArgumentsError(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
         if self.mixed_precision not in MIXED_PRECISION:
@@ -91,6 +121,10 @@ class ModelArguments:
                 ) from err
             if not isinstance(overrides, dict):
                 raise ArgumentsError(f"--config_overrides must be a JSON object, got {self.config_overrides!r}")
+
+    def teacher_list(self) -> list[str]:
+        """The teachers `--distill_teachers` names."""
+        return [n.strip() for n in (self.distill_teachers or "").split(",") if n.strip()]
 
     def overrides(self) -> dict[str, Any]:
         """The `MicroXConfig` fields `config_overrides` sets (a new dict each call)."""
@@ -287,6 +321,9 @@ def build_config(model_args: ModelArguments, clips: Dataset, settings: dict[str,
         )
     overrides.update(image_size=crop_size, regions=list(regions))
     overrides.setdefault("num_frames", int(settings.get("num_frames", 10)))
+    if ENCODER_COLUMN in clips.column_names:
+        # The encoder sees the face at the side the dataset stored it at.
+        overrides.setdefault("frame_encoder_size", int(clips.features[ENCODER_COLUMN].shape[-1]))
     id2label = dict(enumerate(names))
     label2id = {name: i for i, name in id2label.items()}
     return MicroXConfig.from_preset(model_args.preset, id2label=id2label, label2id=label2id, **overrides)
@@ -296,7 +333,38 @@ def build_feature_extractor(config: MicroXConfig, settings: dict[str, Any]):
     """The feature extractor that reproduces the dataset's preprocessing, for the model's frames and regions."""
     settings = {k: v for k, v in settings.items() if k not in ("feature_extractor_type", "image_processor_type")}
     overrides = {"num_frames": config.num_frames, "regions": list(config.regions), "crop_size": config.image_size}
+    if config.frame_encoder is not None:
+        overrides.update(encoder_crop_size=config.frame_encoder_size, encoder_region=config.frame_encoder_region)
     return MicroXFeatureExtractor.from_dict({**settings, **overrides})
+
+
+def init_frame_encoder(model: MicroXForVideoClassification, weights: str | None) -> str | None:
+    """Load the frame encoder's pretrained weights into a fresh model; returns where they came from."""
+    if model.config.frame_encoder is None or (weights or "").lower() == "none":
+        return None
+    from safetensors.torch import load_file
+
+    if weights is None:
+        from training.teachers import get_teacher
+
+        path = get_teacher(model.config.frame_encoder).weights_path()
+    else:
+        path = Path(weights)
+    model.load_frame_encoder(load_file(str(path)))
+    logger.info("frame encoder %s: pretrained weights from %s", model.config.frame_encoder, path)
+    return str(path)
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher_probs: torch.Tensor, weight: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(teacher || student) at `temperature`, times its square (so gradients keep their scale; Hinton et al.
+    2015), averaged over the windows with a teacher target (`weight` 1) of the batch."""
+    log_student = F.log_softmax(logits.float() / temperature, dim=-1)
+    teacher = teacher_probs.float().clamp_min(1e-8)
+    kl = (teacher * (teacher.log() - log_student)).sum(dim=-1)  # (B,)
+    weight = weight.to(kl)
+    return (kl * weight).sum() / weight.sum().clamp_min(1.0) * temperature**2
 
 
 def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
@@ -326,11 +394,32 @@ class WeightedLoss:
 
 
 class MicroXTrainer(Trainer):
-    """The Trainer, with an optional class-balanced sampler (each class drawn equally often)."""
+    """The Trainer, with an optional class-balanced sampler (each class drawn equally often) and an optional
+    distillation term from teachers' soft targets in the batch (`teacher_probs`, `teacher_weight`)."""
 
-    def __init__(self, *args, sample_weights: np.ndarray | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        sample_weights: np.ndarray | None = None,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.sample_weights = sample_weights
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher_probs = inputs.pop("teacher_probs", None)
+        teacher_weight = inputs.pop("teacher_weight", None)
+        if teacher_probs is None or self.distill_weight == 0:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
+        kd = distillation_loss(logits, teacher_probs, teacher_weight, self.distill_temperature)
+        loss = (1 - self.distill_weight) * loss + self.distill_weight * kd
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
         if self.sample_weights is None:
@@ -405,7 +494,21 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
     else:
         config = build_config(model_args, first, settings)
         model = MicroXForVideoClassification(config)
+        init_frame_encoder(model, model_args.frame_encoder_weights)
         feature_extractor = build_feature_extractor(config, settings)
+    use_encoder_crops = config.frame_encoder is not None and ENCODER_COLUMN in first.column_names
+    if config.frame_encoder is not None and not use_encoder_crops:
+        logger.warning(
+            "the dataset has no %r column: the frame encoder sees the %d px %r crops resized to %d px; prepare the "
+            "dataset with --encoder_crop_size %d for sharper inputs",
+            ENCODER_COLUMN, config.image_size, config.frame_encoder_region, config.frame_encoder_size,
+            config.frame_encoder_size,
+        )  # fmt: skip
+        feature_extractor.encoder_crop_size = None
+    distill = None
+    if model_args.distill_teachers:
+        distill = DistillTargets(model_args.teacher_list(), list(config.id2label.values()),
+                                 model_args.distill_temperature)  # fmt: skip
 
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
@@ -417,7 +520,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
             flip_prob=data_args.flip_prob,
         )
-        return WindowDataset(rows, transform, windows_per_clip=windows_per_clip)
+        return WindowDataset(rows, transform, windows_per_clip=windows_per_clip, encoder_crops=use_encoder_crops,
+                             distill=distill if train else None)  # fmt: skip
 
     # Under torchrun/accelerate the main process writes the window datasets' cache first; the others reuse it.
     with training_args.main_process_first(desc="splits and evaluation windows"):
@@ -462,6 +566,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         compute_loss_func=compute_loss_func,
         callbacks=callbacks,
         sample_weights=sample_weights,
+        distill_weight=model_args.distill_weight if distill is not None else 0.0,
+        distill_temperature=model_args.distill_temperature,
     )
 
     resume = training_args.resume_from_checkpoint
@@ -498,6 +604,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
                 "metric_for_best_model": training_args.metric_for_best_model,
                 "preset": model_args.preset,
                 "seed": training_args.seed,
+                "frame_encoder": config.frame_encoder,
+                "distill_teachers": model_args.teacher_list(),
+                "distill_weight": model_args.distill_weight if distill is not None else 0.0,
+                "distill_temperature": model_args.distill_temperature if distill is not None else None,
             },
         )
     return results
