@@ -100,6 +100,10 @@ class ReleaseArguments:
         metadata={"help": "Create the repository public (default private: the training data's terms may apply)."},
     )
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    real_faces: str | None = field(
+        default=None,
+        metadata={"help": "JSON written by bench/bench_real_faces.py: the real-face results the card reports."},
+    )
 
     def __post_init__(self) -> None:
         if self.checkpoint is None or self.repo_id is None:
@@ -223,6 +227,48 @@ def _early_stopping_text(results: dict | None) -> str:
     )
 
 
+def source_networks(config: Any, results: dict | None) -> list[dict[str, str]]:
+    """The pretrained face networks a checkpoint builds on: its frame encoder (inside the weights) and the teachers
+    it was distilled from, with where each came from, its licence and its training data."""
+    from training.teachers import get_teacher
+
+    roles: dict[str, list[str]] = {}
+    if getattr(config, "frame_encoder", None):
+        roles.setdefault(config.frame_encoder, []).append("frame encoder (its weights are inside this checkpoint)")
+    for name in (results or {}).get("distill_teachers") or []:
+        roles.setdefault(name, []).append("distillation teacher")
+    out = []
+    for name, role in roles.items():
+        spec = get_teacher(name)
+        out.append({"name": name, "role": " and ".join(role), "source": spec.source, "licence": spec.licence,
+                    "training_data": spec.training_data, "notes": spec.notes})  # fmt: skip
+    return out
+
+
+def _networks_table(networks: list[dict[str, str]]) -> str:
+    if not networks:
+        return ""
+    rows = ["| network | role | from | licence | trained on |", "|---|---|---|---|---|"]
+    for n in networks:
+        rows.append(f"| `{n['name']}` | {n['role']} | {n['source']} | {n['licence']} | {n['training_data']} |")
+    return "\n".join(rows)
+
+
+def _real_faces_table(path: str | None) -> str:
+    """The summary rows of `bench/bench_real_faces.py`'s JSON as a Markdown table."""
+    if path is None:
+        return ""
+    data = _read_json(path)
+    columns = [("system", "system"), ("stills_right", "labelled real stills right"),
+               ("video_clip_agreement", "videos: clip label = teacher ensemble"),
+               ("video_window_agreement", "windows = ensemble"), ("ms_per_window", "ms / window")]  # fmt: skip
+    rows = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    for row in data["rows"]:
+        cells = ["" if row.get(key) is None else str(row.get(key)) for key, _ in columns]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def build_card(
     args: ReleaseArguments,
     model: Any,
@@ -296,6 +342,8 @@ def build_card(
         class_balance=((results or {}).get("class_balance") or "class weighting").replace("_", " "),
         license=args.license,
         license_note=args.license_note,
+        networks_table=_networks_table(source_networks(config, results)),
+        real_faces_table=_real_faces_table(args.real_faces),
         release_name=args.tag or args.revision or "main",
         date=datetime.date.today().isoformat(),
     )
@@ -334,8 +382,30 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
         args, model, feature_extractor, results, folds, paper, (folder / "confusion_matrix.png").is_file()
     )
     card.save(folder / "README.md")
+    copy_notices(source_networks(model.config, results), folder)
+    if args.real_faces:
+        shutil.copy(args.real_faces, folder / "real_faces.json")
     logger.info("staged release in %s: %s", folder, sorted(p.name for p in folder.iterdir()))
     return folder
+
+
+def copy_notices(networks: list[dict[str, str]], folder: Path) -> None:
+    """Put the licence and NOTICE of every converted network the weights build on beside them (NOTICE.md lists
+    them; the texts come from `training/teachers/weights/`)."""
+    if not networks:
+        return
+    weights = Path(__file__).resolve().parent / "teachers" / "weights"
+    lines = ["# Pretrained networks in or behind these weights", ""]
+    for n in networks:
+        lines += [f"## {n['name']} ({n['role']})", "", f"- From: {n['source']}", f"- Licence: {n['licence']}",
+                  f"- Trained on: {n['training_data']}"] + ([f"- Notes: {n['notes']}"] if n["notes"] else []) + [""]  # fmt: skip
+        for text in sorted(weights.glob(f"LICENSE.{n['name']}*")) + sorted(weights.glob(f"NOTICE.{n['name']}*")):
+            shutil.copy(text, folder / text.name)
+    if (weights / "LICENSE").is_file() and (weights / "NOTICE").is_file():
+        # One MIT text and one NOTICE cover the npm networks (face-api, Human).
+        shutil.copy(weights / "LICENSE", folder / "LICENSE.npm-networks")
+        shutil.copy(weights / "NOTICE", folder / "NOTICE.npm-networks")
+    (folder / "NOTICE.md").write_text("\n".join(lines))
 
 
 def push(args: ReleaseArguments, folder: Path) -> dict[str, Any]:
