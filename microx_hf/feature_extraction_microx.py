@@ -26,6 +26,7 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .container import still_image_format
 from .errors import InvalidVideoError
 from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
 
@@ -54,6 +55,8 @@ class MicroXFeatureExtractorKwargs(TypedDict, total=False):
     detect_max_side: int
     max_duration: float | None
     max_side: int | None
+    face_choice: str | int
+    allow_still: bool
 
 
 @dataclass
@@ -68,7 +71,13 @@ class ClipCrops:
         regions: Region names.
         landmark_backend: The backend that produced the landmarks (resolved, never "auto").
         fps: Frame rate of the crops.
-        padded: Whether the clip was padded to one window by repeating its last frame.
+        padded: Whether the clip was padded to one window by repeating its last frame (it had fewer frames than
+            one window); say so to the user: one repeated frame shows no motion.
+        still: Whether the clip is a still image read as one frame (`allow_still`): its scores rest on one frame.
+        faces_seen: The most faces found in one whole-frame detection (0: none; more than 1: several people).
+        face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
+        followed_face: Left-to-right position (from 0) of the followed face among those seen when it was first
+            found; None when no face was followed.
     """
 
     crops: np.ndarray
@@ -79,6 +88,10 @@ class ClipCrops:
     landmark_backend: str
     fps: float
     padded: bool = False
+    still: bool = False
+    faces_seen: int = 0
+    face_choice: str | int = "auto"
+    followed_face: int | None = None
 
     @property
     def num_frames(self) -> int:
@@ -113,6 +126,11 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         detect_max_side: Longest side of the grey frame the detector sees.
         max_duration: Refuse videos longer than this many seconds (None: no limit).
         max_side: Downscale frames whose longer side exceeds this (None: never).
+        face_choice: Which face to follow when several are seen: "auto" (detector score with bonuses for size and
+            centrality), "largest", "central", or an index counting faces left to right from 0 (see
+            `microx_hf.landmarks.FaceTracker`).
+        allow_still: Read a still image (PNG, JPEG, ...) as a one-frame clip (flagged `ClipCrops.still`) instead of
+            raising `StillImageError`.
     """
 
     model_input_names = ["pixel_values", "region_mask"]
@@ -136,6 +154,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         detect_max_side: int = 480,
         max_duration: float | None = 600.0,
         max_side: int | None = 1280,
+        face_choice: str | int = "auto",
+        allow_still: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("image_processor_type", None)
@@ -157,6 +177,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         self.detect_max_side = int(detect_max_side)
         self.max_duration = None if max_duration is None else float(max_duration)
         self.max_side = None if max_side is None else int(max_side)
+        self.face_choice = face_choice
+        self.allow_still = bool(allow_still)
         self._validate()
 
     def _validate(self) -> None:
@@ -175,7 +197,12 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give 3 values, positive std")
         from .landmarks import registered_backends
+        from .landmarks.tracking import validate_face_choice
 
+        try:
+            self.face_choice = validate_face_choice(self.face_choice)
+        except ValueError as err:
+            raise bad("face_choice", self.face_choice, str(err).split(": ", 1)[1]) from None
         if self.landmark_backend != "auto" and self.landmark_backend not in registered_backends():
             raise bad("landmark_backend", self.landmark_backend, f"choose 'auto' or one of {registered_backends()}")
 
@@ -208,7 +235,13 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         if isinstance(video, (str, Path)):
             from .video import iter_frames
 
-            yield from iter_frames(video, fps=self.fps, max_duration=self.max_duration, max_side=self.max_side)
+            yield from iter_frames(
+                video,
+                fps=self.fps,
+                max_duration=self.max_duration,
+                max_side=self.max_side,
+                allow_still=self.allow_still,
+            )
             return
         if isinstance(video, np.ndarray):
             if video.ndim == 3 and video.shape[-1] not in (1, 3):  # (N, H, W) grey
@@ -257,7 +290,9 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         from .landmarks import FaceTracker
 
         backend = self.get_backend()
-        tracker = FaceTracker(backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side)
+        tracker = FaceTracker(
+            backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side, face_choice=self.face_choice
+        )
         r, s = len(self.regions), self.crop_size
         crops: list[np.ndarray] = []
         masks: list[np.ndarray] = []
@@ -279,7 +314,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             points.append(face.points)
         if not stamps:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
-        self.landmark_backend_used = backend.name
+        if self.landmark_backend_used != backend.name:  # written once, not on every call from every thread
+            self.landmark_backend_used = backend.name
         padded = len(stamps) < self.num_frames
         if padded:
             missing = self.num_frames - len(stamps)
@@ -306,6 +342,10 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             landmark_backend=backend.name,
             fps=self.fps,
             padded=padded,
+            still=self.allow_still and isinstance(video, (str, Path)) and still_image_format(video) is not None,
+            faces_seen=tracker.faces_seen,
+            face_choice=self.face_choice,
+            followed_face=tracker.followed_face,
         )
 
     def _crop_frame(self, frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
