@@ -228,8 +228,10 @@ def _open(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     # A file written live has no count: OpenCV then reports garbage (-2^64, 2^30); a frame takes at least a byte.
     frame_count = int(count) if np.isfinite(count) and 0 < count <= path.stat().st_size else None
     duration, source = container_duration(path), "container"
-    if duration is None and frame_count and fps:
-        duration, source = frame_count / fps, "frame_count"
+    estimate = frame_count / fps if frame_count and fps else None
+    # Some container durations are lower bounds (a file written live: its last fragment's or cluster's start).
+    if estimate is not None and (duration is None or estimate > duration):
+        duration, source = estimate, "frame_count"
     info = VideoInfo(str(path), width, height, fps, frame_count, duration, rotation, source if duration else None)
     return cap, info
 

@@ -6,6 +6,12 @@ Surfaces: the Python API (`microx_hf.predict.predict`), the Space's handler (`sp
 else: after each row the good reference video still scores exactly as before (API, Space), and in one CLI batch
 the good videos among the bad ones are still scored.
 
+Fault figures when this table was first run, before the fixes that came with it: Python API 4 of 20 rows (two faces
+not reported, a 610 s video decoded before being refused, a PNG and a PNG renamed .mp4 scored as one-frame videos)
+plus both pickled checkpoints (one loaded silently, one ended in an UnpicklingError traceback); Space handler 5 of
+20 (the same four, and a 3-frame clip padded without a word) plus the pickled checkpoint; CLI 3 of 20 (over-long,
+both images) plus the pickled checkpoint (a traceback).
+
 The media are small files made by `tests/media.py` (from `skimage.data.astronaut()`, ffmpeg from imageio-ffmpeg);
 the model is a tiny random one with the real dlib landmark backend.
 """
@@ -31,6 +37,8 @@ from microx_hf.errors import (
     InvalidVideoError,
     MicroXError,
     NoFaceDetectedError,
+    PickledWeightsError,
+    StillImageError,
     VideoDecodeError,
     VideoLimitError,
     VideoNotFoundError,
@@ -131,7 +139,7 @@ ROWS = [
         NoFaceDetectedError, "no face was found", "No face found"),
     Row("face_leaves_and_returns", _face(name="leaves.mp4", n_frames=16, absent_frames=(4, 5, 6, 7)),
         check=_check_leaves),
-    Row("two_faces", _face(name="two.mp4", n_frames=8, size=(480, 240), two_faces=True), check=_check_two_faces,
+    Row("two_faces", _face(name="two.mp4", n_frames=8, size=(640, 360), two_faces=True), check=_check_two_faces,
         summary=("2 faces",)),
     Row("greyscale", _face(name="grey.mp4", n_frames=8, grey=True), check=_check_all_faces),
     Row("rotated", lambda d: media.make_portrait_video(d / "portrait.mp4", n_frames=8, size=FACE_SIZE),
@@ -142,10 +150,10 @@ ROWS = [
     Row("directory", _directory, InvalidVideoError, "not a file", "Not a video", space_match="not a video"),
     Row("missing_path", lambda d: d / "gone.mp4", VideoNotFoundError, "not found", "Not a video"),
     Row("unicode_path", _face(name="visage é 顔 ☺.mp4", n_frames=8), check=_check_all_faces),
-    Row("image", lambda d: media.make_still(d / "photo.png"), InvalidVideoError, "still image",
-        "A photo, not a video", space_match="not a video"),
-    Row("image_renamed_mp4", lambda d: media.make_still(d / "photo.jpg.mp4"), InvalidVideoError, "still image",
-        "A photo, not a video"),
+    Row("image", lambda d: media.make_still(d / "photo.png"), StillImageError, "still image",
+        "A photo, not a video", space_match="a photo, not a video"),
+    Row("image_renamed_mp4", lambda d: media.make_still(d / "photo.jpg.mp4"), StillImageError, "still image",
+        "A photo, not a video", space_match="a photo, not a video"),
     Row("3_frames", _face(name="blink.mp4", n_frames=3), check=_check_short, summary=("shorter than one window",)),
     Row("5_fps", _face(name="slow.mp4", n_frames=6, fps=5.0), check=_check_frames(36)),
     Row("120_fps", _face(name="fast.mp4", n_frames=24, fps=120.0), check=_check_frames(6)),
@@ -317,7 +325,7 @@ def test_cli(row, cli_batch, files):
     lines = [line for line in result.stderr.splitlines() if path in line]
     assert len(item) == 1, f"one JSON entry per video: {result.stdout[-500:]} {result.stderr[-2000:]}"
     if row.error is not None:
-        assert item[0].get("error") == row.error.__name__ or "error" in item[0]
+        assert "error" in item[0], item[0]
         assert len(lines) == 1, f"one stderr line for {path}: {lines}"
         assert row.match in lines[0].lower()
     else:
@@ -356,7 +364,7 @@ def pickled(model_dir, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["plain", "evil"])
 def test_pickled_checkpoint_api(kind, pickled, files):
-    with pytest.raises(MicroXError) as info:
+    with pytest.raises(PickledWeightsError) as info:
         predict(files["good"], model=pickled[kind])
     assert "safetensors" in str(info.value)
     _one_line(str(info.value))
@@ -364,7 +372,7 @@ def test_pickled_checkpoint_api(kind, pickled, files):
 
 
 def test_pickled_checkpoint_space(pickled):
-    with pytest.raises(MicroXError) as info:
+    with pytest.raises(PickledWeightsError) as info:
         _import_app(pickled["evil"], name="microx_robustness_app_pickled")
     assert "safetensors" in str(info.value)
     _one_line(str(info.value))
