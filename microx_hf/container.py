@@ -60,8 +60,8 @@ def container_duration(path: str | Path) -> float | None:
 def still_image_format(path: str | Path) -> str | None:
     """The image format ("PNG", "JPEG", ...) when the file's content is a still image whatever its name, else None.
 
-    Animated formats (APNG, animated WebP) and image sequences (HEIF sequences) count as videos; GIF is left to the
-    decoder, which counts its frames.
+    Animated formats (APNG, animated WebP) and image sequences (HEIF sequences) count as videos, and so does GIF
+    (usually animated), which the decoder reads frame by frame.
     """
     try:
         with Path(path).open("rb") as f:
