@@ -16,12 +16,30 @@ class VideoNotFoundError(InvalidVideoError, FileNotFoundError):
     """The video path does not exist."""
 
 
+class StillImageError(InvalidVideoError):
+    """The file is a still image (PNG, JPEG, ...), not a video; analyse it only when asked to (`allow_still`)."""
+
+
 class VideoDecodeError(MicroXError, RuntimeError):
     """The file looked like a video but decoding failed (truncated or corrupt)."""
 
 
 class VideoLimitError(MicroXError, ValueError):
-    """The video exceeds a configured limit (duration, frame count)."""
+    """The video exceeds a configured limit (duration, frame count, frame size).
+
+    Attributes:
+        limit: Which limit: "duration" (seconds), "frames" or "pixels" (per frame); None when not said.
+        value: The video's value (None where only "more than `maximum`" is known).
+        maximum: The limit it exceeds.
+    """
+
+    def __init__(
+        self, message: str, *, limit: str | None = None, value: float | None = None, maximum: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
 
 
 class NoFaceDetectedError(MicroXError, ValueError):
@@ -38,3 +56,8 @@ class DatasetFormatError(MicroXError, ValueError):
 
 class ModelNotFoundError(MicroXError, FileNotFoundError):
     """No model could be loaded from the given name or path."""
+
+
+class PickledWeightsError(ModelNotFoundError):
+    """The checkpoint has only pickled weights (`pytorch_model.bin`, `.pt`, ...): refused, since unpickling can run
+    code; the message says how to convert them to safetensors."""

@@ -26,6 +26,7 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .container import still_image_format
 from .errors import InvalidVideoError
 from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
 
@@ -79,6 +80,8 @@ class FrameCrops:
     points: np.ndarray | None
     encoder_crop: np.ndarray | None = None
     frame: np.ndarray | None = None
+    face_choice: str | int
+    allow_still: bool
 
 
 @dataclass
@@ -97,6 +100,13 @@ class ClipCrops:
         padded: Whether the clip is shorter than one window (its window repeats the last frame).
         encoder_crops: (N, C, E, E) uint8 crops of the encoder region at the extractor's `encoder_crop_size`, or
             None.
+        padded: Whether the clip was padded to one window by repeating its last frame (it had fewer frames than
+            one window); say so to the user: one repeated frame shows no motion.
+        still: Whether the clip is a still image read as one frame (`allow_still`): its scores rest on one frame.
+        faces_seen: The most faces found in one whole-frame detection (0: none; more than 1: several people).
+        face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
+        followed_face: Left-to-right position (from 0) of the followed face among those seen when it was first
+            found; None when no face was followed.
     """
 
     crops: np.ndarray
@@ -108,6 +118,10 @@ class ClipCrops:
     fps: float
     padded: bool = False
     encoder_crops: np.ndarray | None = None
+    still: bool = False
+    faces_seen: int = 0
+    face_choice: str | int = "auto"
+    followed_face: int | None = None
 
     @property
     def num_frames(self) -> int:
@@ -145,6 +159,11 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         encoder_crop_size: Also cut `encoder_region` at this side for a model's pretrained frame encoder
             (`MicroXConfig.frame_encoder_size`; its inputs `encoder_pixel_values`), from the full frame; None: no.
         encoder_region: The region the encoder sees (same square as that region's crop, at its own size).
+        face_choice: Which face to follow when several are seen: "auto" (detector score with bonuses for size and
+            centrality), "largest", "central", or an index counting faces left to right from 0 (see
+            `microx_hf.landmarks.FaceTracker`).
+        allow_still: Read a still image (PNG, JPEG, ...) as a one-frame clip (flagged `ClipCrops.still`) instead of
+            raising `StillImageError`.
     """
 
     model_input_names = ["pixel_values", "region_mask", "encoder_pixel_values"]
@@ -170,6 +189,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         max_side: int | None = 1280,
         encoder_crop_size: int | None = None,
         encoder_region: str = "face",
+        face_choice: str | int = "auto",
+        allow_still: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("image_processor_type", None)
@@ -193,6 +214,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         self.max_side = None if max_side is None else int(max_side)
         self.encoder_crop_size = None if encoder_crop_size is None else int(encoder_crop_size)
         self.encoder_region = encoder_region
+        self.face_choice = face_choice
+        self.allow_still = bool(allow_still)
         self._validate()
 
     def _validate(self) -> None:
@@ -216,7 +239,12 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give 3 values, positive std")
         from .landmarks import registered_backends
+        from .landmarks.tracking import validate_face_choice
 
+        try:
+            self.face_choice = validate_face_choice(self.face_choice)
+        except ValueError as err:
+            raise bad("face_choice", self.face_choice, str(err).split(": ", 1)[1]) from None
         if self.landmark_backend != "auto" and self.landmark_backend not in registered_backends():
             raise bad("landmark_backend", self.landmark_backend, f"choose 'auto' or one of {registered_backends()}")
 
@@ -256,7 +284,13 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         if isinstance(video, (str, Path)):
             from .video import iter_frames
 
-            yield from iter_frames(video, fps=self.fps, max_duration=self.max_duration, max_side=self.max_side)
+            yield from iter_frames(
+                video,
+                fps=self.fps,
+                max_duration=self.max_duration,
+                max_side=self.max_side,
+                allow_still=self.allow_still,
+            )
             return
         if isinstance(video, np.ndarray):
             if video.ndim == 3 and video.shape[-1] not in (1, 3):  # (N, H, W) grey
@@ -288,11 +322,15 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(frame)
 
-    def iter_crops(self, video: str | Path | np.ndarray | list[np.ndarray]) -> Iterator[FrameCrops]:
+    def iter_crops(
+        self, video: str | Path | np.ndarray | list[np.ndarray], summary: dict[str, Any] | None = None
+    ) -> Iterator[FrameCrops]:
         """Region crops frame by frame, as the video decodes: memory stays bounded whatever its length.
 
         Args:
             video: As for `extract_clip`.
+            summary: A dict filled after the last frame with what `ClipCrops` reports of the whole clip: `still`,
+                `faces_seen`, `face_choice`, `followed_face`, `landmark_backend`.
 
         Yields:
             One `FrameCrops` per frame (at `fps`).
@@ -303,7 +341,9 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         from .landmarks import FaceTracker
 
         backend = self.get_backend()
-        tracker = FaceTracker(backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side)
+        tracker = FaceTracker(
+            backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side, face_choice=self.face_choice
+        )
         r, s = len(self.regions), self.crop_size
         empty_crop = np.zeros((r, 3, s, s), np.uint8)
         e = self.encoder_crop_size
@@ -320,7 +360,16 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             yield FrameCrops(timestamp, frame_crops, frame_mask, face.points, encoder_crop, frame)
         if not count:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
-        self.landmark_backend_used = backend.name
+        if self.landmark_backend_used != backend.name:  # written once, not on every call from every thread
+            self.landmark_backend_used = backend.name
+        if summary is not None:
+            summary.update(
+                still=self.allow_still and isinstance(video, (str, Path)) and still_image_format(video) is not None,
+                faces_seen=tracker.faces_seen,
+                face_choice=self.face_choice,
+                followed_face=tracker.followed_face,
+                landmark_backend=backend.name,
+            )
         logger.debug("extracted %d frames, detector ran %d times", count, tracker.stats["detections"])
 
     def extract_clip(self, video: str | Path | np.ndarray | list[np.ndarray]) -> ClipCrops:
@@ -346,7 +395,8 @@ class MicroXFeatureExtractor(BaseImageProcessor):
         stamps: list[float] = []
         encoder_crops: list[np.ndarray] = []
         no_points = np.full((68, 2), np.nan, np.float32)
-        for frame in self.iter_crops(video):
+        summary: dict[str, Any] = {}
+        for frame in self.iter_crops(video, summary):
             stamps.append(frame.timestamp)
             crops.append(frame.crops)
             masks.append(frame.mask)
@@ -366,10 +416,10 @@ class MicroXFeatureExtractor(BaseImageProcessor):
             timestamps=np.asarray(stamps, dtype=np.float64),
             landmarks=np.stack(points).astype(np.float32),
             regions=list(self.regions),
-            landmark_backend=self.get_backend().name,
             fps=self.fps,
             padded=padded,
             encoder_crops=np.stack(encoder_crops) if encoder_crops else None,  # (N, C, E, E)
+            **summary,
         )
 
     def _crop_frame(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ModelNotFoundError, NoFaceDetectedError
+from .errors import ModelNotFoundError, NoFaceDetectedError, PickledWeightsError
 from .windows import clip_scores
 
 if TYPE_CHECKING:
@@ -143,6 +143,40 @@ def _resolve_name(name_or_path: str | Path | None) -> str | Path:
     return DEFAULT_MODEL
 
 
+# Weights files that are Python pickles: loading one can run any code its author put in it.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _convert_hint(folder: str) -> str:
+    return (
+        "Convert them once, if you trust their source (transformers reads them with torch.load(weights_only=True), "
+        'which refuses pickled code): python -c "from microx_hf import MicroXForVideoClassification as M; '
+        f"M.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}')\" writes model.safetensors "
+        "beside them."
+    )
+
+
+def check_safetensors(folder: Path) -> None:
+    """Refuse a local checkpoint folder that has pickled weights but no safetensors, before anything is unpickled.
+
+    Raises:
+        PickledWeightsError: Only pickled weights (`pytorch_model.bin`, `.pt`, `.pth`, `.ckpt`, ...).
+        ModelNotFoundError: No weights at all.
+    """
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES and p.is_file())
+    pickles = [name for name in pickles if name != "training_args.bin"]  # the Trainer's settings, not weights
+    if pickles:
+        raise PickledWeightsError(
+            f"{folder} has only pickled weights ({', '.join(pickles)}), and MicroX loads safetensors only, since "
+            f"unpickling a file can run code. {_convert_hint(str(folder))}"
+        )
+    raise ModelNotFoundError(
+        f"{folder} has a config.json but no weights (model.safetensors). Save the model with `save_pretrained`."
+    )
+
+
 def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, MicroXFeatureExtractor]:
     """Load a MicroX checkpoint and its feature extractor, ready for inference (eval mode, on the CPU).
 
@@ -154,7 +188,11 @@ def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, Mic
         (model, feature_extractor). A checkpoint without `preprocessor_config.json` gets an extractor built from
         the model's config (regions, frames per window, crop size), with a warning.
 
+    Only safetensors weights are loaded: a checkpoint with only pickled weights (`pytorch_model.bin`, ...) is
+    refused before anything is unpickled, since unpickling can run code.
+
     Raises:
+        PickledWeightsError: Only pickled weights; the message says how to convert them.
         ModelNotFoundError: Nothing loadable at `name_or_path`; the message says what to pass.
     """
     from .feature_extraction_microx import MicroXFeatureExtractor
@@ -168,14 +206,21 @@ def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, Mic
                 f"{path} is not a MicroX model folder (no config.json). Pass a folder written by "
                 "`save_pretrained`, or a Hub model id."
             )
+        check_safetensors(path)
         name = path
     try:
-        model = MicroXForVideoClassification.from_pretrained(name)
+        model = MicroXForVideoClassification.from_pretrained(name, use_safetensors=True)
     except OSError as e:
+        detail = " ".join(str(e).split())  # one line
+        if "safetensors" in detail and not isinstance(name, Path):
+            raise PickledWeightsError(
+                f"The Hub model {name} has no safetensors weights, and MicroX loads safetensors only, since unpickling "
+                f"a file can run code. Download it, check it, and convert it: {_convert_hint('LOCAL_FOLDER')}"
+            ) from None
         raise ModelNotFoundError(
-            f"Cannot load the model {name!s}: {e}. Pass a local folder written by `save_pretrained` or a Hub id that "
-            "is reachable (or cached, when HF_HUB_OFFLINE=1)."
-        ) from e
+            f"Cannot load the model {name!s}: {detail}. Pass a local folder written by `save_pretrained` or a Hub id "
+            "that is reachable (or cached, when HF_HUB_OFFLINE=1)."
+        ) from None
     model.eval()
     try:
         feature_extractor = MicroXFeatureExtractor.from_pretrained(name)

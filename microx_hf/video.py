@@ -10,23 +10,43 @@ position can return the wrong frame (DESIGN.md), so the reader here:
 - applies the container's rotation metadata (`CAP_PROP_ORIENTATION_META`) itself, so portrait phone videos come out
   upright on every OpenCV build;
 - downscales frames whose longer side exceeds `max_side`;
-- turns every bad input into a `microx_hf.errors` exception with a message that says what to do, and stops on
-  limits (duration, frame count, resolution) and on a reader that stops making progress.
+- turns every bad input into a `microx_hf.errors` exception with a message that says what to do;
+- checks the limits (duration, frame count, frame size) from the container before decoding anything (the
+  duration from the header itself, `microx_hf.container`), and again while decoding, since headers can lie;
+- refuses still images (PNG, JPEG, ... whatever their name) unless asked to read one as a one-frame clip;
+- keeps FFmpeg's and OpenCV's own messages ("moov atom not found") off the terminal: the errors here say the same,
+  clearer. Set `OPENCV_FFMPEG_LOGLEVEL` (e.g. 32) or `OPENCV_LOG_LEVEL` yourself to see them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg reads its log level once, when OpenCV first opens a file with it, so this must be set before that; it is
+# only a default (a user's own setting wins), and it cannot help if the process opened a video with OpenCV before
+# importing MicroX.
+_USER_FFMPEG_LOGLEVEL = "OPENCV_FFMPEG_LOGLEVEL" in os.environ
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
-from .errors import InvalidVideoError, VideoDecodeError, VideoLimitError, VideoNotFoundError
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .container import container_duration, still_image_format  # noqa: E402
+from .errors import (  # noqa: E402
+    InvalidVideoError,
+    StillImageError,
+    VideoDecodeError,
+    VideoLimitError,
+    VideoNotFoundError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +59,13 @@ MAX_PIXELS = 8192 * 8192
 MAX_SOURCE_FRAMES = 200_000
 # A file that decodes fewer than this share of the frames its header promises is reported as truncated.
 _MIN_DECODED_SHARE = 0.9
-_HEADER_SLACK = 1.5
+# A duration from the header counts as over the limit beyond this margin (seconds): container durations are exact
+# to a millisecond or so, but an audio track may run a little longer than the video.
+_DURATION_MARGIN = 0.05
+# A duration estimated as frame count / nominal rate is trusted only this far: the count can be a few percent off
+# (98 reported, 95 decoded), and with a variable frame rate the nominal rate is the highest one, so the estimate
+# errs short.
+_COUNT_SLACK = 1.05
 
 _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
@@ -54,8 +80,10 @@ class VideoInfo:
         height: Height of the frames as displayed (after rotation).
         source_fps: The container's nominal frame rate (0.0 where it gives none).
         frame_count: The container's frame count; may be off by a few frames, None where unknown.
-        duration: frame_count / source_fps in seconds, None where either is unknown.
+        duration: Seconds: the container's own duration where it declares one (`duration_source` "container"),
+            else frame_count / source_fps ("frame_count"); None where neither is known.
         rotation: Clockwise rotation in degrees (0, 90, 180, 270) applied to the stored frames for display.
+        duration_source: Where `duration` comes from: "container", "frame_count" or None.
     """
 
     path: str
@@ -65,6 +93,38 @@ class VideoInfo:
     frame_count: int | None
     duration: float | None
     rotation: int
+    duration_source: str | None = None
+
+
+# OpenCV's own log level is process-wide; it is lowered while MicroX opens or decodes a file and restored once no
+# decode is running (a count, since decodes may overlap in threads).
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_level: int | None = None
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings (e.g. "can't be used to capture by name") while MicroX reads a video.
+
+    Does nothing when the user set `OPENCV_LOG_LEVEL` or `OPENCV_FFMPEG_LOGLEVEL`: they want to see them.
+    """
+    global _quiet_depth, _saved_level
+    if _USER_FFMPEG_LOGLEVEL or "OPENCV_LOG_LEVEL" in os.environ:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _saved_level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_level is not None:
+                cv2.utils.logging.setLogLevel(_saved_level)
 
 
 def _sniff(path: Path) -> str:
@@ -97,15 +157,30 @@ def _sniff(path: Path) -> str:
     return "corrupt" if video_magic else "not_video"
 
 
-def _open(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """Open a video with OpenCV's FFmpeg backend or raise the matching MicroX error."""
-    path = Path(path)
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise VideoNotFoundError(f"Video not found: {path}. Check the path (it is relative to {Path.cwd()}).")
     if not path.is_file():
         raise InvalidVideoError(f"{path} is not a file. Pass the path of a video file (e.g. .mp4, .avi, .mov).")
     if path.stat().st_size == 0:
         raise InvalidVideoError(f"{path} is empty (0 bytes). Re-export or re-download the video.")
+
+
+def _still_error(path: Path, kind: str) -> StillImageError:
+    return StillImageError(
+        f"{path} is a still image ({kind}), not a video: MicroX reads emotion from how a face moves over time. Pass "
+        "a video of the face (a few seconds), or, to score this single frame anyway, ask for it explicitly: "
+        "MicroXFeatureExtractor(allow_still=True) (iter_frames(..., allow_still=True))."
+    )
+
+
+def _open(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a video with OpenCV's FFmpeg backend or raise the matching MicroX error."""
+    path = Path(path)
+    _check_path(path)
+    kind = still_image_format(path)
+    if kind is not None:
+        raise _still_error(path, kind)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
     try:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
@@ -149,44 +224,79 @@ def _open(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not np.isfinite(fps) or fps <= 0 or fps > 1000:
         fps = 0.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    frame_count = count if count > 0 else None
-    duration = frame_count / fps if frame_count and fps else None
-    info = VideoInfo(str(path), width, height, fps, frame_count, duration, rotation)
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+    # A file written live has no count: OpenCV then reports garbage (-2^64, 2^30); a frame takes at least a byte.
+    frame_count = int(count) if np.isfinite(count) and 0 < count <= path.stat().st_size else None
+    duration, source = container_duration(path), "container"
+    estimate = frame_count / fps if frame_count and fps else None
+    # Some container durations are lower bounds (a file written live: its last fragment's or cluster's start).
+    if estimate is not None and (duration is None or estimate > duration):
+        duration, source = estimate, "frame_count"
+    info = VideoInfo(str(path), width, height, fps, frame_count, duration, rotation, source if duration else None)
     return cap, info
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Read a video's size, frame rate, frame count and rotation without decoding it.
+    """Read a video's size, frame rate, frame count, duration and rotation without decoding it.
 
     Raises:
         VideoNotFoundError: The path does not exist.
+        StillImageError: A still image, not a video.
         InvalidVideoError: Not a video (empty, text, audio only).
         VideoDecodeError: A video container that cannot be decoded (truncated, corrupt).
     """
-    cap, info = _open(path)
-    cap.release()
+    with quiet_opencv():
+        cap, info = _open(path)
+        cap.release()
     return info
 
 
+def _seconds(value: float) -> str:
+    """A duration for a message: "610 s", "60.06 s" (enough digits to differ from a limit it just exceeds)."""
+    return f"{value:.0f} s" if abs(value - round(value)) < 0.005 or value >= 100 else f"{value:.2f} s"
+
+
+def _too_long(path: str, duration: float | None, max_duration: float) -> VideoLimitError:
+    lasts = f"lasts {_seconds(duration)}" if duration is not None else f"lasts more than {_seconds(max_duration)}"
+    limit = _seconds(max_duration)
+    return VideoLimitError(
+        f"{path} {lasts}, over the limit of {limit}. Cut it into clips of at most {limit}, e.g. "
+        f"`ffmpeg -ss 0 -t {max_duration:g} -i in.mp4 -c copy part1.mp4` keeps the first {limit}.",
+        limit="duration",
+        value=duration,
+        maximum=max_duration,
+    )
+
+
+def _too_many_frames(path: str, count: int | None, max_frames: int) -> VideoLimitError:
+    has = f"has {count} frames" if count is not None else f"has more than {max_frames} frames"
+    return VideoLimitError(
+        f"{path} {has}, over the limit of {max_frames}. Cut it into shorter clips, or lower its frame rate, e.g. "
+        "`ffmpeg -i in.mp4 -r 30 out.mp4`.",
+        limit="frames",
+        value=count,
+        maximum=max_frames,
+    )
+
+
 def _check_limits(info: VideoInfo, max_duration: float | None, max_frames: int | None, max_pixels: int | None):
+    """Refuse, before any decoding, a video whose container shows it is over a limit."""
     if max_pixels is not None and info.width * info.height > max_pixels:
         raise VideoLimitError(
             f"{info.path} is {info.width}x{info.height} ({info.width * info.height / 1e6:.0f} M pixels per frame), "
             f"over the limit of {max_pixels / 1e6:.0f} M. Downscale it first, e.g. "
-            "`ffmpeg -i in -vf scale=1280:-2 out.mp4`."
+            "`ffmpeg -i in -vf scale=1280:-2 out.mp4`.",
+            limit="pixels",
+            value=info.width * info.height,
+            maximum=max_pixels,
         )
-    # The header's duration (count / nominal fps) can be far off for a variable frame rate, so refuse up front
-    # only what is clearly too long; the exact check runs on the timestamps while decoding.
-    if max_duration is not None and info.duration is not None and info.duration > _HEADER_SLACK * max_duration:
-        raise VideoLimitError(
-            f"{info.path} lasts about {info.duration:.0f} s, over the limit of {max_duration:.0f} s. Cut it into shorter "
-            "clips, or raise max_duration."
-        )
+    if max_duration is not None and info.duration is not None:
+        # The container's own duration is exact; count / nominal rate only an estimate (see _COUNT_SLACK).
+        slack = 1.0 if info.duration_source == "container" else _COUNT_SLACK
+        if info.duration > slack * max_duration + _DURATION_MARGIN:
+            raise _too_long(info.path, info.duration, max_duration)
     if max_frames is not None and info.frame_count is not None and info.frame_count > max_frames:
-        raise VideoLimitError(
-            f"{info.path} has {info.frame_count} frames, over the limit of {max_frames}. Cut it into shorter clips."
-        )
+        raise _too_many_frames(info.path, info.frame_count, max_frames)
 
 
 def iter_frames(
@@ -196,6 +306,7 @@ def iter_frames(
     max_side: int | None = 1280,
     max_frames: int | None = MAX_SOURCE_FRAMES,
     max_pixels: int | None = MAX_PIXELS,
+    allow_still: bool = False,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Decode a video sequentially, resampled to `fps` by presentation timestamps.
 
@@ -210,26 +321,61 @@ def iter_frames(
         max_side: Frames whose longer side exceeds this are downscaled to it, keeping the aspect (None: never).
         max_frames: Raise `VideoLimitError` when the source has more frames than this (None: no limit).
         max_pixels: Raise `VideoLimitError` for source frames with more pixels than this (None: no limit).
+        allow_still: Read a still image (PNG, JPEG, ...; recognised by its content, not its name) as a single frame
+            at time 0 instead of raising `StillImageError`.
 
     Yields:
         (timestamp in seconds, RGB uint8 frame (H, W, 3)), upright and downscaled. A frame emitted at several
         targets is the same array object each time: copy it before changing it in place.
 
     Raises:
-        VideoNotFoundError, InvalidVideoError, VideoDecodeError, VideoLimitError: see `probe_video`; a file that
-            stops decoding well before the frame count its header gives raises `VideoDecodeError` after the frames
-            that could be read.
+        VideoNotFoundError, StillImageError, InvalidVideoError, VideoDecodeError, VideoLimitError: see
+            `probe_video`. Limits are checked from the container before the first frame is decoded, and again on
+            the timestamps while decoding; a file that stops decoding well before the frame count its header gives
+            raises `VideoDecodeError` after the frames that could be read.
     """
     if fps is not None and not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps={fps!r}: pass a positive frame rate, or None to keep every frame")
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side={max_side!r}: pass a positive size in pixels, or None")
-    cap, info = _open(path)
-    try:
-        _check_limits(info, max_duration, max_frames, max_pixels)
-        yield from _resample(cap, info, fps, max_duration, max_side, max_frames)
-    finally:
-        cap.release()
+    with quiet_opencv():
+        if allow_still:
+            _check_path(Path(path))
+            kind = still_image_format(path)
+            if kind is not None:
+                yield 0.0, _read_still(Path(path), kind, max_side, max_pixels)
+                return
+        cap, info = _open(path)
+        try:
+            _check_limits(info, max_duration, max_frames, max_pixels)
+            yield from _resample(cap, info, fps, max_duration, max_side, max_frames)
+        finally:
+            cap.release()
+
+
+def _downscale(bgr: np.ndarray, max_side: int | None) -> np.ndarray:
+    height, width = bgr.shape[:2]
+    if max_side is not None and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return bgr
+
+
+def _read_still(path: Path, kind: str, max_side: int | None, max_pixels: int | None) -> np.ndarray:
+    """A still image as one RGB frame (EXIF orientation applied by OpenCV)."""
+    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InvalidVideoError(f"{path} is a {kind} image that OpenCV cannot decode. Convert it to PNG or JPEG.")
+    height, width = bgr.shape[:2]
+    if max_pixels is not None and width * height > max_pixels:
+        raise VideoLimitError(
+            f"{path} is {width}x{height}, over the limit of {max_pixels / 1e6:.0f} M pixels. Downscale it first.",
+            limit="pixels",
+            value=width * height,
+            maximum=max_pixels,
+        )
+    return cv2.cvtColor(_downscale(bgr, max_side), cv2.COLOR_BGR2RGB)
 
 
 def _resample(
@@ -253,12 +399,7 @@ def _resample(
     def convert(bgr: np.ndarray) -> np.ndarray:
         if info.rotation:
             bgr = cv2.rotate(bgr, _ROTATIONS[info.rotation])
-        height, width = bgr.shape[:2]
-        if max_side is not None and max(height, width) > max_side:
-            scale = max_side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(_downscale(bgr, max_side), cv2.COLOR_BGR2RGB)
 
     def retrieve() -> np.ndarray:
         ok, bgr = cap.retrieve()
@@ -274,7 +415,7 @@ def _resample(
             raise VideoDecodeError(f"{info.path}: decoding failed at frame {decoded}: {e}") from e
         decoded += 1
         if max_frames is not None and decoded > max_frames:
-            raise VideoLimitError(f"{info.path} has more than {max_frames} frames. Cut it into shorter clips.")
+            raise _too_many_frames(info.path, None, max_frames)
         pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
         if first_ms is None:
             first_ms = pos_ms if np.isfinite(pos_ms) else 0.0  # times count from the first frame (edit lists)
@@ -288,11 +429,9 @@ def _resample(
             recent_gaps.append(ts - prev_ts)
         elif not np.isfinite(ts):
             ts = 0.0
-        if max_duration is not None and ts > max_duration:
-            raise VideoLimitError(
-                f"{info.path} lasts more than {max_duration:.0f} s (the limit). Cut it into shorter clips, or "
-                "raise max_duration."
-            )
+        # The video lasts at least until this frame ends (the rule the header check applies to the duration).
+        if max_duration is not None and ts + nominal_gap > max_duration + _DURATION_MARGIN:
+            raise _too_long(info.path, None, max_duration)
 
         if fps is None:
             yield ts, retrieve()
@@ -335,6 +474,7 @@ def read_video(
     max_side: int | None = 1280,
     max_frames: int | None = MAX_SOURCE_FRAMES,
     max_pixels: int | None = MAX_PIXELS,
+    allow_still: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode a whole video into memory; the arguments are those of `iter_frames`.
 
@@ -342,7 +482,7 @@ def read_video(
         frames (N, H, W, 3) RGB uint8 and timestamps (N,) float64 seconds.
     """
     timestamps, frames = [], []
-    for ts, frame in iter_frames(path, fps, max_duration, max_side, max_frames, max_pixels):
+    for ts, frame in iter_frames(path, fps, max_duration, max_side, max_frames, max_pixels, allow_still):
         timestamps.append(ts)
         frames.append(frame)
     return np.stack(frames), np.asarray(timestamps, dtype=np.float64)

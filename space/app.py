@@ -3,7 +3,8 @@
 A thin consumer of the `microx_hf` library (the shape of hysts' Space apps: constants, load once, one typed
 handler, a `gr.Blocks` layout). All decoding, landmarks, region crops and the model live in the library:
 `microx_hf.predict.predict` turns a video into a `Prediction`, `microx_hf.visualize` draws the crops and the face
-track. Any `MicroXError` (not a video, no face, too long) is shown as a message in the page.
+track. Any `MicroXError` (not a video, a photo, no face, too long) is shown as a plain message that stays in the
+page (`#status`), and the `/analyze` API endpoint raises it as a `gr.Error` with the same text.
 
 Settings come from the environment:
     MICROX_MODEL           Hub id or local folder of the model (default: the checkpoint committed with the project)
@@ -35,13 +36,23 @@ try:
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from microx_hf.errors import InvalidVideoError, MicroXError, NoFaceDetectedError, VideoDecodeError, VideoLimitError
+from microx_hf.container import still_image_format
+from microx_hf.errors import (
+    InvalidVideoError,
+    MicroXError,
+    NoFaceDetectedError,
+    StillImageError,
+    VideoDecodeError,
+    VideoLimitError,
+)
 from microx_hf.predict import Prediction, load_model, predict
 from microx_hf.visualize import clip_preview, region_strips
 
 logger = logging.getLogger("microx_space")
 
+# The first matching class gives the heading, so subclasses come before their bases.
 ERROR_TITLES = {
+    StillImageError: "A photo, not a video",
     InvalidVideoError: "Not a video",
     VideoDecodeError: "The video is damaged",
     VideoLimitError: "Video too long",
@@ -73,8 +84,14 @@ CSS = """
 #crops .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
 #crops .thumbnail-item { aspect-ratio: auto; height: auto; }
 #crops .thumbnail-item > img { height: auto; }
-#crops .caption-label { position: static; max-width: 100%; border: none; }
+#crops .caption-label { position: static; max-width: 100%; border: none; white-space: normal; }
+/* The gallery otherwise keeps a fixed height and hides the last rows (and their captions) behind a scroll bar. */
+#crops .grid-wrap { height: auto !important; max-height: none !important; overflow: visible !important;
+  padding-top: 1.5rem; }
+#status { border: 2px solid #d9534f; border-radius: 8px; padding: 0 12px; background: #fdf2f2; color: #611a15; }
 """
+# The key of the model card's YAML header that holds the note shown above the app (`training/release.py` writes it).
+CARD_NOTE_KEY = "microx_note"
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
 CACHE_SECONDS = 3600  # uploads, results and previews older than this are deleted (a Space runs for days)
 
@@ -86,8 +103,9 @@ if feature_extractor.max_duration is None or feature_extractor.max_duration > MA
 def model_note(model_name: str | None) -> str:
     """A short Markdown note on which model runs and what it was trained on, from its model card.
 
-    Reads the card (`README.md`) of a local model folder, or of a Hub repo when the Hub can be reached; falls back
-    to the model's label set when there is no card.
+    Reads the card (`README.md`) of a local model folder, or of a Hub repo when the Hub can be reached: the
+    `microx_note` key of its YAML header, or for older cards what its text says; falls back to the model's label
+    set when there is no card.
     """
     name = model_name or str(getattr(model, "name_or_path", "") or "the default checkpoint")
     labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
@@ -99,7 +117,8 @@ def model_note(model_name: str | None) -> str:
 def _card_training_summary(name: str) -> str | None:
     """What the model card says about the model and its training data, or None without a card.
 
-    Takes the card's notice (its first blockquote, where the release script puts "a demonstration, not a validated
+    The card's `microx_note` metadata (one or two sentences the release script writes) when it has one. Cards
+    without it: the card's notice (its first blockquote, where the release script puts "a demonstration, not a validated
     emotion recogniser") and its training-data line ("- Data: ..."); failing both, the first paragraph that says
     what the model was trained on, or the `datasets` of its metadata.
     """
@@ -111,6 +130,9 @@ def _card_training_summary(name: str) -> str | None:
     except Exception as error:  # offline, no card, a malformed header: the note is optional
         logger.info("no model card for %s (%s)", name, error)
         return None
+    note = card.data.to_dict().get(CARD_NOTE_KEY)
+    if isinstance(note, str) and note.strip():
+        return _sentence(" ".join(note.split()))
     lines = [line.strip() for line in card.text.splitlines()]
     notice = next((line.lstrip("> ").replace("**", "") for line in lines if line.startswith(">")), None)
     data = next((line.removeprefix("- Data:").strip() for line in lines if line.startswith("- Data:")), None)
@@ -130,10 +152,18 @@ def _sentence(text: str) -> str:
 
 
 def timeline_frame(prediction: Prediction) -> pd.DataFrame:
-    """Long-format table of each emotion's probability at the centre of each window with a face, for `gr.LinePlot`."""
+    """Long-format table of each emotion's probability at the centre of each window with a face, for `gr.LinePlot`.
+
+    A clip with a single scored window gets its probabilities at the window's start and end instead: a line plot
+    draws nothing for one point per line, and a flat segment over the window's time says what the number covers.
+    """
     has_face = prediction.window_has_face  # windows without a face have NaN rows: leave them out
-    centers = prediction.window_starts[has_face] + feature_extractor.num_frames / (2 * feature_extractor.fps)
+    span = feature_extractor.num_frames / feature_extractor.fps
+    centers = prediction.window_starts[has_face] + span / 2
     probs = prediction.window_probs[has_face]  # (W, L)
+    if len(centers) == 1:
+        centers = np.array([centers[0] - span / 2, centers[0] + span / 2])
+        probs = np.repeat(probs, 2, axis=0)  # (1, L) -> (2, L)
     return pd.DataFrame(
         {
             "time (s)": np.repeat(centers, len(prediction.labels)).round(3),
@@ -173,17 +203,39 @@ def _error_title(error: MicroXError) -> str:
     return "Cannot analyse this video"
 
 
+def _user_message(error: MicroXError, video: str) -> str:
+    """The library's message in the visitor's terms: their file's name, and what they can do here."""
+    name = Path(video).name
+    if isinstance(error, VideoLimitError) and error.limit == "duration":
+        lasts = f"lasts {error.value:.0f} s" if error.value is not None else f"is longer than {MAX_DURATION_S:g} s"
+        return (
+            f"{name} {lasts}; this app takes videos up to {MAX_DURATION_S:g} s. Trim it to the moment that matters "
+            "(most phones and video players can trim a clip) and upload it again."
+        )
+    if isinstance(error, StillImageError):
+        return (
+            f"{name} is a photo, not a video: MicroX reads emotion from how a face moves. Upload or record a video "
+            "of a few seconds instead."
+        )
+    # The upload's server path means nothing to the user: name the file as they know it.
+    return " ".join(str(error).replace(str(video), name).split())
+
+
 def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarray, str]], dict, str, str, dict]:
-    """Analyse one uploaded video.
+    """Analyse one uploaded video (the `/analyze` API endpoint; the page calls `analyze_page`).
 
     Returns:
         The clip's emotion scores, the timeline table, the region crops of the most telling window (one gallery
         item per region), the per-region contributions, the face-track preview's path, a Markdown summary, and
         the JSON-safe prediction.
+
+    Raises:
+        gr.Error: A plain message (and a short `title`) for a video that cannot be analysed.
     """
     if not video:
-        raise gr.Error("Upload a video (or record one) first.", title="No video")
-    if Path(video).suffix.lower() not in VIDEO_TYPES:
+        raise gr.Error("Upload a video (or record one) first.", title="No video", print_exception=False)
+    kind = still_image_format(video) if Path(video).is_file() else None
+    if kind is None and Path(video).suffix.lower() not in VIDEO_TYPES:
         raise gr.Error(
             f"{Path(video).name} is not a video file this app accepts: upload one of {', '.join(VIDEO_TYPES)}.",
             title="Not a video",
@@ -193,9 +245,7 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         prediction = predict(video, model=model, feature_extractor=feature_extractor)
     except MicroXError as error:
         logger.info("rejected %s: %s", Path(video).name, error)
-        # The upload's server path means nothing to the user: name the file as they know it.
-        message = str(error).replace(str(video), Path(video).name)
-        raise gr.Error(message, title=_error_title(error), print_exception=False) from None
+        raise gr.Error(_user_message(error, video), title=_error_title(error), print_exception=False) from None
     except Exception:
         logger.exception("analysis of %s failed", video)
         raise gr.Error(
@@ -229,6 +279,9 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         f"{start:.2f} s to {end:.2f} s ({prediction.window_probs[window].max():.0%} {prediction.label}). "
         f"Face found in {prediction.face_fraction:.0%} of the frames (landmarks: {prediction.landmark_backend})."
     )
+    notes = summary_notes(prediction)
+    if notes:
+        summary += "\n\n" + "\n".join(f"- {note}" for note in notes)
     return (
         prediction.scores,
         timeline_frame(prediction),
@@ -238,6 +291,53 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         summary,
         prediction.to_dict(),
     )
+
+
+def _flag(prediction: Prediction, name: str, default=None):
+    """A clip fact (padded, still, faces_seen, ...) from the prediction, or from its clip."""
+    if hasattr(prediction, name):
+        return getattr(prediction, name)
+    return getattr(getattr(prediction, "clip", None), name, default)
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def summary_notes(prediction: Prediction) -> list[str]:
+    """What the visitor must know to read the result: a still, a clip shorter than one window, several faces."""
+    notes = []
+    if _flag(prediction, "still", False):
+        notes.append("**A still image**, analysed as a single frame: there is no motion to read, so take the result "
+                     "with care.")  # fmt: skip
+    elif _flag(prediction, "padded", False):
+        span = feature_extractor.num_frames / feature_extractor.fps
+        notes.append(f"**Short clip**: shorter than one window ({feature_extractor.num_frames} frames, {span:.2f} s); "
+                     "its last frame was repeated to fill it, so the result rests on very little motion.")  # fmt: skip
+    faces = _flag(prediction, "faces_seen", 0) or 0
+    if faces > 1:
+        choice = _flag(prediction, "face_choice", "auto")
+        followed = _flag(prediction, "followed_face")
+        how = {"auto": "the most prominent one (clearest, large and central)", "largest": "the largest one",
+               "central": "the most central one"}.get(choice, f"face {choice}")  # fmt: skip
+        where = f", the {_ordinal(followed + 1)} from the left" if followed is not None else ""
+        notes.append(f"**{faces} faces** seen; MicroX followed {how}{where}. The result is about that face only.")
+    return notes
+
+
+def _blank_outputs(status: str) -> tuple:
+    """Cleared results and a visible message: the previous video's results must not stand under a new error."""
+    return (None, None, None, None, None, "", None, gr.update(value=status, visible=True))
+
+
+def analyze_page(video: str | None) -> tuple:
+    """`analyze` for the page: its outputs plus the message box, which shows an error in plain words and stays."""
+    try:
+        results = analyze(video)
+    except gr.Error as error:
+        title = error.title if error.title and error.title != "Error" else "Cannot analyse this video"
+        return _blank_outputs(f"**{title}.** {error.message}")
+    return (*results, gr.update(value="", visible=False))
 
 
 with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
@@ -273,7 +373,9 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
         render=False,
     )
     json_out = gr.JSON(elem_id="raw", render=False)
+    status_out = gr.Markdown(visible=False, elem_id="status", render=False)
     outputs = [emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out]
+    page_outputs = [*outputs, status_out]
 
     with gr.Row():
         with gr.Column(scale=1):
@@ -288,14 +390,15 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
             gr.Examples(
                 examples=EXAMPLES,
                 inputs=video_in,
-                outputs=outputs,
-                fn=analyze,
+                outputs=page_outputs,
+                fn=analyze_page,
                 run_on_click=True,
                 cache_mode="lazy",
                 label="Examples (public-domain faces; click one)",
                 elem_id="examples",
             )
         with gr.Column(scale=1):
+            status_out.render()
             emotion_out.render()
             summary_out.render()
             regions_out.render()
@@ -306,9 +409,30 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
     with gr.Accordion("Raw result (JSON)", open=False):
         json_out.render()
 
-    # Clear the previous summary first: on an error the other outputs show an error badge, a Markdown would not.
-    run_button.click(lambda: "", outputs=summary_out, queue=False, api_visibility="private").then(
-        analyze, inputs=video_in, outputs=outputs, api_name="analyze", concurrency_limit=CONCURRENCY_LIMIT
+    # The page: clear the previous summary and message at once, then analyse; errors land in the message box.
+    run_button.click(
+        lambda: ("", gr.update(value="", visible=False)),
+        outputs=[summary_out, status_out],
+        queue=False,
+        api_visibility="private",
+    ).then(
+        analyze_page,
+        inputs=video_in,
+        outputs=page_outputs,
+        api_visibility="private",
+        concurrency_id="analysis",
+        concurrency_limit=CONCURRENCY_LIMIT,
+    )
+    # The API (`gradio_client`): the same analysis, raising `gr.Error` for a video it cannot use. It shares the
+    # page's concurrency limit, so the two together never analyse more than CONCURRENCY_LIMIT videos at once.
+    api_trigger = gr.Button(visible=False)
+    api_trigger.click(
+        analyze,
+        inputs=video_in,
+        outputs=outputs,
+        api_name="analyze",
+        concurrency_id="analysis",
+        concurrency_limit=CONCURRENCY_LIMIT,
     )
 
 

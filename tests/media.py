@@ -372,3 +372,86 @@ def make_audio_only(path: str | Path, seconds: float = 1.0) -> Path:
     """An AAC sine tone in an .mp4/.m4a container: no video stream."""
     _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", str(path))
     return Path(path)
+
+
+def make_long_video(
+    path: str | Path, seconds: float, size: tuple[int, int] = (64, 48), fps: float = 2.0, live: bool = False
+) -> Path:
+    """A long but cheap video (ffmpeg's test pattern; H.264, or VP8 in .webm): 600 s takes about 0.2 s to write.
+
+    Args:
+        path: .mp4, .mov, .mkv or .webm.
+        seconds: Its duration.
+        size: (width, height).
+        fps: Frame rate.
+        live: Make the header say nothing about the duration, as in a live recording (a browser's MediaRecorder
+            writes WebM without a duration; a stream dump is a fragmented MP4): Matroska gets its Duration and Tags
+            blanked out (EBML Void), MP4 is written fragmented to a pipe.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    codec = ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "50k"] if suffix == ".webm" else [
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]  # fmt: skip
+    width, height = size
+    source = ["-f", "lavfi", "-i", f"testsrc=size={width}x{height}:rate={fps:g}", "-t", f"{seconds:g}", *codec]
+    if live and suffix in (".mp4", ".mov"):
+        exe = ffmpeg_exe()
+        if exe is None:
+            raise RuntimeError("ffmpeg not found: pip install imageio-ffmpeg")
+        flags = ["-movflags", "frag_keyframe+empty_moov", "-f", suffix[1:]]
+        result = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-y", *source, *flags, "pipe:1"],
+                                capture_output=True, timeout=120)  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed: {result.stderr.decode(errors='replace').strip()}")
+        path.write_bytes(result.stdout)
+        return path
+    _ffmpeg(*source, str(path))
+    if live:
+        _blank_matroska_duration(path)
+    return path
+
+
+def _blank_matroska_duration(path: Path) -> None:
+    """Overwrite a Matroska file's Info/Duration and its Tags (ffmpeg writes per-track DURATION tags there) with
+    EBML Void elements of the same length, as if the file had been written live."""
+    data = bytearray(path.read_bytes())
+    info = data.find(bytes.fromhex("1549a966"), data.find(bytes.fromhex("1549a966")) + 4)  # after the SeekHead
+    duration = data.find(bytes.fromhex("4489"), info)
+    if info < 0 or duration < 0 or data[duration + 2] not in (0x84, 0x88):
+        raise RuntimeError(f"no Matroska duration found in {path}")
+    total = 3 + (data[duration + 2] & 0x0F)
+    data[duration : duration + total] = bytes([0xEC, 0x80 | (total - 2)]) + bytes(total - 2)
+    tags = data.rfind(bytes.fromhex("1254c367"))
+    if tags > info:
+        first = data[tags + 4]
+        n = 9 - first.bit_length()
+        size = int.from_bytes(data[tags + 4 : tags + 4 + n], "big") & ((1 << (7 * n)) - 1)
+        total = 4 + n + size
+        data[tags : tags + total] = b"\xec\x01" + (total - 9).to_bytes(7, "big") + bytes(total - 9)
+    path.write_bytes(bytes(data))
+
+
+def make_still(path: str | Path, size: tuple[int, int] = (320, 240)) -> Path:
+    """A still image of the astronaut's face, encoded by content type whatever its name says (.png / .jpg, or
+    `name.png.mp4` for a PNG renamed .mp4)."""
+    path = Path(path)
+    kinds = [s for s in path.suffixes if s.lower() in (".png", ".jpg", ".jpeg")]
+    ext = kinds[0].lower() if kinds else ".png"
+    frame = face_frames(1, size)[0]
+    ok, data = cv2.imencode(ext, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"OpenCV cannot encode {ext}")
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def make_portrait_video(path: str | Path, n_frames: int = 8, size: tuple[int, int] = (320, 240)) -> Path:
+    """A phone-style portrait video: frames stored turned 90 degrees and tagged for display rotation, so that a
+    player (and MicroX) shows an upright face; `size` is the stored (width, height)."""
+    path = Path(path)
+    width, height = size
+    upright = face_frames(n_frames, (height, width))  # displayed size: height x width
+    stored = np.ascontiguousarray(np.rot90(upright, k=1, axes=(1, 2)))  # displayed = stored turned clockwise
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_video(Path(tmp) / "stored.mp4", stored)
+        return make_rotated_video(src, path, rotation=90)

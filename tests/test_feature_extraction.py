@@ -164,11 +164,14 @@ def test_settings_survive_save_and_load(tmp_path):
         detect_max_side=320,
         max_duration=30.0,
         max_side=640,
+        face_choice=1,
+        allow_still=True,
     )
     extractor.extract_clip(media.face_frames(3))  # records the backend that produced the crops
     extractor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["landmark_backend_used"] == "dlib" and saved["geometry"] == "paper"
+    assert saved["face_choice"] == 1 and saved["allow_still"] is True
     loaded = MicroXFeatureExtractor.from_pretrained(tmp_path)
     assert loaded.to_dict() == extractor.to_dict()
     assert loaded.region_scales == {"mouth": 1.6, "left_brow": 1.2, "right_brow": 1.2}
@@ -277,3 +280,75 @@ def test_encoder_crops_are_the_face_square_at_the_encoders_size(tmp_path):
     assert tuple(batch["encoder_pixel_values"].shape) == (len(batch["pixel_values"]), 4, 3, 48, 48)
     reloaded = MicroXFeatureExtractor.from_dict(extractor.to_dict())
     assert reloaded.encoder_crop_size == 48
+
+
+# Several faces, stills ---------------------------------------------------------------------------------------------
+
+
+FULL = {"detect_max_side": 1280}  # detect on the full frame: both faces are large enough for HOG there
+
+
+def _two_sizes() -> tuple[np.ndarray, list]:
+    """Frames with a small face on the left and a large one on the right (both upright)."""
+    small = media._pose((160.0, 180.0), 1.0, 0.0)
+    large = media._pose((450.0, 180.0), 1.4, 0.0)
+    frame = media.render_frame((640, 360), [small, large])
+    return np.stack([frame] * 6), [small, large]
+
+
+def _followed(clip, poses) -> int:
+    eye = clip.landmarks[0, 36:42].mean(0)
+    return int(np.argmin([np.linalg.norm(eye - p.left_eye) for p in poses]))
+
+
+@pytest.mark.parametrize(("face_choice", "expected"), [("largest", 1), (0, 0), (1, 1), ("0", 0)])
+def test_face_choice_picks_the_face_and_the_clip_says_so(face_choice, expected):
+    frames, poses = _two_sizes()
+    extractor = MicroXFeatureExtractor(
+        num_frames=4, crop_size=17, landmark_backend="dlib", face_choice=face_choice, **FULL
+    )
+    clip = extractor.extract_clip(frames)
+    assert clip.mask.all()
+    assert _followed(clip, poses) == expected
+    assert clip.faces_seen == 2 and clip.followed_face == expected
+    assert clip.face_choice == (int(face_choice) if str(face_choice).isdigit() else face_choice)
+
+
+def test_face_choice_central_and_one_face():
+    small = media._pose((360.0, 180.0), 1.0, 0.0)  # central but smaller
+    large = media._pose((600.0, 180.0), 1.4, 0.0)
+    frames = np.stack([media.render_frame((720, 360), [small, large])] * 5)
+    clip = MicroXFeatureExtractor(
+        num_frames=4, crop_size=17, landmark_backend="dlib", face_choice="central", **FULL
+    ).extract_clip(frames)
+    assert _followed(clip, [small, large]) == 0 and clip.faces_seen == 2 and clip.followed_face == 0
+    one = MicroXFeatureExtractor(num_frames=4, crop_size=17, landmark_backend="dlib").extract_clip(media.face_frames(5))
+    assert (one.faces_seen, one.followed_face, one.face_choice) == (1, 0, "auto")
+
+
+def test_an_index_beyond_the_faces_follows_none():
+    clip = MicroXFeatureExtractor(num_frames=4, crop_size=17, landmark_backend="dlib", face_choice=1).extract_clip(
+        media.face_frames(5)
+    )
+    assert not clip.mask.any() and clip.faces_seen == 1 and clip.followed_face is None
+
+
+def test_bad_face_choice_is_refused():
+    for bad in ("biggest", -1, 1.5, True):
+        with pytest.raises(ValueError, match="face_choice"):
+            MicroXFeatureExtractor(face_choice=bad)
+
+
+def test_stills_are_refused_unless_asked_for(tmp_path):
+    from microx_hf.errors import StillImageError
+
+    path = media.make_still(tmp_path / "photo.png.mp4", size=(640, 360))
+    refusing = MicroXFeatureExtractor(num_frames=4, crop_size=17, landmark_backend="dlib")
+    with pytest.raises(StillImageError, match="still image"):
+        refusing.extract_clip(path)
+    clip = MicroXFeatureExtractor(num_frames=4, crop_size=17, landmark_backend="dlib", allow_still=True).extract_clip(
+        path
+    )
+    assert clip.still and clip.padded and clip.num_frames == 4 and clip.mask.all()
+    video = refusing.extract_clip(media.make_face_video(tmp_path / "v.mp4", n_frames=5))
+    assert not video.still and not video.padded

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from microx_hf.windows import window_starts
-from tests.media import face_frames, make_face_video, make_noface_video, make_text_file, write_video
+from tests.media import face_frames, make_face_video, make_noface_video, make_still, make_text_file, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 APP_PATH = REPO / "space" / "app.py"
@@ -74,6 +74,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "fake_mp4": make_text_file(folder / "holiday.mp4"),
         "long": make_face_video(folder / "long.mp4", n_frames=120, fps=30.0, size=(160, 120)),
         "big": _big_file(folder / "big.mp4", 3_000_000),
+        "photo": make_still(folder / "selfie.jpg.mp4", size=(320, 240)),
+        "one_window": make_face_video(folder / "blink.mp4", n_frames=4, size=(320, 240)),
+        "short": make_face_video(folder / "short.mp4", n_frames=3, size=(320, 240)),
+        "two_faces": make_face_video(folder / "two.mp4", n_frames=8, size=(640, 360), two_faces=True),
+        "one_window_webm": write_video(folder / "blink.webm", face_frames(4, (320, 240)), fourcc="VP80"),
+        "two_faces_webm": write_video(folder / "two.webm", face_frames(8, (640, 360), two_faces=True), fourcc="VP80"),
     }
 
 
@@ -165,7 +171,8 @@ def test_handler_returns_every_output(app, media):
         ("text", "is not a video", "Not a video"),
         ("fake_mp4", "is not a video", "Not a video"),
         ("noface", "no face was found", "No face found"),
-        ("long", "lasts more than", "Video too long"),
+        ("long", "lasts 4 s; this app takes videos up to 3 s. trim it", "Video too long"),
+        ("photo", "is a photo, not a video", "A photo, not a video"),
     ],
 )
 def test_handler_turns_user_errors_into_messages(app, media, name, message, title):
@@ -190,8 +197,38 @@ def test_handler_hides_unexpected_failures(app, media, monkeypatch, caplog):
 
 
 def test_handler_without_a_video(app):
-    with pytest.raises(gr.Error, match="Upload a video"):
+    with pytest.raises(gr.Error, match="Upload a video") as info:
         app.analyze(None)
+    assert info.value.title == "No video" and not info.value.print_exception
+
+
+def test_the_page_shows_errors_in_a_message_that_stays(app, media):
+    *results, status = app.analyze_page(str(media["noface"]))
+    assert status["visible"] and status["value"].startswith("**No face found.** ")
+    assert "no face was found in empty" not in status["value"].lower() and media["noface"].name in status["value"]
+    assert results == [None, None, None, None, None, "", None], "no stale results under the message"
+    *_, status = app.analyze_page(None)
+    assert status["value"] == "**No video.** Upload a video (or record one) first."
+    *results, status = app.analyze_page(str(media["face"]))
+    assert not status["visible"] and results[0] and "**" in results[5]
+
+
+def test_a_one_window_clip_draws_a_segment(app, media):
+    _, timeline, *_ = app.analyze(str(media["one_window"]))
+    labels = app.model.config.id2label.values()
+    assert len(timeline) == 2 * len(labels), "two points per emotion: the window's start and end"
+    for _, rows in timeline.groupby("emotion"):
+        assert rows["time (s)"].tolist() == pytest.approx([0.0, 4 / 30], abs=1e-3)
+        assert rows["probability"].nunique() == 1
+
+
+def test_the_summary_says_what_to_know(app, media):
+    *_, summary, _ = app.analyze(str(media["short"]))
+    assert "**Short clip**: shorter than one window (4 frames" in summary
+    *_, summary, _ = app.analyze(str(media["two_faces"]))
+    assert "**2 faces** seen; MicroX followed the most prominent one" in summary and "from the left" in summary
+    *_, summary, _ = app.analyze(str(media["face"]))
+    assert "Short clip" not in summary and "faces**" not in summary
 
 
 def test_model_note_says_what_the_model_was_trained_on(app):
@@ -199,6 +236,12 @@ def test_model_note_says_what_the_model_was_trained_on(app):
     assert NOTICE in note
     assert f"Training data: {TRAINING_DATA}." in note
     assert "neutral" in note and "happy" in note
+
+
+def test_model_note_from_the_card_metadata(tmp_path, app):
+    note = "A demonstration trained on synthetic clips, not a validated emotion recogniser"
+    (tmp_path / "README.md").write_text(f"---\nlicense: mit\nmicrox_note: {note}\n---\n# A model\n\n> **Other.**\n")
+    assert app._card_training_summary(str(tmp_path)) == note + "."
 
 
 def test_model_note_from_a_card_in_prose(tmp_path, app):
@@ -239,6 +282,42 @@ def test_gradio_client_predicts_and_reports_errors(server, media, app):
             client.predict(handle_file(str(media["text"])), api_name="/analyze")
     finally:
         client.close()
+
+
+def test_concurrent_requests_get_the_sequential_answers(server, media):
+    """A load test: more requests than the app analyses at once, from several clients; every answer must equal the
+    one the same video gets alone (the landmark backend, extractor and model are shared by the worker threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    videos = [media["face"], media["face_webm"], media["two_faces"], media["short"]] * 2
+    clients = [Client(server, verbose=False) for _ in range(4)]
+
+    def ask(i: int, path: Path) -> dict:
+        return clients[i % len(clients)].predict(handle_file(str(path)), api_name="/analyze")[-1]
+
+    try:
+        alone = {path: ask(0, path) for path in set(videos)}
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            together = list(pool.map(ask, range(len(videos)), videos))
+    finally:
+        for client in clients:
+            client.close()
+    for path, answer in zip(videos, together, strict=True):
+        assert answer == alone[path], path.name
+
+
+def test_the_api_reports_a_missing_video_without_a_server_traceback(server, capfd):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    try:
+        with pytest.raises(Exception, match="Upload a video"):
+            client.predict(None, api_name="/analyze")
+    finally:
+        client.close()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_server_refuses_uploads_over_the_size_limit(server, media):
@@ -283,20 +362,59 @@ def test_page_in_chromium(server, media, app):
             expect(page.locator("#timeline svg").first).to_be_visible()
             assert page.locator("#timeline svg path").count() > 0
             expect(page.locator("#crops img")).to_have_count(len(app.model.config.regions))
+            # Every row's caption is shown, inside the gallery's visible area (not behind its scroll bar).
+            captions = page.locator("#crops .caption-label")
+            assert [c.split(":")[0] for c in captions.all_inner_texts()] == app.model.config.regions
+            assert page.evaluate(CAPTIONS_SHOWN), "a caption is cut off"
             expect(page.locator("#preview img")).to_have_count(1)
             page.screenshot(path=str(ARTIFACTS / "space.png"), full_page=True)
 
-            # A text file named like a video passes the browser's type check; the library's message shows.
-            page.locator("#video-in button[aria-label='Clear']").click()
-            page.locator("#video-in input[type=file]").set_input_files(str(media["fake_mp4"]))
-            page.locator("#run").click()
-            toast = page.locator("[data-testid=toast-text]").filter(has_text="holiday.mp4 is not a video")
-            expect(toast).to_be_visible(timeout=30_000)
-            assert "/tmp" not in toast.inner_text(), "the message names the file, not the server's path"
-            assert "Traceback" not in toast.inner_text()
+            # A clip of one window draws a segment, not an empty plot; two faces are reported in the summary.
+            _upload(page, media["one_window_webm"])
+            expect(summary).to_contain_text("over 1 windows", timeout=60_000)
+            assert page.evaluate(LINE_WIDTH) > 100, "the one-window timeline draws a visible line"
+            _upload(page, media["two_faces_webm"])
+            expect(summary).to_contain_text("2 faces seen; MicroX followed", timeout=60_000)
+
+            # A text file named like a video passes the browser's type check; the library's message shows in a box
+            # that stays (a toast vanishes after about 15 s), under its plain title, and no result is left standing.
+            _upload(page, media["fake_mp4"])
+            status = page.locator("#status")
+            expect(status).to_contain_text("Not a video. holiday.mp4 is not a video", timeout=30_000)
+            assert "/tmp" not in status.inner_text(), "the message names the file, not the server's path"
+            assert "Traceback" not in status.inner_text()
             page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
+            page.wait_for_timeout(16_000)
+            expect(status).to_be_visible()
+            expect(status).to_contain_text("holiday.mp4 is not a video")
+            assert "Error" not in page.locator("#emotion").inner_text(), "no bare error badge"
+            assert page.locator("#summary").inner_text().strip() == ""
+
+            # Analysing with no video: the message says what to do.
+            page.locator("#video-in button[aria-label='Clear']").click()
+            page.locator("#run").click()
+            expect(status).to_contain_text("No video. Upload a video (or record one) first.", timeout=30_000)
         finally:
             browser.close()
+
+
+# In the page: whether every crop caption lies within the gallery's visible box; the widest timeline line (px).
+CAPTIONS_SHOWN = """() => {
+  const box = document.querySelector("#crops .grid-wrap").getBoundingClientRect();
+  const captions = [...document.querySelectorAll("#crops .caption-label")];
+  return captions.length > 0 && captions.every(c => {
+    const r = c.getBoundingClientRect();
+    return r.height > 0 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+  });
+}"""
+LINE_WIDTH = """() => Math.max(0, ...[...document.querySelectorAll("#timeline svg g.mark-line path")]
+  .map(p => p.getBBox().width))"""
+
+
+def _upload(page, path: Path) -> None:
+    page.locator("#video-in button[aria-label='Clear']").click()
+    page.locator("#video-in input[type=file]").set_input_files(str(path))
+    page.locator("#run").click()
 
 
 def _write_y4m(path: Path, frames: np.ndarray, fps: int = 30) -> Path:

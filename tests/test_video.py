@@ -1,5 +1,6 @@
 """Tests for `microx_hf.video` on real files written by `tests/media.py` (OpenCV, and ffmpeg from imageio-ffmpeg)."""
 
+import subprocess
 import time
 
 import cv2
@@ -118,28 +119,88 @@ def test_too_long_is_refused_up_front(tmp_path):
     assert time.perf_counter() - start < 1.0
 
 
-def test_too_long_is_caught_while_decoding(tmp_path):
-    # 1.0 s is within the header slack of 0.8 s: the timestamps catch it.
-    path = media.make_face_video(tmp_path / "a.mp4", n_frames=30, size=SMALL)
+@media.needs_ffmpeg
+def test_too_long_is_caught_while_decoding_when_the_header_says_nothing(tmp_path):
+    # A Matroska file written live declares no duration (its first and only cluster starts at 0) and OpenCV's frame
+    # count is garbage: the timestamps stop it at the limit.
+    path = media.make_long_video(tmp_path / "live.mkv", 4.0, fps=10.0, live=True)
+    info = probe_video(path)
+    assert info.frame_count is None and info.duration in (None, 0.0)
     seen = []
-    with pytest.raises(VideoLimitError, match="more than 1 s"):
-        for ts, _ in iter_frames(path, max_duration=0.8):
+    with pytest.raises(VideoLimitError, match="more than 1 s") as excinfo:
+        for ts, _ in iter_frames(path, fps=10.0, max_duration=1.0):
             seen.append(ts)
-    assert seen and max(seen) <= 0.8
+    assert seen and max(seen) <= 1.0
+    assert excinfo.value.limit == "duration" and excinfo.value.maximum == 1.0
+
+
+def test_a_header_that_lies_is_caught_while_decoding(tmp_path, monkeypatch):
+    from microx_hf import video
+
+    path = media.make_face_video(tmp_path / "a.mp4", n_frames=30, size=SMALL)  # 1.0 s
+    monkeypatch.setattr(video, "container_duration", lambda _: 0.2)
+    monkeypatch.setattr(video.cv2, "CAP_PROP_FRAME_COUNT", video.cv2.CAP_PROP_POS_FRAMES)  # "0 frames": unknown
+    seen = []
+    with pytest.raises(VideoLimitError, match="more than 0.50 s"):
+        for ts, _ in iter_frames(path, max_duration=0.5):
+            seen.append(ts)
+    assert seen and max(seen) <= 0.5
 
 
 def test_default_limit_refuses_a_ten_minute_video(tmp_path):
     tiny = np.zeros((20, 16, 16, 3), np.uint8)
-    # 1000 frames at 1 fps: the header says 1000 s, far over the default 600 s: refused before decoding.
+    # 1000 frames at 1 fps: the header says 1000 s, over the default 600 s: refused before decoding.
     long = media.write_video(tmp_path / "long.mp4", np.concatenate([tiny] * 50), fps=1.0)
     start = time.perf_counter()
-    with pytest.raises(VideoLimitError, match="about 1000 s"):
+    with pytest.raises(VideoLimitError, match="lasts 1000 s, over the limit of 600 s. Cut it") as excinfo:
         next(iter_frames(long))
     assert time.perf_counter() - start < 1.0
-    # 620 frames at 1 fps: within the header slack, stopped by the timestamps after 600 s.
+    assert "max_duration" not in str(excinfo.value) and "ffmpeg -ss 0 -t 600" in str(excinfo.value)
+    assert (excinfo.value.limit, excinfo.value.value, excinfo.value.maximum) == ("duration", 1000.0, 600.0)
+    # 620 s is also refused up front now: the container's own duration is exact.
     longish = media.write_video(tmp_path / "longish.mp4", np.concatenate([tiny] * 31), fps=1.0)
-    with pytest.raises(VideoLimitError, match="more than 600 s"):
-        read_video(longish, fps=1.0)
+    start = time.perf_counter()
+    with pytest.raises(VideoLimitError, match="lasts 620 s"):
+        next(iter_frames(longish, fps=1.0))
+    assert time.perf_counter() - start < 1.0
+
+
+@media.needs_ffmpeg
+@pytest.mark.parametrize("name", ["long.mp4", "long.mkv", "long.webm", "live.mkv", "live.webm", "live.mp4"])
+def test_over_long_videos_are_refused_within_two_seconds(tmp_path, name):
+    path = media.make_long_video(tmp_path / name, 610.0, live=name.startswith("live"))
+    start = time.perf_counter()
+    with pytest.raises(VideoLimitError, match="over the limit of 600 s|more than 600 s"):
+        for _ in iter_frames(path, fps=30.0, max_duration=600.0):
+            pass
+    assert time.perf_counter() - start < 2.0
+
+
+@media.needs_ffmpeg
+def test_a_video_just_over_the_limit_is_refused_up_front_and_one_at_it_is_read(tmp_path):
+    # The Space's case: 60.06 s uploaded with a 60 s limit was decoded for 16 s before being refused.
+    over = media.make_long_video(tmp_path / "over.mp4", 60.5, fps=2.0)
+    start = time.perf_counter()
+    with pytest.raises(VideoLimitError, match="lasts 60.50 s, over the limit of 60 s"):
+        next(iter_frames(over, max_duration=60.0))
+    assert time.perf_counter() - start < 1.0
+    at = media.make_long_video(tmp_path / "at.mp4", 60.0, fps=2.0)
+    assert probe_video(at).duration == pytest.approx(60.0) and probe_video(at).duration_source == "container"
+    frames = list(iter_frames(at, fps=2.0, max_duration=60.0))
+    assert len(frames) == 120
+
+
+@media.needs_ffmpeg
+def test_a_garbage_frame_count_is_not_taken_for_a_limit(tmp_path):
+    # An AVI written to a pipe has no frame count in its header: OpenCV reports 2^30 frames.
+    exe = media.ffmpeg_exe()
+    src = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "2", "-c:v", "mjpeg", "-f", "avi", "pipe:1"]
+    out = subprocess.run([exe, "-hide_banner", "-loglevel", "error", *src], capture_output=True, check=True).stdout
+    path = tmp_path / "live.avi"
+    path.write_bytes(out)
+    assert probe_video(path).frame_count is None
+    frames, _ = read_video(path, fps=10.0)
+    assert len(frames) == 20
 
 
 def test_too_many_frames_and_pixels(tmp_path):
@@ -265,3 +326,108 @@ def test_variable_frame_rate_resampled_by_timestamps(tmp_path):
     expected = [int(np.searchsorted(source_ts, t + 1e-6, side="right") - 1) for t in ts]
     assert [_source_index(f, sources) for f in frames] == expected
     assert ts[-1] <= source_ts[-1] + 0.05
+
+
+# Still images ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "kind"), [("photo.png", "PNG"), ("photo.jpg", "JPEG"), ("photo.png.mp4", "PNG")])
+def test_still_images_are_refused_by_content(tmp_path, name, kind):
+    from microx_hf.container import still_image_format
+    from microx_hf.errors import StillImageError
+
+    path = media.make_still(tmp_path / name)
+    assert still_image_format(path) == kind
+    with pytest.raises(StillImageError, match=f"is a still image \\({kind}\\), not a video") as excinfo:
+        next(iter_frames(path))
+    assert isinstance(excinfo.value, InvalidVideoError) and "allow_still=True" in str(excinfo.value)
+    with pytest.raises(StillImageError):
+        probe_video(path)
+
+
+def test_a_still_is_read_as_one_frame_when_asked(tmp_path):
+    path = media.make_still(tmp_path / "photo.jpg.mp4", size=(320, 240))
+    frames = list(iter_frames(path, allow_still=True, max_side=160))
+    assert len(frames) == 1 and frames[0][0] == 0.0
+    assert frames[0][1].shape == (120, 160, 3)  # downscaled like video frames
+    assert np.abs(frames[0][1].astype(int) - cv2.resize(media.face_frames(1, (320, 240))[0], (160, 120))).mean() < 8
+    video = media.make_face_video(tmp_path / "clip.mp4", n_frames=5, size=SMALL)
+    assert len(list(iter_frames(video, allow_still=True))) == 5  # videos are unaffected
+
+
+def test_videos_are_not_taken_for_stills(tmp_path):
+    from microx_hf.container import still_image_format
+
+    assert still_image_format(media.make_face_video(tmp_path / "a.mp4", n_frames=3, size=SMALL)) is None
+    assert still_image_format(media.make_face_video(tmp_path / "a.avi", n_frames=3, size=SMALL, fourcc="MJPG")) is None
+    assert still_image_format(media.make_text_file(tmp_path / "t.png")) is None
+
+
+# What the container says -------------------------------------------------------------------------------------------
+
+
+@media.needs_ffmpeg
+@pytest.mark.parametrize(
+    ("name", "live", "low", "high"),
+    [
+        ("a.mp4", False, 30.0, 30.0),
+        ("a.mov", False, 30.0, 30.0),
+        ("a.mkv", False, 30.0, 30.0),
+        ("a.webm", False, 30.0, 30.0),
+        ("live.mkv", True, 20.0, 30.0),  # the last cluster's start: a lower bound
+        ("live.webm", True, 20.0, 30.0),
+        ("live.mp4", True, 10.0, 30.0),  # the last fragment's start
+    ],
+)
+def test_container_duration(tmp_path, name, live, low, high):
+    from microx_hf.container import container_duration
+
+    path = media.make_long_video(tmp_path / name, 30.0, fps=10.0, live=live)
+    assert low - 1e-6 <= container_duration(path) <= high + 1e-6
+
+
+def test_container_duration_of_opencv_files_and_non_videos(tmp_path):
+    from microx_hf.container import container_duration
+
+    assert container_duration(media.make_face_video(tmp_path / "a.mp4", n_frames=15, size=SMALL)) == 0.5
+    assert container_duration(media.make_text_file(tmp_path / "t.mp4")) is None
+    assert container_duration(media.make_empty_file(tmp_path / "e.mp4")) is None
+    assert container_duration(media.make_zero_frame_video(tmp_path / "z.mp4")) in (None, 0.0)
+    truncated = media.make_truncated_video(media.make_face_video(tmp_path / "b.mp4", size=SMALL), tmp_path / "c.mp4")
+    assert container_duration(truncated) is None  # OpenCV's writer puts the index last: cut off
+
+
+# FFmpeg's and OpenCV's own messages stay off the terminal -----------------------------------------------------------
+
+
+def _stderr_of_reading(path, env_extra: dict | None = None) -> tuple[str, str]:
+    import os
+    import sys
+
+    code = (
+        "import sys\nfrom microx_hf.video import read_video\nfrom microx_hf.errors import MicroXError\n"
+        f"try:\n    read_video({str(path)!r})\nexcept MicroXError as e:\n    print(type(e).__name__)\n"
+    )
+    env = {**os.environ, **(env_extra or {})}
+    for key in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL"):
+        if key not in (env_extra or {}):
+            env.pop(key, None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip(), result.stderr
+
+
+@media.needs_ffmpeg
+def test_decoder_messages_do_not_reach_the_terminal(tmp_path):
+    good = media.make_face_video(tmp_path / "good.mp4", n_frames=20, size=SMALL)
+    no_index = media.make_truncated_video(good, tmp_path / "no_index.mp4")
+    h264 = media.make_h264_video(good, tmp_path / "h264.mp4")
+    cut = media.make_truncated_video(h264, tmp_path / "cut.mp4", keep=0.5)
+    for path, error in [(no_index, "VideoDecodeError"), (cut, "VideoDecodeError"),
+                        (media.make_text_file(tmp_path / "t.mp4"), "InvalidVideoError")]:  # fmt: skip
+        out, err = _stderr_of_reading(path)
+        assert out == error
+        assert err == "", f"{path.name}: {err}"
+    # The user's own setting wins: FFmpeg's message is what the test would see without the library's default.
+    out, err = _stderr_of_reading(no_index, {"OPENCV_FFMPEG_LOGLEVEL": "16"})
+    assert out.splitlines()[-1] == "VideoDecodeError" and "moov atom not found" in out + err

@@ -18,6 +18,7 @@ Built in:
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
@@ -115,6 +116,7 @@ _REGISTRY: dict[str, type[LandmarkBackend]] = {}
 # Preference of "auto": the first available wins.
 AUTO_ORDER: tuple[str, ...] = ("face_alignment", "dlib")
 _INSTANCES: dict[tuple, LandmarkBackend] = {}
+_INSTANCES_LOCK = threading.Lock()  # two threads asking at once build one backend, not two
 
 
 def register_backend(name: str):
@@ -178,7 +180,8 @@ def resolve_backend_name(name: str = "auto") -> str:
 def get_backend(name: str = "auto", **kwargs) -> LandmarkBackend:
     """Build (or reuse) a landmark backend.
 
-    Backends hold large models (dlib's is 100 MB), so instances are cached per name and keyword arguments.
+    Backends hold large models (dlib's is 100 MB), so instances are cached per name and keyword arguments, and
+    shared by every thread: a backend must be safe to call from several threads at once (the built-in ones are).
 
     Args:
         name: A registered name or "auto" (face_alignment when its weights are present, else dlib).
@@ -194,14 +197,14 @@ def get_backend(name: str = "auto", **kwargs) -> LandmarkBackend:
         hash(key)
     except TypeError:
         key = None
-    if key is not None and key in _INSTANCES:
+    if key is None:
+        return _REGISTRY[resolved](**kwargs)
+    with _INSTANCES_LOCK:
+        if key not in _INSTANCES:
+            _INSTANCES[key] = _REGISTRY[resolved](**kwargs)
+            if name == "auto":
+                logger.info("landmark backend 'auto' resolved to %r", resolved)
         return _INSTANCES[key]
-    backend = _REGISTRY[resolved](**kwargs)
-    if name == "auto":
-        logger.info("landmark backend 'auto' resolved to %r", resolved)
-    if key is not None:
-        _INSTANCES[key] = backend
-    return backend
 
 
 # Built-in backends register themselves on import; their heavy imports happen only when they are built.

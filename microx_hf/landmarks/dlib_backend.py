@@ -7,12 +7,22 @@ and is licensed for non-commercial use only.
 
 Speed on this project's 2-core machine (DESIGN.md): HOG 7.9 ms on a 480 px grey frame, the predictor about
 0.4-1.4 ms per face; so callers detect on a small grey frame and track in between (`FaceTracker`).
+
+Threads: dlib releases the GIL, and its HOG detector is not safe to share: two threads running one detector get
+each other's boxes (landmarks moved by hundreds of pixels). The 68-point predictor is (it keeps no state between
+calls). So one backend serves every thread: the 100 MB predictor is loaded once and shared, and each concurrent
+detection borrows a detector of its own from a small pool (`DetectorPool`; a detector costs about 0.3 s to build
+and a few MB, and the pool grows only to the number of detections that ever ran at once).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import queue
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,6 +57,31 @@ def _import_dlib():
     return dlib
 
 
+class DetectorPool:
+    """Detectors for concurrent use: `with pool.borrow() as detector:` gives one no other thread is using.
+
+    Args:
+        make: Builds a detector (e.g. `dlib.get_frontal_face_detector`).
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self.size = 0  # detectors built so far
+
+    @contextmanager
+    def borrow(self) -> Iterator[Any]:
+        try:
+            detector = self._idle.get_nowait()
+        except queue.Empty:
+            detector = self._make()
+            self.size += 1
+        try:
+            yield detector
+        finally:
+            self._idle.put(detector)
+
+
 def _grey(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -71,8 +106,10 @@ class DlibBackend(LandmarkBackend):
         self._dlib = dlib
         self.upsample = int(upsample)
         self.threshold = float(threshold)
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        self._detectors = DetectorPool(dlib.get_frontal_face_detector)
+        with self._detectors.borrow():  # build the first one now, not during the first video
+            pass
+        self._predictor = dlib.shape_predictor(str(predictor_path()))  # shared: safe across threads
 
     @classmethod
     def check_available(cls) -> None:
@@ -81,7 +118,9 @@ class DlibBackend(LandmarkBackend):
         predictor_path()
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        rects, scores, _ = self._detector.run(_grey(image), self.upsample, self.threshold)
+        grey = _grey(image)
+        with self._detectors.borrow() as detector:
+            rects, scores, _ = detector.run(grey, self.upsample, self.threshold)
         boxes = [
             (np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64), float(s))
             for r, s in zip(rects, scores, strict=True)

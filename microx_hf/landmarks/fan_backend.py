@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from . import Face, LandmarkBackend, register_backend
+from .dlib_backend import DetectorPool
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class FanBackend(LandmarkBackend):
         self.device = torch.device(device)
         self.upsample = int(upsample)
         self.threshold = float(threshold)
-        self._detector = dlib.get_frontal_face_detector()
+        # HOG detectors are not safe to share between threads (see dlib_backend); the network is, in eval mode.
+        self._detectors = DetectorPool(dlib.get_frontal_face_detector)
         net = FAN(NETWORK_SIZE)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -116,7 +118,8 @@ class FanBackend(LandmarkBackend):
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        rects, scores, _ = self._detector.run(np.ascontiguousarray(grey), self.upsample, self.threshold)
+        with self._detectors.borrow() as detector:
+            rects, scores, _ = detector.run(np.ascontiguousarray(grey), self.upsample, self.threshold)
         boxes = [
             (np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64), float(s))
             for r, s in zip(rects, scores, strict=True)

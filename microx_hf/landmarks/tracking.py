@@ -9,11 +9,13 @@ that shows the face at about 100 px): the same check for a fraction of the cost.
 whole (downscaled) frame on every frame, and at twice that resolution on every k-th of those frames. A track that fails between detections triggers a detection at once.
 
 What makes a detection the followed face:
-- at the start (or after the face was lost), the candidate with the best HOG score, with size and closeness to
-  the frame centre (or to where the face was last seen) as small bonuses. It needs a score of at least
-  `min_score`, and a weak one (below `confident_score`) must also be mirror-symmetric: dlib's HOG fires at 0 to
-  0.14 on the mission patch of `skimage.data.astronaut()` (symmetry 0.03 to 0.21), while faces score 0.8 to 1.7
-  (symmetry 0.43 to 0.50);
+- at the start, the candidate the `face_choice` policy picks among those sure enough to be faces: "auto" (the
+  default) the best HOG score, with size and closeness to the frame centre as small bonuses; "largest"; "central"
+  (closest to the frame centre); or an index, counting faces left to right. After the face was lost, "auto" and
+  an index prefer the candidate closest to where it was last seen, "largest" and "central" apply again. A
+  candidate needs a score of at least `min_score`, and a weak one (below `confident_score`) must also be
+  mirror-symmetric: dlib's HOG fires at 0 to 0.14 on the mission patch of `skimage.data.astronaut()` (symmetry
+  0.03 to 0.21), while faces score 0.8 to 1.7 (symmetry 0.43 to 0.50);
 - while following, the candidate that overlaps the predicted box (IoU, centre distance, similar size);
 - always: plausible 68 points (eyes above the nose above the mouth, sane inter-ocular distance and roll).
 
@@ -21,6 +23,10 @@ Between detections the face must still look like itself: a small grey thumbnail 
 compared (normalised cross-correlation) with the one taken at the last detection. When it stops matching, or
 detection misses the face `max_misses` times in a row, the face is lost: `update` returns None and the tracker
 detects on every frame until the face (or another one) appears.
+
+The tracker reports what it saw: `faces_seen` (the most faces found in one whole-frame detection; while a face is
+followed, detection looks only around it, so faces elsewhere are counted when the tracker searches, at the start
+and after a loss) and `followed_face` (the left-to-right position of the face it started with).
 """
 
 from __future__ import annotations
@@ -37,6 +43,21 @@ from . import Face, LandmarkBackend
 logger = logging.getLogger(__name__)
 
 _THUMB = 24
+FACE_CHOICES = ("auto", "largest", "central")
+
+
+def validate_face_choice(face_choice: str | int) -> str | int:
+    """Return a valid `face_choice` ("auto", "largest", "central" or an index >= 0) or raise `ValueError`."""
+    if isinstance(face_choice, str) and face_choice.strip().lstrip("-").isdigit():
+        face_choice = int(face_choice)  # from a command line or a JSON file written by hand
+    if isinstance(face_choice, bool) or not (
+        face_choice in FACE_CHOICES or (isinstance(face_choice, int) and face_choice >= 0)
+    ):
+        raise ValueError(
+            f"face_choice={face_choice!r}: choose one of {FACE_CHOICES} or the index of the face counted left to "
+            "right from 0"
+        )
+    return face_choice
 
 
 def plausible_landmarks(points: np.ndarray, box: np.ndarray | None = None) -> bool:
@@ -127,6 +148,9 @@ class FaceTracker:
         roi_margin: While a face is followed, its re-detections scan only its predicted box grown by this many box
             sides on every side (None: the whole frame, downscaled to `detect_max_side`). A lost face is always
             searched for in the whole frame.
+        face_choice: Which face to follow when several are seen at the start: "auto" (best detector score, with
+            bonuses for size and centrality), "largest", "central", or an index counting faces left to right from
+            0 (until that many faces are seen, none is followed).
     """
 
     def __init__(
@@ -141,6 +165,7 @@ class FaceTracker:
         confident_score: float = 0.5,
         min_symmetry: float = 0.3,
         roi_margin: float | None = 0.5,
+        face_choice: str | int = "auto",
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}; it must be >= 1")
@@ -156,6 +181,7 @@ class FaceTracker:
         self.confident_score = float(confident_score)
         self.min_symmetry = float(min_symmetry)
         self.roi_margin = None if roi_margin is None else float(roi_margin)
+        self.face_choice = validate_face_choice(face_choice)
         self.reset()
 
     def reset(self) -> None:
@@ -171,11 +197,18 @@ class FaceTracker:
         self._last_seen: Face | None = None
         self.frame_index = -1
         self.stats = {"frames": 0, "detections": 0, "faces": 0, "lost": 0}
+        self.faces_seen = 0
+        self.followed_face: int | None = None
 
     @property
     def face(self) -> Face | None:
         """The face found in the last frame, or None."""
         return self._face
+
+    @property
+    def several_faces(self) -> bool:
+        """Whether more than one face was seen in a detection."""
+        return self.faces_seen > 1
 
     def update(self, frame: np.ndarray) -> Face | None:
         """Find the followed face in the next frame.
@@ -265,8 +298,9 @@ class FaceTracker:
                 return self._track(grey, image)  # one miss: HOG flickers; trust the landmarks for now
         else:
             starters = [c for c in candidates if self._can_start(grey, c)]
+            self.faces_seen = max(self.faces_seen, len(starters))
             if starters:
-                chosen = max(starters, key=lambda c: self._start_rank(c, grey.shape, reference))
+                chosen = self._choose(starters, grey.shape, reference)
             self._searches = 0 if chosen is not None else self._searches + 1
         if chosen is None:
             return None
@@ -277,6 +311,28 @@ class FaceTracker:
         self._box_ratio = float(np.sqrt(np.prod(chosen.box[2:] - chosen.box[:2]))) / size
         self._template = _thumbnail(grey, chosen.points)
         self._advance(chosen)
+        return chosen
+
+    def _choose(self, starters: list[Face], shape: tuple[int, ...], reference: Face | None) -> Face | None:
+        """The face to start following, by the `face_choice` policy (None: not this frame)."""
+        height, width = shape[:2]
+        choice = self.face_choice
+        if choice == "largest":
+            chosen = max(starters, key=lambda c: c.size)
+        elif choice == "central":
+            centre = np.array([width, height]) / 2
+            chosen = min(starters, key=lambda c: float(np.linalg.norm((c.box[:2] + c.box[2:]) / 2 - centre)))
+        elif choice == "auto" or reference is not None:  # an index picks at the first start; then continuity
+            chosen = max(starters, key=lambda c: self._start_rank(c, shape, reference))
+        else:
+            by_x = sorted(starters, key=lambda c: c.box[0] + c.box[2])
+            if choice >= len(by_x):
+                logger.debug("frame %d: %d faces, no face %d to follow yet", self.frame_index, len(by_x), choice)
+                return None
+            chosen = by_x[choice]
+        if self.followed_face is None:
+            by_x = sorted(starters, key=lambda c: c.box[0] + c.box[2])
+            self.followed_face = next(i for i, c in enumerate(by_x) if c is chosen)
         return chosen
 
     def _candidates(self, grey: np.ndarray, image: np.ndarray, reference: Face | None) -> list[Face]:
