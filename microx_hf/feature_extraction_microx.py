@@ -57,6 +57,8 @@ class MicroXFeatureExtractorKwargs(TypedDict, total=False):
     max_side: int | None
     encoder_crop_size: int | None
     encoder_region: str
+    face_choice: str | int
+    allow_still: bool
 
 
 @dataclass
@@ -80,8 +82,6 @@ class FrameCrops:
     points: np.ndarray | None
     encoder_crop: np.ndarray | None = None
     frame: np.ndarray | None = None
-    face_choice: str | int
-    allow_still: bool
 
 
 @dataclass

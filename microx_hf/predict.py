@@ -49,6 +49,10 @@ class Prediction:
         face_fraction: Share of the clip's frames in which a face was found.
         landmark_backend: The landmark backend that found the faces.
         padded: The clip is shorter than one window: its only window repeats the last frame.
+        still: The input was a still image read as one frame (`allow_still`): there is no motion to read.
+        faces_seen: The most faces found in one whole-frame detection (more than 1: several people).
+        face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
+        followed_face: Left-to-right position of the followed face when it was first found, or None.
         clip: The clip's masks, landmarks and timestamps (for previews); its `crops` are None: the crops are
             streamed, and only those of each label's most telling window are kept (`window_clip`).
         window_crops: Window index -> (R, T, C, S, S) uint8 crops, for the windows kept.
@@ -69,6 +73,10 @@ class Prediction:
     face_fraction: float
     landmark_backend: str
     padded: bool = False
+    still: bool = False
+    faces_seen: int = 0
+    face_choice: str | int = "auto"
+    followed_face: int | None = None
     clip: ClipCrops | None = field(default=None, repr=False)
     window_crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     window_stride: int = 5
@@ -127,6 +135,10 @@ class Prediction:
             "face_fraction": round(float(self.face_fraction), 6),
             "landmark_backend": self.landmark_backend,
             "padded": bool(self.padded),
+            "still": bool(self.still),
+            "faces_seen": int(self.faces_seen),
+            "face_choice": self.face_choice,
+            "followed_face": self.followed_face,
         }
 
 
@@ -320,7 +332,8 @@ def predict(
     points: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     no_points = np.full((68, 2), np.nan, np.float32)
-    for frame in fe.iter_crops(video):
+    summary: dict[str, Any] = {}
+    for frame in fe.iter_crops(video, summary):
         scorer.push(frame.crops, frame.mask, frame.encoder_crop)
         stamps.append(frame.timestamp)
         points.append(no_points if frame.points is None else frame.points)
@@ -335,9 +348,9 @@ def predict(
         timestamps=np.asarray(stamps, dtype=np.float64),
         landmarks=np.stack(points).astype(np.float32),  # (N, 68, 2)
         regions=regions,
-        landmark_backend=fe.get_backend().name,
         fps=fe.fps,
         padded=scores.padded,
+        **summary,
     )
     where = video if isinstance(video, (str, Path)) else "the frames"
     has_face = scores.has_face
@@ -371,6 +384,10 @@ def predict(
         face_fraction=face_fraction,
         landmark_backend=clip.landmark_backend,
         padded=scores.padded,
+        still=clip.still,
+        faces_seen=clip.faces_seen,
+        face_choice=clip.face_choice,
+        followed_face=clip.followed_face,
         clip=clip,
         window_crops=scores.kept_crops,
         window_stride=fe.window_stride,

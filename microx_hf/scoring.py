@@ -174,14 +174,18 @@ class ClipScorer:
         if not self.ready:
             return
         ready, self.ready = self.ready, []
+        # A model already in eval mode is left alone, so threads sharing it never change each other's mode; one in
+        # training mode is switched for the call (do not share a training model between threads).
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         try:
             with torch.inference_mode():
                 for i in range(0, len(ready), self.batch_size):
                     self._score(ready[i : i + self.batch_size])
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train(True)
         self._drop_old_frames()
 
     def _score(self, batch: list[tuple[int, np.ndarray]]) -> None:
