@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline-csv", type=Path, default=None, metavar="PATH",
                    help="write per-window probabilities of every video to this CSV")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="analyse N videos at once in N processes of one thread each (default 1; about one per "
-                        "CPU core pays)")  # fmt: skip
+                   help="analyse N videos at once: this process and N-1 more, one thread each (default 1; "
+                        "about one per CPU core pays)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
                    help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
@@ -223,6 +223,8 @@ _WORKER: dict[str, Any] = {}
 
 def init_predict_worker(model: str | None, max_duration: float | None, batch_size: int, verbose: int = 0) -> None:
     """Load the model once in this (worker) process, for `predict_worker`."""
+    if _WORKER:  # the main process, which loaded it already
+        return
     _quiet_native_logs(verbose)
     _configure_logging(verbose)
     from .predict import load_model
@@ -307,14 +309,11 @@ def _predict(args: argparse.Namespace) -> int:
     # Loaded here also with workers: a bad --model is one line now, not one failure per video later.
     model, feature_extractor = _load(args.model)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if args.workers == 1:
-        if args.max_duration is not None:
-            feature_extractor.max_duration = args.max_duration
-        _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size)
-        init = None
-    else:
-        del model, feature_extractor
-        init = init_predict_worker
+    if args.max_duration is not None:
+        feature_extractor.max_duration = args.max_duration
+    _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size)
+    # This process works too (map_videos); the spawned workers load their own copy of the model.
+    init = None if args.workers == 1 else init_predict_worker
     init_args = (args.model, args.max_duration, args.batch_size, args.verbose)
 
     def emit(line: str) -> None:

@@ -1,7 +1,7 @@
 """Many videos at once: a process pool that runs one function on each video and yields each result as it finishes.
 
-    for outcome in map_videos("microx_hf.cli:predict_worker", paths, workers=2, init="microx_hf.cli:init_worker",
-                              init_args=(model_name,)):
+    for outcome in map_videos("microx_hf.cli:predict_worker", paths, workers=2,
+                              init="microx_hf.cli:init_predict_worker", init_args=(model_name, None, 32)):
         print(outcome.item, outcome.result if outcome.ok else outcome.error)
 
 Why processes and not threads: the landmark and decoding steps hold the GIL often enough that two threads do not
@@ -10,7 +10,8 @@ double throughput, and dlib's detector is not safe to share between threads. The
 because several processes whose thread pools each want every core fight over them (six `microx predict` processes
 at once took 84 s against about 8 s each one after another on 2 cores). Each worker runs `init` once (load the model
 there) and then `fn` on one item at a time; a failure is reported in its `Outcome` and the other items go on.
-With ``workers=1`` everything runs in this process, with no pool to start.
+This process is one of the workers (a thread of it takes items too): it has already paid for its imports, while a
+spawned worker needs seconds before its first item. With ``workers=1`` everything runs here, with no pool.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -139,16 +140,17 @@ def map_videos(
     Args:
         fn: The work for one item: a module-level function or ``"package.module:name"`` (workers import it).
         items: The items (video paths); their results come back in the order they finish, each with its `index`.
-        workers: Processes. 1 runs everything here, in order, without a pool.
+        workers: Items at once: this process (a thread of it) and ``workers - 1`` spawned processes, each with one
+            torch and one OpenCV thread. 1 runs everything here, in order, without a pool.
         init: Run once per worker before its first item (e.g. load the model into a module global), with
-            `init_args`; with ``workers=1`` it runs once here. Its failure is reported for every item.
+            `init_args`; it also runs once here. Its failure is reported for each item of that worker.
         init_args: Positional arguments for `init` (picklable).
         progress: A tqdm bar on stderr; None shows it only on a terminal.
         desc: The bar's label.
 
     Yields:
         One `Outcome` per item. Nothing is raised for a failing item; a worker process that dies (killed, out of
-        memory) fails the items it had not finished, with error_type "WorkerDied".
+        memory) fails the items the pool had not finished, with error_type "WorkerDied", and the rest are done here.
     """
     from tqdm.auto import tqdm
 
@@ -166,47 +168,94 @@ def map_videos(
         bar.close()
 
 
-def _map_here(fn, items, init, init_args, bar) -> Iterator[Outcome]:
+def _init_here(fn, init, init_args):
+    """`fn` resolved and `init` run in this process, or the Outcome fields of the failure."""
+    from .errors import MicroXError
+
     try:
         work = resolve(fn)
         if init is not None:
             resolve(init)(*init_args)
+        return work, None
     except Exception as err:
-        from .errors import MicroXError
+        return None, {"error_type": type(err).__name__, "error": str(err), "expected": isinstance(err, MicroXError),
+                      "traceback": traceback.format_exc()}  # fmt: skip
 
-        for index, item in enumerate(items):
-            bar.update()
-            yield Outcome(index, item, error_type=type(err).__name__, error=str(err),
-                          expected=isinstance(err, MicroXError), traceback=traceback.format_exc())  # fmt: skip
-        return
+
+def _map_here(fn, items, init, init_args, bar) -> Iterator[Outcome]:
+    work, failure = _init_here(fn, init, init_args)
     for index, item in enumerate(items):
-        outcome = _run(work, index, item)
+        outcome = Outcome(index, item, **failure) if failure else _run(work, index, item)
         bar.update()
         yield outcome
 
 
-def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
-    import multiprocessing
+_HERE_DONE = object()
 
+
+def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
+    """`workers - 1` spawned processes plus a thread of this process, each taking the next item when it is free.
+
+    This process has already imported everything and often loaded the model, and a spawned worker needs seconds to
+    start (imports, model, landmark model): working here too gives the first result as soon as one process would,
+    and saves a process. Items are handed out one at a time, so a slow video does not hold up a queue behind it.
+    """
+    import multiprocessing
+    import queue
+    import threading
+
+    limit_threads()  # this process is one of the workers now
     context = multiprocessing.get_context("spawn")
-    logger.info("starting %d worker processes", workers)
-    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+    logger.info("starting %d worker processes beside this one", workers - 1)
+    executor = ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_worker_init,
                                    initargs=(fn, init, init_args))  # fmt: skip
-    pending: dict[Future, int] = {}
+    outcomes: queue.Queue = queue.Queue()
+    order = iter(range(len(items)))
+    lock, stop = threading.Lock(), threading.Event()
+    pool_ok = True
+
+    def take() -> int | None:
+        with lock:
+            return None if stop.is_set() else next(order, None)
+
+    def submit_next() -> None:
+        index = take()
+        if index is not None:
+            future = executor.submit(_worker_call, index, items[index])
+            future.add_done_callback(lambda f, i=index: outcomes.put((i, f)))
+
+    def work_here() -> None:
+        work, failure = _init_here(fn, init, init_args)
+        while (index := take()) is not None:
+            outcomes.put(Outcome(index, items[index], **failure) if failure else _run(work, index, items[index]))
+        outcomes.put(_HERE_DONE)
+
     try:
-        for index, item in enumerate(items):
-            pending[executor.submit(_worker_call, index, item)] = index
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
+        for _ in range(workers - 1):
+            submit_next()
+        threading.Thread(target=work_here, name="microx-map-here", daemon=True).start()
+        remaining = len(items)
+        while remaining:
+            message = outcomes.get()
+            if message is _HERE_DONE:
+                continue
+            if isinstance(message, Outcome):
+                outcome = message
+            else:
+                index, future = message
                 try:
                     outcome = future.result()
                 except BrokenProcessPool as err:
+                    # Its other items go on in this process (the thread keeps taking them).
+                    pool_ok = False
                     outcome = Outcome(index, items[index], error_type="WorkerDied", expected=False,
                                       error=f"the worker process died ({err}); it may have run out of memory")  # fmt: skip
-                bar.update()
-                yield outcome
+                if pool_ok:
+                    submit_next()
+            remaining -= 1
+            bar.update()
+            yield outcome
     finally:
-        # Also on Ctrl-C or when the caller stops iterating: drop what has not started, do not wait for it.
-        executor.shutdown(wait=not pending, cancel_futures=True)
+        # Also on Ctrl-C or when the caller stops iterating: hand out nothing more, do not wait for what runs.
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)

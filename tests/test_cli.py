@@ -249,18 +249,31 @@ def _square(x):
     return x * x
 
 
-_OFFSET = 0
+_STATE: dict = {"done": 0}
 
 
-def _set_offset(value):
-    global _OFFSET
-    _OFFSET = value
+def _setup(offset, marker):
+    _STATE.update(offset=offset, marker=Path(marker))
 
 
 def _plus_offset(x):
-    if x == "die":
+    """x + the offset `init` set. A spawned worker marks its first item done and dies on its second (a crash); this
+    process waits for that mark before its first item, so the worker surely gets a second one."""
+    import multiprocessing
+    import time
+
+    _STATE["done"] += 1
+    in_worker = multiprocessing.parent_process() is not None
+    if in_worker and _STATE["done"] == 2:
         os._exit(7)
-    return (x + _OFFSET, os.getpid(), torch.get_num_threads())
+    if not in_worker:
+        deadline = time.monotonic() + 120
+        while not _STATE["marker"].exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    result = (x + _STATE["offset"], os.getpid(), torch.get_num_threads())
+    if in_worker:
+        _STATE["marker"].touch()
+    return result
 
 
 def test_map_videos_in_process_reports_failures_and_keeps_going():
@@ -276,18 +289,20 @@ def test_map_videos_in_process_reports_failures_and_keeps_going():
         list(map_videos(_square, [1], workers=0))
 
 
-def test_map_videos_pool_runs_init_once_per_worker_one_thread_each():
-    # "die" last: a dead worker fails what was still in flight, so the items before it are done by then.
-    outcomes = list(map_videos(f"{__name__}:_plus_offset", [1, 2, 3, 4, 5, "die"], workers=2,
-                               init=_set_offset, init_args=(100,)))  # fmt: skip
-    assert sorted(o.index for o in outcomes) == list(range(6))
+def test_map_videos_pool_workers_and_this_process_share_the_items(tmp_path):
+    # workers=2: one spawned process and a thread here. Item 0 goes to the spawned worker first; it dies on its
+    # second item, and this process does everything else.
+    outcomes = list(map_videos(f"{__name__}:_plus_offset", list(range(8)), workers=2, init=_setup,
+                               init_args=(100, str(tmp_path / "first-done"))))  # fmt: skip
+    assert sorted(o.index for o in outcomes) == list(range(8))
     done = {o.item: o for o in outcomes}
-    ok = [done[x] for x in (1, 2, 3, 4, 5) if done[x].ok]
-    assert len(ok) >= 3
-    assert all(o.result[0] == o.item + 100 for o in ok)  # init ran in the worker that did the work
-    assert all(o.result[2] == 1 for o in ok)  # one torch thread
-    assert {o.result[1] for o in ok} - {os.getpid()}, "the work ran in worker processes"
-    assert done["die"].error_type == "WorkerDied" and not done["die"].expected
+    first = done[0]
+    assert first.ok and first.result[0] == 100  # init ran in the worker
+    assert first.result[1] != os.getpid() and first.result[2] == 1  # another process, one torch thread
+    died = [o for o in outcomes if not o.ok]
+    assert len(died) == 1 and died[0].error_type == "WorkerDied" and not died[0].expected
+    assert all(o.result[0] == o.item + 100 for o in outcomes if o.ok)
+    assert sum(o.result[1] == os.getpid() for o in outcomes if o.ok) == 6  # the rest were done here
 
 
 def test_console_script_runs_in_a_subprocess_with_v_after_the_subcommand(folder, model_dir, tmp_path):
