@@ -230,11 +230,11 @@ def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
             outcomes.put(Outcome(index, items[index], **failure) if failure else _run(work, index, items[index]))
         outcomes.put(_HERE_DONE)
 
+    remaining = len(items)
     try:
         for _ in range(workers - 1):
             submit_next()
         threading.Thread(target=work_here, name="microx-map-here", daemon=True).start()
-        remaining = len(items)
         while remaining:
             message = outcomes.get()
             if message is _HERE_DONE:
@@ -256,6 +256,10 @@ def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
             bar.update()
             yield outcome
     finally:
-        # Also on Ctrl-C or when the caller stops iterating: hand out nothing more, do not wait for what runs.
+        # Also on Ctrl-C or when the caller stops iterating: hand out nothing more, and stop the workers' current
+        # items rather than wait for them (a long video takes minutes; at exit the pool would be joined).
         stop.set()
+        if remaining:
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.terminate()
         executor.shutdown(wait=False, cancel_futures=True)

@@ -311,3 +311,24 @@ def test_console_script_runs_in_a_subprocess_with_v_after_the_subcommand(folder,
                            str(model_dir)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "INFO microx_hf.predict" in proc.stderr and str(folder / "a.mp4") in proc.stdout
+
+
+def _sleep_long(x):
+    import time
+
+    time.sleep(60 if x == 0 else 0)
+    return x
+
+
+def test_stopping_early_stops_the_workers():
+    import multiprocessing
+
+    outcomes = map_videos(f"{__name__}:_sleep_long", [0, 1, 2], workers=2)
+    first = next(outcomes)  # done here (item 0 sleeps in the spawned worker)
+    assert first.ok and first.index != 0
+    workers = multiprocessing.active_children()
+    assert workers and all(w.is_alive() for w in workers)
+    outcomes.close()  # as on Ctrl-C: the worker is terminated, not waited for
+    for worker in workers:
+        worker.join(20)
+    assert not any(w.is_alive() for w in workers)
