@@ -1,62 +1,283 @@
 """The `microx` command line.
 
-    microx predict VIDEO... [--model M] [--json] [--timeline-csv PATH] [--batch-size N]
-    microx crops VIDEO -o sheet.png [--window K] [--model M]
+    microx predict VIDEO_OR_FOLDER... [--model M] [--json | --jsonl] [--timeline-csv PATH] [--workers N]
+                   [--batch-size N] [--max-duration SECONDS]
+    microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M]
+    microx --version
 
-`predict` prints a table (or JSON) with the emotion of each video; a video that cannot be used is reported on
-stderr and skipped, and the exit code is then 1. `crops` writes a contact sheet of the region crops the model sees.
+Options such as ``-v`` and ``--model`` work before and after the subcommand. `predict` prints one row (or JSON
+line) per video as soon as it is done; a video that cannot be used is reported on stderr and skipped. `crops` writes
+a contact sheet of the region crops the model sees. Every error ends in one line on stderr (``-vv`` adds the
+traceback of unexpected ones) and the exit code says what happened (`EXIT_CODES`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .errors import MicroXError
+from . import __version__
+from .errors import MicroXError, ModelNotFoundError
 
 logger = logging.getLogger("microx_hf.cli")
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_SOME_FAILED: "some video could not be used (predict: the others were still analysed)",
+    EXIT_USAGE: "usage error: bad option, no videos found, unusable output path, model not found",
+    EXIT_INTERNAL: "unexpected internal error (a bug: rerun with -vv and report the traceback)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+# Files `microx predict FOLDER` picks up (by extension, case-insensitive).
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"}
+)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class UsageError(Exception):
+    """A bad command line: printed as one line, exit code 2."""
+
+
+def _one_line(message: object) -> str:
+    """A message on one line (MicroX's messages may list reasons on several)."""
+    return " ".join(part.strip() for part in str(message).strip().splitlines() if part.strip())
+
+
+# --- arguments ----------------------------------------------------------------------------------------------------
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    # The same options before and after the subcommand. After it they must not reset what was given before it, so
+    # the subcommand's copies have no default (SUPPRESS) and -v counts into its own field.
+    parser.add_argument("-v", "--verbose", action="count", dest="verbose" if top else "verbose_after",
+                        default=0 if top else argparse.SUPPRESS,
+                        help="more logging (-v info, -vv debug and tracebacks)")  # fmt: skip
+    parser.add_argument("--model", default=None if top else argparse.SUPPRESS, metavar="M",
+                        help="model folder or Hub id (default: $MICROX_MODEL, else the model bundled with the "
+                             "package)")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
+    codes = "\n".join(f"  {code:<4}{text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
-        prog="microx", description="Recognise emotion in face videos with MicroX (one ConvLSTM per facial region)."
+        prog="microx",
+        description="Recognise emotion in face videos with MicroX (one ConvLSTM per facial region).",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version",
+                        version=f"microx {__version__} (microx_hf from {Path(__file__).resolve().parent})")  # fmt: skip
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,crops}")
 
-    p = sub.add_parser("predict", help="the emotion in each video")
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    p.add_argument("--model", default=None, help="model folder or Hub id (default: $MICROX_MODEL or the bundled one)")
-    p.add_argument("--json", action="store_true", help="print JSON (one object per video) instead of a table")
+    p = sub.add_parser(
+        "predict",
+        help="the emotion in each video",
+        description="The emotion in each video: one table row (or JSON line with --jsonl) per video, printed as "
+        "soon as it is done. A folder stands for every video file in it and in its subfolders (by extension: "
+        f"{', '.join(sorted(VIDEO_EXTENSIONS))}; hidden files skipped), in name order. A video that cannot be used "
+        "is reported on stderr and skipped.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or folders of videos")
+    _add_common(p, top=False)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true",
+                     help="print one JSON array (an object per video, in input order) at the end")  # fmt: skip
+    fmt.add_argument("--jsonl", action="store_true", help="print one JSON object per line, as each video finishes")
     p.add_argument("--timeline-csv", type=Path, default=None, metavar="PATH",
                    help="write per-window probabilities of every video to this CSV")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="analyse N videos at once: this process and N-1 more, one thread each (default 1; "
+                        "about one per CPU core pays)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
+    p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
+                   help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
 
-    c = sub.add_parser("crops", help="a contact sheet of the region crops of a video")
+    c = sub.add_parser(
+        "crops",
+        help="a contact sheet of the region crops of a video",
+        description="A contact sheet of the region crops the model sees: one row per region, one column per frame "
+        "(stamped with its time); a region not found in a frame is greyed and crossed out in red. Without --window "
+        "it draws at most --columns frames (default 60) spread evenly over the whole video, so a long video is "
+        "sampled, not shown frame by frame; with --window K it draws the frames of window K (10 frames for the "
+        "default model).",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     c.add_argument("video", metavar="VIDEO")
-    c.add_argument("-o", "--output", type=Path, required=True, help="image file to write (.png, .jpg)")
-    c.add_argument("--window", type=int, default=None, help="only this window (0-based); default: every frame")
-    c.add_argument("--model", default=None, help="take the crop settings from this model (default: bundled/default)")
+    _add_common(c, top=False)
+    c.add_argument("-o", "--output", type=Path, required=True,
+                   help=f"image file to write ({', '.join(IMAGE_EXTENSIONS)})")  # fmt: skip
+    c.add_argument("--window", type=int, default=None, metavar="K", help="only window K (0-based)")
+    c.add_argument("--columns", type=int, default=60, metavar="N",
+                   help="at most N frame columns without --window (default 60)")  # fmt: skip
     return parser
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+# --- checks before any work -----------------------------------------------------------------------------------------
+def _expand_videos(inputs: Sequence[str]) -> list[str]:
+    """Video paths from files and folders (folders recursively, hidden entries skipped, in name order)."""
+    videos: list[str] = []
+    for name in inputs:
+        path = Path(name)
+        if not path.is_dir():
+            videos.append(name)  # a missing or bad file is reported like any other failing video
+            continue
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in VIDEO_EXTENSIONS
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not found:
+            raise UsageError(f"{name}: no video files in this folder or below (looked for "
+                             f"{', '.join(sorted(VIDEO_EXTENSIONS))})")  # fmt: skip
+        logger.info("%s: %d videos", name, len(found))
+        videos += [str(p) for p in found]
+    return videos
+
+
+def _check_output(path: Path, what: str) -> None:
+    """Raise `UsageError` unless a file can be written at `path` (its folder is created now)."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a folder; give a file name")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{what} {path}: cannot create the folder {parent} ({err.strerror or err})") from err
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{what} {path}: not writable (permission denied)")
+
+
+def _check_image_output(path: Path) -> None:
+    import cv2
+
+    suffix = path.suffix.lower()
+    if not suffix:
+        raise UsageError(f"-o {path}: the name has no extension; use an image name such as {path}.png")
+    if suffix not in IMAGE_EXTENSIONS or not cv2.haveImageWriter(str(path)):
+        raise UsageError(f"-o {path}: cannot write a {suffix} image; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    _check_output(path, "-o")
+
+
+def _looks_local(name: str) -> bool:
+    """Whether a missing --model argument was surely meant as a local folder, not a Hub id ('owner/name')."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.endswith("/") or name.count("/") > 1:
+        return True
+    # "runs/mdoel" where runs/ is a local folder: a typo of a folder in it.
+    return "/" in name and Path(name.split("/", 1)[0]).is_dir()
+
+
+def _close_matches(name: str) -> list[str]:
+    path = Path(name).expanduser()
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        siblings = [p.name for p in parent.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    except OSError:
+        return []
+    matches = difflib.get_close_matches(path.name, siblings, n=3, cutoff=0.6)
+    return [str(parent / m) if str(parent) != "." else m for m in matches]
+
+
+def _load(model: str | None):
+    """`load_model(model)`, with a missing or mistyped --model turned into one `UsageError` line."""
+    from .predict import load_model
+
+    if model is not None and not Path(model).expanduser().exists():
+        matches = _close_matches(model)
+        hint = f" Did you mean {' or '.join(matches)}?" if matches else ""
+        if _looks_local(model) or (matches and "/" not in model):
+            raise UsageError(f"--model {model}: no such folder ({Path(model).expanduser().absolute()}).{hint}"
+                             + ("" if "/" in model else " (For a Hub model, pass its full id: owner/name.)"))  # fmt: skip
+        try:
+            return load_model(model)
+        except ModelNotFoundError as err:
+            # The cause (transformers' OSError) runs to several lines; its first says what went wrong.
+            cause = str(err.__cause__ or err).strip().splitlines()[0]
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+            raise UsageError(f"--model {model}: not a local folder, and not loadable from the Hub ({endpoint}): "
+                             f"{cause}{hint}") from err  # fmt: skip
+        except (MicroXError, ValueError) as err:
+            raise UsageError(f"--model {model}: {_one_line(err)}") from err
+    try:
+        return load_model(model)
+    except (MicroXError, ValueError) as err:
+        raise UsageError(f"--model {model or '(default)'}: {_one_line(err)}") from err
+
+
+# --- predict ------------------------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def init_predict_worker(model: str | None, max_duration: float | None, batch_size: int, verbose: int = 0) -> None:
+    """Load the model once in this (worker) process, for `predict_worker`."""
+    if _WORKER:  # the main process, which loaded it already
+        return
+    _quiet_native_logs(verbose)
+    _configure_logging(verbose)
+    from .predict import load_model
+
+    model_, extractor = load_model(model)
+    if max_duration is not None:
+        extractor.max_duration = max_duration
+    _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size)
+
+
+def predict_worker(video: str):
+    """`predict` one video with the worker's model; the result without its crops (they are large to send back)."""
+    from .predict import predict
+
+    prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
+                         batch_size=_WORKER["batch_size"])  # fmt: skip
+    if hasattr(prediction, "clip"):
+        prediction.clip = None
+    return prediction
+
+
+def _row(video: str, p) -> tuple[str, ...]:
+    top_region = max(p.region_contributions, key=p.region_contributions.get)
+    return (video, p.label, f"{p.scores[p.label]:.2f}", f"{p.face_fraction:.0%}",
+            f"{int(p.window_has_face.sum())}/{len(p.window_starts)}",
+            f"{top_region} ({p.region_contributions[top_region]:.0%})")  # fmt: skip
+
+
+class _TableWriter:
+    """Rows printed as results arrive; the video column is as wide as the longest input path, known in advance."""
+
+    HEADER = ("video", "emotion", "score", "face", "windows", "top region")
+
+    def __init__(self, videos: list[str], labels: Sequence[str]) -> None:
+        self.widths = [max(len(self.HEADER[0]), *(len(v) for v in videos)),
+                       max(len(self.HEADER[1]), *(len(label) for label in labels)), 5, 4, 7]  # fmt: skip
+        self.started = False
+
+    def line(self, row: tuple[str, ...]) -> str:
+        cells = [cell.ljust(width) for cell, width in zip(row, self.widths, strict=False)] + list(
+            row[len(self.widths) :]
+        )
+        return "  ".join(cells).rstrip()
+
+    def write(self, row: tuple[str, ...], emit) -> None:
+        if not self.started:
+            emit(self.line(self.HEADER))
+            emit("  ".join("-" * w for w in [*self.widths, len(self.HEADER[-1])]))
+            self.started = True
+        emit(self.line(row))
 
 
 def _write_timeline(path: Path, results: list[tuple[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = None
         for video, prediction in results:
@@ -74,99 +295,151 @@ def _write_timeline(path: Path, results: list[tuple[str, object]]) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .predict import load_model, predict
+    from .parallel import map_videos
 
     if args.batch_size < 1:
-        print(f"microx: --batch-size must be at least 1, got {args.batch_size}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        model, feature_extractor = load_model(args.model)
-    except (MicroXError, ValueError) as e:
-        print(f"microx: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.max_duration is not None and not args.max_duration > 0:
+        raise UsageError(f"--max-duration must be a positive number of seconds, got {args.max_duration}")
+    videos = _expand_videos(args.videos)
+    if args.timeline_csv is not None:
+        _check_output(args.timeline_csv, "--timeline-csv")
+    # Loaded here also with workers: a bad --model is one line now, not one failure per video later.
+    model, feature_extractor = _load(args.model)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if args.max_duration is not None:
+        feature_extractor.max_duration = args.max_duration
+    _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size)
+    # This process works too (map_videos); the spawned workers load their own copy of the model.
+    init = None if args.workers == 1 else init_predict_worker
+    init_args = (args.model, args.max_duration, args.batch_size, args.verbose)
 
-    results, failed = [], []
-    for video in tqdm(args.videos, desc="videos", unit="video", file=sys.stderr, disable=None):
-        try:
-            prediction = predict(video, model=model, feature_extractor=feature_extractor, batch_size=args.batch_size)
-        except MicroXError as e:
-            failed.append((video, e))
-            tqdm.write(f"microx: skipped {video}: {type(e).__name__}: {e}", file=sys.stderr)
-            continue
-        except Exception as e:  # a bug or an exotic file: report it, keep going with the other videos
-            logger.debug("unexpected error on %s", video, exc_info=True)
-            failed.append((video, e))
-            tqdm.write(f"microx: skipped {video}: unexpected {type(e).__name__}: {e} (run with -vv for the "
-                       "traceback and report it)", file=sys.stderr)  # fmt: skip
-            continue
-        results.append((video, prediction))
+    def emit(line: str) -> None:
+        tqdm.write(line, file=sys.stdout)  # above the progress bar, which is on stderr
+        sys.stdout.flush()
 
+    table = _TableWriter(videos, labels)
+    results: dict[int, tuple[str, object]] = {}
+    failed: dict[int, tuple[str, str, str]] = {}
+    for outcome in map_videos(predict_worker, videos, workers=args.workers, init=init, init_args=init_args):
+        video = outcome.item
+        if outcome.ok:
+            results[outcome.index] = (video, outcome.result)
+            if args.jsonl:
+                emit(json.dumps({"video": video, **outcome.result.to_dict()}))
+            elif not args.json:
+                table.write(_row(video, outcome.result), emit)
+            continue
+        failed[outcome.index] = (video, outcome.error_type, outcome.error)
+        message = _one_line(outcome.error or "")
+        if outcome.expected:
+            tqdm.write(f"microx: skipped {video}: {outcome.error_type}: {message}", file=sys.stderr)
+        else:  # a bug or an exotic file
+            logger.debug("unexpected error on %s:\n%s", video, outcome.traceback)
+            tqdm.write(f"microx: skipped {video}: unexpected {outcome.error_type}: {message} (run with -vv for "
+                       "the traceback and report it)", file=sys.stderr)  # fmt: skip
+        if args.jsonl:
+            emit(json.dumps({"video": video, "error": outcome.error_type, "message": outcome.error}))
+
+    ordered = [results[i] for i in sorted(results)]
     if args.json:
-        items = [{"video": video, **p.to_dict()} for video, p in results]
-        items += [{"video": video, "error": type(e).__name__, "message": str(e)} for video, e in failed]
+        items = [{"video": video, **p.to_dict()} for video, p in ordered]
+        items += [{"video": v, "error": t, "message": m} for v, t, m in (failed[i] for i in sorted(failed))]
         print(json.dumps(items, indent=2))
-    elif results:
-        rows = [("video", "emotion", "score", "face", "windows", "top region")]
-        for video, p in results:
-            top_region = max(p.region_contributions, key=p.region_contributions.get)
-            rows.append((
-                video, p.label, f"{p.scores[p.label]:.2f}", f"{p.face_fraction:.0%}",
-                f"{int(p.window_has_face.sum())}/{len(p.window_starts)}",
-                f"{top_region} ({p.region_contributions[top_region]:.0%})",
-            ))  # fmt: skip
-        print(_table(rows))
-    if args.timeline_csv is not None and results:
-        _write_timeline(args.timeline_csv, results)
+    if args.timeline_csv is not None and ordered:
+        try:
+            _write_timeline(args.timeline_csv, ordered)
+        except OSError as err:
+            raise UsageError(f"--timeline-csv {args.timeline_csv}: cannot write ({err.strerror or err})") from err
     if failed:
-        print(f"microx: {len(failed)} of {len(args.videos)} videos failed", file=sys.stderr)
+        print(f"microx: {len(failed)} of {len(videos)} videos failed", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
+# --- crops --------------------------------------------------------------------------------------------------------
 def _crops(args: argparse.Namespace) -> int:
     import cv2
 
     from .feature_extraction_microx import MicroXFeatureExtractor
-    from .predict import DEFAULT_MODEL, MODEL_ENV, load_model
+    from .predict import DEFAULT_MODEL, MODEL_ENV
     from .visualize import contact_sheet
 
+    _check_image_output(args.output)
+    if args.columns < 1:
+        raise UsageError(f"--columns must be at least 1, got {args.columns}")
+    if args.model is not None or os.environ.get(MODEL_ENV) or (DEFAULT_MODEL / "config.json").is_file():
+        _, feature_extractor = _load(args.model)
+    else:
+        feature_extractor = MicroXFeatureExtractor()
     try:
-        if args.model is not None or os.environ.get(MODEL_ENV) or (DEFAULT_MODEL / "config.json").is_file():
-            _, feature_extractor = load_model(args.model)
-        else:
-            feature_extractor = MicroXFeatureExtractor()
         clip = feature_extractor.extract_clip(args.video)
         sheet = contact_sheet(clip, window=args.window, num_frames=feature_extractor.num_frames,
-                              stride=feature_extractor.window_stride)  # fmt: skip
+                              stride=feature_extractor.window_stride, max_columns=args.columns)  # fmt: skip
     except (MicroXError, IndexError) as e:
-        print(f"microx: {args.video}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"microx: {args.video}: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_SOME_FAILED
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.output), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        print(f"microx: cannot write {args.output} (use a .png or .jpg name)", file=sys.stderr)
-        return EXIT_SOME_FAILED
+    ok, encoded = cv2.imencode(args.output.suffix.lower(), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UsageError(f"-o {args.output}: OpenCV could not encode a {args.output.suffix} image")
+    try:
+        args.output.write_bytes(encoded.tobytes())
+    except OSError as err:
+        raise UsageError(f"-o {args.output}: cannot write ({err.strerror or err})") from err
     print(f"wrote {args.output} ({sheet.shape[1]}x{sheet.shape[0]}, {len(clip.regions)} regions)")
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `microx` command; returns the exit code (0 ok, 1 some video failed, 2 usage or model error)."""
-    args = _parser().parse_args(argv)
+# --- main ---------------------------------------------------------------------------------------------------------
+def _quiet_native_logs(verbose: int) -> None:
+    if verbose >= 2:
+        return
+    # FFmpeg's and OpenCV's own messages ("moov atom not found") repeat what our errors say, less clearly.
+    # FFmpeg reads this when OpenCV first opens a file, so setting it here is in time (spawned workers inherit it).
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def _configure_logging(verbose: int) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the one over the videos
-    if args.verbose < 2:
-        # FFmpeg's and OpenCV's own messages ("moov atom not found") repeat what our errors say, less clearly.
-        # FFmpeg reads this when OpenCV first opens a file, so setting it here is in time.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
-    if args.command == "predict":
-        return _predict(args)
-    return _crops(args)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; `verbose` counts ``-v`` before and after the subcommand."""
+    args = _parser().parse_args(argv)
+    args.verbose = args.verbose + getattr(args, "verbose_after", 0)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `microx` command; returns the exit code (`EXIT_CODES`)."""
+    args = parse_args(argv)
+    _quiet_native_logs(args.verbose)
+    _configure_logging(args.verbose)
+    try:
+        return _predict(args) if args.command == "predict" else _crops(args)
+    except UsageError as err:
+        print(f"microx: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("microx: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MicroXError as err:  # e.g. no landmark backend can run here
+        print(f"microx: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except Exception as err:
+        logger.debug("unexpected error", exc_info=True)
+        print(f"microx: unexpected {type(err).__name__}: {_one_line(err)[:300]} (run with -vv for the traceback "
+              "and report it)", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

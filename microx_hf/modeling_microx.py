@@ -302,6 +302,11 @@ class MicroXPreTrainedModel(PreTrainedModel):
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
                                     "AutoModel": "modeling_microx.MicroXModel"}  # fmt: skip
+            # The checkpoint's own `pipeline()` task; a relative import, so that the pipeline's file travels too.
+            from .pipeline_microx import CUSTOM_PIPELINES
+
+            self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}),
+                                            **CUSTOM_PIPELINES}  # fmt: skip
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()

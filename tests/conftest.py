@@ -27,6 +27,9 @@ os.environ.update(
     HF_HUB_DISABLE_TELEMETRY="1",
     HF_HUB_DISABLE_PROGRESS_BARS="1",
 )
+# A test that builds the FAN backend without weights would download them from the internet: point it at a port where
+# nothing listens (tests/test_fan_download.py serves its own weights).
+os.environ["MICROX_FAN_WEIGHTS_URL"] = "http://127.0.0.1:9/no-downloads-in-tests"
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
     os.environ.pop(_name, None)
 

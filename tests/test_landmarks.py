@@ -185,6 +185,7 @@ def test_tracker_rejects_bad_settings(dlib_backend):
 def fan_home(tmp_path, monkeypatch):
     """An empty torch home (no FAN weights) where downloading is impossible."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("MICROX_OFFLINE", "1")  # the download path has its own tests (test_fan_download.py)
 
     def no_download(*args, **kwargs):
         raise AssertionError("a download was attempted")

