@@ -140,6 +140,9 @@ def _expand_videos(inputs: Sequence[str]) -> list[str]:
             and p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
+        if not found and len(inputs) > 1:
+            videos.append(name)  # one input of several: reported and skipped like a failing video, not fatal
+            continue
         if not found:
             raise UsageError(f"{name}: no video files in this folder or below (looked for "
                              f"{', '.join(sorted(VIDEO_EXTENSIONS))})")  # fmt: skip

@@ -33,8 +33,14 @@ def test_shipped_checkpoint_is_the_default_and_small(monkeypatch):
 
 
 def test_shipped_folder_has_no_copy_of_the_model_code_and_loads_through_the_package():
-    # Copies of the code would go stale with every edit of the package; Hub releases carry theirs (test_release).
-    assert not list(DEFAULT_MODEL.glob("*.py"))
+    # Copies of the model code would go stale with every edit of the package; Hub releases carry theirs
+    # (test_release). The one code file is the pipeline's (for `pipeline(..., trust_remote_code=True)`), kept equal
+    # to the package's by `training.demo.install` and this test.
+    assert [p.name for p in DEFAULT_MODEL.glob("*.py")] == ["pipeline_microx.py"]
+    package = Path(microx_hf.__file__).parent / "pipeline_microx.py"
+    assert (DEFAULT_MODEL / "pipeline_microx.py").read_text() == package.read_text(), (
+        "refresh it: microx_hf.pipeline_microx.save_pipeline_code(DEFAULT_MODEL)"
+    )
     config = json.loads((DEFAULT_MODEL / "config.json").read_text())
     assert "auto_map" not in config  # it would point at files that are not there
     assert type(AutoConfig.from_pretrained(DEFAULT_MODEL)) is MicroXConfig

@@ -271,6 +271,9 @@ def install(released: Path, demo_results: Path, target: Path = DEFAULT_MODEL_DIR
     config.pop("auto_map", None)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     shutil.copy(demo_results, target / "demo_results.json")
+    from microx_hf.pipeline_microx import save_pipeline_code
+
+    save_pipeline_code(target)  # the pipeline's own file: `pipeline(..., trust_remote_code=True)` on the folder
     logger.info("installed the demo checkpoint in %s", target)
     return target
 
