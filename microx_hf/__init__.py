@@ -2,17 +2,17 @@
 
 `MicroXForVideoClassification.from_pretrained(...)` (or `MicroXModel`, the same network) loads a checkpoint;
 `MicroXFeatureExtractor` turns a video into region crops; `microx_hf.predict.predict(video)` does both.
+
+The exports load on first use: importing transformers' model and image-processing classes costs seconds, which
+`microx predict` avoids (it runs the same network through `microx_hf.network_microx` and the same extraction through
+`microx_hf.extraction`). Using any of the Hugging Face classes registers them with the Auto classes first.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForVideoClassification,
-)
+from __future__ import annotations
 
-from .configuration_microx import PAPER_LABELS, MicroXConfig
+import importlib
+from typing import Any
+
 from .errors import (
     BackendUnavailableError,
     DatasetFormatError,
@@ -24,25 +24,65 @@ from .errors import (
     VideoLimitError,
     VideoNotFoundError,
 )
-from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
-from .modeling_microx import MicroXForVideoClassification, MicroXModel, MicroXOutput
-from .predict import Prediction
 
 __version__ = "0.1.0"
 
-AutoConfig.register("microx", MicroXConfig, exist_ok=True)
-AutoModel.register(MicroXConfig, MicroXModel, exist_ok=True)
-AutoModelForVideoClassification.register(MicroXConfig, MicroXForVideoClassification, exist_ok=True)
-# The extractor needs OpenCV and a landmark backend, so it is not custom code that travels: loading it needs this
-# package installed. It is saved beside the weights as preprocessor_config.json.
-AutoFeatureExtractor.register(MicroXConfig, MicroXFeatureExtractor, exist_ok=True)
-AutoImageProcessor.register(MicroXConfig, slow_image_processor_class=MicroXFeatureExtractor, exist_ok=True)
+# Export -> the module that defines it (loaded, and the Auto classes registered, on first use).
+_LAZY = {
+    "PAPER_LABELS": "configuration_microx",
+    "MicroXConfig": "configuration_microx",
+    "MicroXModel": "modeling_microx",
+    "MicroXForVideoClassification": "modeling_microx",
+    "MicroXOutput": "modeling_microx",
+    "MicroXFeatureExtractor": "feature_extraction_microx",
+    "ClipCrops": "extraction",
+    "Prediction": "predict",
+}
+_REGISTERED = False
 
-# Saved checkpoints carry the config and model code, so they load with `trust_remote_code=True` where this
-# package is not installed. `register_for_auto_class` writes `auto_map` for one model class only; the
-# AutoModel entry is added in `MicroXPreTrainedModel.save_pretrained`.
-MicroXConfig.register_for_auto_class()
-MicroXForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+def register() -> None:
+    """Register the MicroX classes with transformers' Auto classes (once; done on first use of any of them).
+
+    Saved checkpoints carry the config and model code, so they load with `trust_remote_code=True` where this
+    package is not installed. `register_for_auto_class` writes `auto_map` for one model class only; the AutoModel
+    entry is added in `MicroXPreTrainedModel.save_pretrained`.
+    """
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    from transformers import (
+        AutoConfig,
+        AutoFeatureExtractor,
+        AutoImageProcessor,
+        AutoModel,
+        AutoModelForVideoClassification,
+    )
+
+    from .configuration_microx import MicroXConfig
+    from .feature_extraction_microx import MicroXFeatureExtractor
+    from .modeling_microx import MicroXForVideoClassification, MicroXModel
+
+    AutoConfig.register("microx", MicroXConfig, exist_ok=True)
+    AutoModel.register(MicroXConfig, MicroXModel, exist_ok=True)
+    AutoModelForVideoClassification.register(MicroXConfig, MicroXForVideoClassification, exist_ok=True)
+    # The extractor needs OpenCV and a landmark backend, so it is not custom code that travels: loading it needs
+    # this package installed. It is saved beside the weights as preprocessor_config.json.
+    AutoFeatureExtractor.register(MicroXConfig, MicroXFeatureExtractor, exist_ok=True)
+    AutoImageProcessor.register(MicroXConfig, slow_image_processor_class=MicroXFeatureExtractor, exist_ok=True)
+    MicroXConfig.register_for_auto_class()
+    MicroXForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        if _LAZY[name] in ("configuration_microx", "modeling_microx", "feature_extraction_microx"):
+            register()
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PAPER_LABELS",
@@ -62,4 +102,5 @@ __all__ = [
     "VideoDecodeError",
     "VideoLimitError",
     "VideoNotFoundError",
+    "register",
 ]

@@ -196,7 +196,6 @@ def _close_matches(name: str) -> list[str]:
 
 def _load(model: str | None):
     """`load_model(model)`, with a missing or mistyped --model turned into one `UsageError` line."""
-    from .predict import load_model
 
     if model is not None and not Path(model).expanduser().exists():
         matches = _close_matches(model)
@@ -205,7 +204,7 @@ def _load(model: str | None):
             raise UsageError(f"--model {model}: no such folder ({Path(model).expanduser().absolute()}).{hint}"
                              + ("" if "/" in model else " (For a Hub model, pass its full id: owner/name.)"))  # fmt: skip
         try:
-            return load_model(model)
+            return _load_quietly(model)
         except ModelNotFoundError as err:
             # The cause (transformers' OSError) runs to several lines; its first says what went wrong.
             cause = str(err.__cause__ or err).strip().splitlines()[0]
@@ -215,9 +214,21 @@ def _load(model: str | None):
         except (MicroXError, ValueError) as err:
             raise UsageError(f"--model {model}: {_one_line(err)}") from err
     try:
-        return load_model(model)
+        return _load_quietly(model)
     except (MicroXError, ValueError) as err:
         raise UsageError(f"--model {model or '(default)'}: {_one_line(err)}") from err
+
+
+def _load_quietly(model: str | None):
+    """A local folder without transformers (fast start, same results), else through transformers without its
+    "Loading weights" bars (they would bury the one over the videos)."""
+    from .predict import lean_folder, load_model
+
+    if lean_folder(model) is None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    return load_model(model, lean=True)
 
 
 # --- predict ------------------------------------------------------------------------------------------------------
@@ -230,9 +241,7 @@ def init_predict_worker(model: str | None, max_duration: float | None, batch_siz
         return
     _quiet_native_logs(verbose)
     _configure_logging(verbose)
-    from .predict import load_model
-
-    model_, extractor = load_model(model)
+    model_, extractor = _load_quietly(model)
     if max_duration is not None:
         extractor.max_duration = max_duration
     _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size)
@@ -408,9 +417,6 @@ def _quiet_native_logs(verbose: int) -> None:
 
 
 def _configure_logging(verbose: int) -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the one over the videos
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
 

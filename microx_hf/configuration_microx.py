@@ -9,6 +9,8 @@ This file travels to the Hub as custom code: it imports only public transformers
 
 from transformers import PreTrainedConfig
 
+from .network_microx import FRAME_ENCODERS, MicroXConfigMixin
+
 # The paper's seven classes (BAUM-2 style; disgust merged into contempt).
 PAPER_LABELS = ["neutral", "anger", "contempt", "surprise", "fear", "happy", "sad"]
 
@@ -17,24 +19,6 @@ KNOWN_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth", "left_brow", 
 DEFAULT_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]
 
 FUSIONS = ["attention", "mean", "paper"]
-
-# Pretrained per-frame face encoders the model can put under a region's ConvLSTM branch. Their architectures live in
-# `modeling_microx.py` and their weights travel inside the MicroX checkpoint; `classes` are the encoder's own
-# expression classes and `to_labels` maps them onto MicroX's labels (disgust merges into contempt, as in the paper).
-FRAME_ENCODERS: dict[str, dict] = {
-    # face-api.js FaceExpressionNet (npm @vladmandic/face-api 1.7.15, MIT): depthwise-separable dense blocks,
-    # trained on 112x112 RGB faces; a 256-channel map at 1/16 of the input before its 7-class head.
-    "faceapi": {
-        "classes": ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"],
-        "to_labels": {
-            "neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
-            "disgusted": "contempt", "surprised": "surprise",
-        },
-        "channels": 256,
-        "stride": 16,
-        "native_size": 112,
-    },
-}  # fmt: skip
 HEADS = ["pool", "flatten"]
 PADDINGS = ["same", "valid"]
 
@@ -77,7 +61,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class MicroXConfig(PreTrainedConfig):
+class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
     r"""Configuration of a MicroX model.
 
     Args:
@@ -176,49 +160,12 @@ class MicroXConfig(PreTrainedConfig):
             self.frame_encoder_size = int(FRAME_ENCODERS[self.frame_encoder]["native_size"])
         self._validate_microx()
 
-    def default_label_map(self, encoder: str) -> dict[str, str | None]:
-        """The encoder's class -> label map restricted to this config's labels (a class without one maps to None)."""
-        if encoder not in FRAME_ENCODERS:
-            raise ValueError(
-                f"MicroXConfig.frame_encoder={encoder!r} is not valid: choose one of {sorted(FRAME_ENCODERS)} or None."
-            )
-        labels = set(self.id2label.values())
-        return {k: (v if v in labels else None) for k, v in FRAME_ENCODERS[encoder]["to_labels"].items()}
-
-    @property
-    def encoder_region_index(self) -> int | None:
-        """Position of the encoder's region in `regions`, or None without an encoder."""
-        return self.regions.index(self.frame_encoder_region) if self.frame_encoder is not None else None
-
-    @property
-    def stem_regions(self) -> list[str]:
-        """The regions whose branch starts from pixels (every region but the encoder's)."""
-        return [r for i, r in enumerate(self.regions) if i != self.encoder_region_index]
-
-    @property
-    def encoder_feature_size(self) -> int:
-        """Side of the encoder's feature map the encoder region's ConvLSTM runs on."""
-        size = self.frame_encoder_size or self.image_size
-        for _ in range(4):  # four stride-2 blocks (3x3, padding 1)
-            size = (size - 1) // 2 + 1
-        return size
-
     @classmethod
     def from_preset(cls, name: str = "default", **overrides) -> "MicroXConfig":
         """A config from a named preset (`default` or `paper`); keyword arguments override preset values."""
         if name not in PRESETS:
             raise ValueError(f"Unknown MicroX preset {name!r}; choose one of {sorted(PRESETS)}.")
         return cls(**{**PRESETS[name], **overrides})
-
-    @property
-    def feature_size(self) -> int:
-        """Side of the feature map the ConvLSTM runs on, after the stem (and `valid` padding)."""
-        size = self.image_size
-        for _ in self.stem_channels:
-            size = (size - 1) // 2 + 1  # 3x3 convolution, stride 2, padding 1
-        if self.convlstm_padding == "valid":
-            size -= self.kernel_size - 1
-        return size
 
     def _validate_microx(self) -> None:
         def bad(name: str, value, allowed: str) -> ValueError:

@@ -156,7 +156,7 @@ class ClipScorer:
         if self.features is None:
             self.features = new
         else:
-            from .modeling_microx import MicroXFrameFeatures
+            from .network_microx import MicroXFrameFeatures
 
             def cat(a, b):
                 return None if a is None else torch.cat([a, b], dim=1)
@@ -242,7 +242,7 @@ class ClipScorer:
             def cut(x):
                 return None if x is None else x[:, encoded_drop:]
 
-            from .modeling_microx import MicroXFrameFeatures
+            from .network_microx import MicroXFrameFeatures
 
             self.features = MicroXFrameFeatures(
                 cut(f.stem_gates), cut(f.encoder_gates), cut(f.prior), f.region_mask[:, :, encoded_drop:]

@@ -18,7 +18,7 @@ from .regions import DEFAULT_REGIONS, CropBox, crop_boxes
 from .windows import window_starts
 
 if TYPE_CHECKING:  # the feature extractor imports the landmark backends; only its data class is needed here
-    from .feature_extraction_microx import ClipCrops
+    from .extraction import ClipCrops
 
 logger = logging.getLogger(__name__)
 

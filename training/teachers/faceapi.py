@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microx_hf.modeling_microx import FACEAPI_EXPRESSIONS, FaceApiExpressionNet
+from microx_hf.network_microx import FACEAPI_EXPRESSIONS, FaceApiExpressionNet
 
 from . import TeacherSpec, default_cache, register_teacher
 from .tfjs import decode_weights, dense_to_linear, depthwise_to_torch, hwio_to_oihw, npm_package, read_manifest
