@@ -87,6 +87,9 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
         fusion: How region outputs become the clip's logits: `attention` (learned weights over the available
             regions), `mean` (average of the available regions' logits) or `paper` (concatenated per-region
             softmax outputs, then a dense layer; a masked region contributes zeros).
+        fusion_floor: With `attention` fusion, the share of the decision spread evenly over the visible regions
+            (the rest follows the attention), so that no visible region is ever silenced: each keeps at least
+            `fusion_floor / R` of the weight.
         region_dropout: During training, probability of hiding each region for a whole sample (never all of
             them), so the model learns to cope with a missing region (a mask hiding the mouth).
         frame_encoder: A pretrained per-frame face encoder (a key of `FRAME_ENCODERS`, e.g. `faceapi`) whose feature
@@ -129,6 +132,7 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
     dropout: float = 0.2
     head_dropout: float = 0.3
     fusion: str = "attention"
+    fusion_floor: float = 0.0
     region_dropout: float = 0.0
     frame_encoder: str | None = None
     frame_encoder_region: str = "face"
@@ -190,7 +194,7 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
         for name, allowed in (("convlstm_padding", PADDINGS), ("head", HEADS), ("fusion", FUSIONS)):
             if getattr(self, name) not in allowed:
                 raise bad(name, getattr(self, name), f"choose one of {allowed}")
-        for name in ("dropout", "head_dropout", "region_dropout"):
+        for name in ("dropout", "head_dropout", "region_dropout", "fusion_floor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise bad(name, value, "it must be a probability in [0, 1)")

