@@ -454,3 +454,24 @@ def test_two_steps_with_distillation_and_the_pretrained_encoder(tmp_path):
     assert extractor["encoder_crop_size"] == 32 and model.config.frame_encoder_size == 32
     with pytest.raises(ValueError, match="distill_teachers.*nobody"):
         train.main(_argv(data, tmp_path / "bad", "--distill_teachers", "nobody"))
+
+
+def test_weighted_loss_adds_the_visible_regions_own_loss():
+    import torch
+
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    region_logits = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 3.0, 0.0]], [[0.0, 0.0, 2.0], [1.0, 1.0, 1.0]]])
+    region_weights = torch.tensor([[0.7, 0.3], [1.0, 0.0]])  # region 1 is hidden in the second window
+    labels = torch.tensor([0, 1])
+    outputs = {"logits": logits, "region_logits": region_logits, "region_weights": region_weights}
+    fused = train.WeightedLoss(weights)(outputs, labels)
+    total = train.WeightedLoss(weights, region_loss_weight=0.5)(outputs, labels)
+
+    def weighted_ce(lg, lb):
+        losses = torch.nn.functional.cross_entropy(lg, lb, weight=weights, reduction="none")
+        return losses.sum() / weights[lb].sum()
+
+    region0 = weighted_ce(region_logits[:, 0], labels)
+    region1 = weighted_ce(region_logits[:1, 1], labels[:1])
+    torch.testing.assert_close(total, fused + 0.5 * (region0 + region1) / 2)

@@ -377,20 +377,38 @@ def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
 
 
 class WeightedLoss:
-    """``compute_loss_func`` for the Trainer: cross-entropy with per-class weights on the fused logits."""
+    """``compute_loss_func`` for the Trainer: cross-entropy with per-class weights on the fused logits, plus
+    `region_loss_weight` times the same on each visible region's own logits (the model's `region_loss_weight`,
+    which its own loss would add, but the Trainer hands the labels to this function instead)."""
 
-    def __init__(self, weights: torch.Tensor):
+    def __init__(self, weights: torch.Tensor, region_loss_weight: float = 0.0):
         self.weights = weights
+        self.region_loss_weight = region_loss_weight
 
-    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None):
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    def _weighted(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch) -> torch.Tensor:
         weights = self.weights.to(device=logits.device, dtype=logits.dtype)
-        losses = F.cross_entropy(logits, labels.to(logits.device).long(), weight=weights, reduction="none")
+        losses = F.cross_entropy(logits, labels, weight=weights, reduction="none")
         if num_items_in_batch is None:
-            return losses.sum() / weights[labels.long()].sum().clamp_min(1e-12)
+            return losses.sum() / weights[labels].sum().clamp_min(1e-12)
         # Over an accumulated batch the Trainer expects a sum normalised by the number of items; the weights have
         # mean 1 over the training rows, so this matches the weighted mean in expectation.
         return losses.sum() / num_items_in_batch
+
+    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        labels = labels.to(logits.device).long()
+        loss = self._weighted(logits, labels, num_items_in_batch)
+        if self.region_loss_weight > 0:
+            region_logits = outputs["region_logits"]  # (B, R, L)
+            visible = outputs["region_weights"] > 0  # (B, R): a region hidden for the whole window has weight 0
+            per_region = [
+                self._weighted(region_logits[visible[:, r], r], labels[visible[:, r]], None)
+                for r in range(region_logits.shape[1])
+                if visible[:, r].any()
+            ]
+            if per_region:
+                loss = loss + self.region_loss_weight * torch.stack(per_region).mean()
+        return loss
 
 
 class MicroXTrainer(Trainer):
@@ -544,7 +562,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
     if data_args.class_balance == "weighted_loss":
         weights = class_weights(train_labels, config.num_labels)
         logger.info("class weights: %s", dict(zip(config.id2label.values(), weights.tolist(), strict=True)))
-        compute_loss_func = WeightedLoss(weights)
+        compute_loss_func = WeightedLoss(weights, config.region_loss_weight)
     elif data_args.class_balance == "balanced_sampler":
         per_clip = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
         sample_weights = np.tile(per_clip, data_args.windows_per_clip)  # WindowDataset repeats the clips in order
