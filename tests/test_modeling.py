@@ -330,7 +330,11 @@ def test_learns_a_tiny_temporal_task():
 # Per-frame work and the pretrained frame encoder ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides", [{}, {"frame_encoder": None}, {"num_convlstm_layers": 2, "fusion": "mean"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"frame_encoder": None}, {"num_convlstm_layers": 2, "fusion": "mean"},
+     {"frame_encoder": "fer", "fusion_floor": 0.2}],
+)  # fmt: skip
 def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(overrides):
     config = tiny_config(**overrides)
     model = MicroXForVideoClassification(config).eval()
@@ -438,3 +442,34 @@ def test_encoder_pixel_values_feed_the_encoder_and_are_checked():
     plain = MicroXForVideoClassification(tiny_config(frame_encoder=None))
     with pytest.raises(ValueError, match="no frame encoder"):
         plain(pixel_values, encoder_pixel_values=encoder)
+
+
+def test_fusion_floor_keeps_every_visible_region_in_the_decision():
+    config = tiny_config(fusion_floor=0.25)
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config, batch=2)
+    mask[1, 3] = False  # the nose is hidden in the second window
+    with torch.no_grad():
+        out = model(pixel_values, region_mask=mask)
+    torch.testing.assert_close(out.region_weights.sum(dim=1), torch.ones(2))
+    assert (out.region_weights[0] >= 0.25 / 5 - 1e-6).all()
+    assert out.region_weights[1, 3] == 0 and (out.region_weights[1][[0, 1, 2, 4]] >= 0.25 / 4 - 1e-6).all()
+    with pytest.raises(ValueError, match="fusion_floor"):
+        tiny_config(fusion_floor=1.0)
+
+
+def test_fer_encoder_is_fers_network_and_sees_grey():
+    config = tiny_config(frame_encoder="fer", frame_encoder_size=64)
+    assert config.encoder_feature_size == 4 and config.frame_encoder_label_map["disgust"] == "contempt"
+    model = MicroXForVideoClassification(config).eval()
+    from training.teachers import get_teacher
+
+    teacher = get_teacher("fer").load()
+    model.load_frame_encoder(teacher.state_dict())
+    g = torch.Generator().manual_seed(1)
+    face = torch.rand(3, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model.frame_encoder(face), teacher(face))
+        # Only the brightness of each pixel matters to it: the same grey image in colour gives the same answer.
+        grey = (0.299 * face[:, 0] + 0.587 * face[:, 1] + 0.114 * face[:, 2]).unsqueeze(1).expand(-1, 3, -1, -1)
+        torch.testing.assert_close(model.frame_encoder(face), model.frame_encoder(grey), rtol=1e-4, atol=1e-4)
