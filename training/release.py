@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
 # The custom code a Hub release carries beside the weights (`auto_map` in config.json points into these files).
-CODE_FILES = ("configuration_microx.py", "modeling_microx.py")
+CODE_FILES = ("configuration_microx.py", "modeling_microx.py", "network_microx.py")
 METRICS = (  # (results key, metric type, display name, metric args)
     ("accuracy", "accuracy", "Accuracy", None),
     ("uar", "recall", "UAR (unweighted average recall)", {"average": "macro"}),
@@ -100,6 +100,13 @@ class ReleaseArguments:
         metadata={"help": "Create the repository public (default private: the training data's terms may apply)."},
     )
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    note: str | None = field(
+        default=None,
+        metadata={
+            "help": "One or two sentences for the card's `microx_note` (the Space's model note); default: built "
+            "from the notice, the source networks and the training data."
+        },
+    )
     real_faces: str | None = field(
         default=None,
         metadata={"help": "JSON written by bench/bench_real_faces.py: the real-face results the card reports."},
@@ -245,6 +252,25 @@ def source_networks(config: Any, results: dict | None) -> list[dict[str, str]]:
     return out
 
 
+def _default_note(args: ReleaseArguments, config: Any, results: dict | None) -> str:
+    """The Space's one-line model note: what the model builds on, what it was trained on, and the notice."""
+    parts = []
+    networks = source_networks(config, results)
+    encoder = next((n for n in networks if n["role"].startswith("frame encoder")), None)
+    if encoder is not None:
+        parts.append(f"Face branch on {encoder['name']}'s network ({encoder['licence'].split(' (')[0]}; trained on "
+                     f"{encoder['training_data'].split(' (')[0]}).")  # fmt: skip
+    teachers = [n["name"] for n in networks if "teacher" in n["role"]]
+    if teachers:
+        parts.append(f"Distilled from {', '.join(teachers)}.")
+    description = args.dataset_description or args.dataset_name
+    if description:
+        parts.append(f"Trained on {description.split(':')[0].split(';')[0]}.")
+    if args.notice:
+        parts.append(args.notice.split(":")[0].rstrip(".") + ".")
+    return " ".join(parts)
+
+
 def _networks_table(networks: list[dict[str, str]]) -> str:
     if not networks:
         return ""
@@ -294,6 +320,7 @@ def build_card(
         metrics=["accuracy", "recall", "f1"],
         model_name=model_name,
         eval_results=eval_results(args, results, folds, paper) or None,
+        microx_note=args.note or _default_note(args, config, results),
     )
     if folds is not None:
         evaluation_summary = (
