@@ -310,6 +310,46 @@ def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtract
         )
 
 
+def _in_thread(frames: Any, queue_size: int = 32) -> Any:
+    """Runs an iterator in a thread, yielding its items here; at most `queue_size` wait between the two (memory stays
+    bounded), and an exception in the thread is raised here."""
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            items.put(error)
+
+    thread = threading.Thread(target=produce, name="microx-extract", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 _HEAP_BOUNDED = False
 
 
@@ -340,6 +380,7 @@ def predict(
     model: MicroXModel | str | Path | None = None,
     feature_extractor: MicroXFeatureExtractor | None = None,
     batch_size: int = 8,
+    overlap: bool | None = None,
 ) -> Prediction:
     """Recognise the emotion in a face video.
 
@@ -352,6 +393,8 @@ def predict(
         model: A loaded model, a name or path for `load_model`, or None for the default model.
         feature_extractor: The extractor; None takes the one saved with the model (or one built from its config).
         batch_size: Windows per forward pass (4-8 was fastest on CPU).
+        overlap: Decode and find landmarks in a second thread while the model scores (both release the GIL for
+            most of their work, so two cores are used); default: when the machine has two cores or more.
 
     Returns:
         A `Prediction`.
@@ -388,7 +431,10 @@ def predict(
     masks: list[np.ndarray] = []
     no_points = np.full((68, 2), np.nan, np.float32)
     summary: dict[str, Any] = {}
-    for frame in fe.iter_crops(video, summary):
+    if overlap is None:
+        overlap = (os.cpu_count() or 1) >= 2
+    frames = _in_thread(fe.iter_crops(video, summary)) if overlap else fe.iter_crops(video, summary)
+    for frame in frames:
         scorer.push(frame.crops, frame.mask, frame.encoder_crop)
         stamps.append(frame.timestamp)
         points.append(no_points if frame.points is None else frame.points)

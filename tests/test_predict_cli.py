@@ -317,3 +317,16 @@ def test_region_strips_and_clip_preview(prediction, videos):
         ).max()
         > 100
     )  # "no face"
+
+
+def test_extraction_in_a_second_thread_gives_the_same_prediction_and_its_errors(loaded, videos, tmp_path):
+    from microx_hf.errors import VideoDecodeError
+
+    model, feature_extractor = loaded
+    a = predict(videos["face"], model=model, feature_extractor=feature_extractor, overlap=True)
+    b = predict(videos["face"], model=model, feature_extractor=feature_extractor, overlap=False)
+    np.testing.assert_array_equal(a.window_probs, b.window_probs)
+    np.testing.assert_array_equal(a.clip.landmarks, b.clip.landmarks)
+    broken = media.make_truncated_video(videos["face"], tmp_path / "broken.mp4", keep=0.5)
+    with pytest.raises(VideoDecodeError):
+        predict(broken, model=model, feature_extractor=feature_extractor, overlap=True)
