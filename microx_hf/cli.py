@@ -244,7 +244,8 @@ def init_predict_worker(model: str | None, max_duration: float | None, batch_siz
     model_, extractor = _load_quietly(model)
     if max_duration is not None:
         extractor.max_duration = max_duration
-    _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size)
+    # Several worker processes use the cores already: no second (extraction) thread in each.
+    _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size, overlap=False)
 
 
 def predict_worker(video: str):
@@ -252,7 +253,7 @@ def predict_worker(video: str):
     from .predict import predict
 
     prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
-                         batch_size=_WORKER["batch_size"])  # fmt: skip
+                         batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
     if hasattr(prediction, "clip"):
         prediction.clip = None
     return prediction
@@ -323,7 +324,8 @@ def _predict(args: argparse.Namespace) -> int:
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if args.max_duration is not None:
         feature_extractor.max_duration = args.max_duration
-    _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size)
+    _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size,
+                   overlap=None if args.workers == 1 else False)  # fmt: skip
     # This process works too (map_videos); the spawned workers load their own copy of the model.
     init = None if args.workers == 1 else init_predict_worker
     init_args = (args.model, args.max_duration, args.batch_size, args.verbose)
