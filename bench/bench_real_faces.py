@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     models = {"old default": load_model(old_default()), "new default": load_model(DEFAULT_MODEL)}
     for spec in args.model:
         label, _, path = spec.partition("=")
+        if label in names or label in models or label == "ensemble":
+            raise SystemExit(f"--model {spec}: the name {label!r} is taken; name the model differently")
         models[label] = load_model(path)
     if models["new default"][0].config.frame_encoder is not None:
         model, fe = models["new default"]
