@@ -15,7 +15,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Cheapest first, so that a quick look gets the most numbers.
-TOPICS = ["model", "video", "extractor", "synthetic", "dataset", "training", "space", "learning"]
+TOPICS = [
+    "model",
+    "video",
+    "extractor",
+    "landmarks",
+    "real_faces",
+    "length",
+    "workers",
+    "synthetic",
+    "dataset",
+    "training",
+    "space",
+    "learning",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
