@@ -119,9 +119,10 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
 def bench_real(args, backends: list[str]) -> list[dict]:
     """Decode-only and the whole extractor on real camera footage (854x480 29.97 fps H.264, `bench/real_media.py`),
     in the same run as the synthetic rows: camera footage decodes 2-3x slower than the synthetic clips."""
+    from real_media import real_480p
+
     from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
     from microx_hf.video import iter_frames
-    from real_media import real_480p
 
     path = real_480p(args.seconds)
     decoded = sum(1 for _ in iter_frames(path, fps=30.0))
