@@ -355,7 +355,7 @@ def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(o
 
 def test_frozen_frame_encoder_does_not_change_in_a_training_step():
     config = tiny_config()
-    assert config.frame_encoder == "faceapi" and config.freeze_frame_encoder
+    assert config.frame_encoder == "fer" and config.freeze_frame_encoder
     model = MicroXForVideoClassification(config).train()
     assert not model.frame_encoder.training, "a frozen encoder stays in eval mode"
     before = {k: v.clone() for k, v in model.frame_encoder.state_dict().items()}
@@ -372,7 +372,7 @@ def test_frozen_frame_encoder_does_not_change_in_a_training_step():
 
 
 def test_encoder_prior_maps_its_classes_onto_the_labels():
-    model = MicroXForVideoClassification(tiny_config())
+    model = MicroXForVideoClassification(tiny_config(frame_encoder="faceapi"))
     classes = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
     expected = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
                 "disgusted": "contempt", "surprised": "surprise"}  # fmt: skip
@@ -382,12 +382,13 @@ def test_encoder_prior_maps_its_classes_onto_the_labels():
     # A label set of its own (RAVDESS-like): classes without a counterpart map nowhere.
     labels = ["calm", "happy", "angry", "disgust"]
     custom = tiny_config(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+                         frame_encoder="faceapi",
                          frame_encoder_label_map={"happy": "happy", "angry": "angry", "disgusted": "disgust"})  # fmt: skip
     m = MicroXForVideoClassification(custom)
     assert m.label_map.shape == (7, 4) and m.label_map.sum() == 3
     assert m.label_map[classes.index("disgusted"), labels.index("disgust")] == 1
     with pytest.raises(ValueError, match="frame_encoder_label_map"):
-        tiny_config(frame_encoder_label_map={"happy": "joy"})
+        tiny_config(frame_encoder="faceapi", frame_encoder_label_map={"happy": "joy"})
     # The default map keeps only the labels the model has.
     assert MicroXConfig(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
                         frame_encoder="faceapi").frame_encoder_label_map["happy"] == "happy"  # fmt: skip
@@ -407,7 +408,7 @@ def test_encoder_region_starts_as_its_prior():
 
 
 def test_forward_rejects_unknown_arguments_and_computes_the_region_loss():
-    config = tiny_config()
+    config = tiny_config(region_loss_weight=0.0)
     model = MicroXForVideoClassification(config)
     pixel_values, mask = inputs(config)
     with pytest.raises(TypeError, match="regionmask"):

