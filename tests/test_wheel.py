@@ -63,9 +63,11 @@ def test_build_makes_a_wheel_and_an_sdist_that_carry_the_model(dist):
     wheels, sdists = list(dist.glob("microx_hf-*.whl")), list(dist.glob("microx_hf-*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
     names = set(zipfile.ZipFile(wheels[0]).namelist())
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "configuration_microx.py",
-                 "modeling_microx.py", "pipeline_microx.py"):  # fmt: skip
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "pipeline_microx.py"):
         assert f"microx_hf/default_model/{name}" in names, name
+    # The package's own classes load the shipped folder: no second copy of the model code rides in it.
+    for name in ("configuration_microx.py", "modeling_microx.py", "network_microx.py"):
+        assert f"microx_hf/default_model/{name}" not in names, name
     tracked = subprocess.run(["git", "ls-files", "microx_hf"], cwd=REPO, capture_output=True, text=True).stdout.split()
     data = [p for p in tracked if p.endswith(DATA_SUFFIXES)]
     assert data and not [p for p in data if p not in names], "committed data files missing from the wheel"

@@ -64,7 +64,7 @@ class DemoArguments:
     num_proc: int = field(default=1, metadata={"help": "Processes for generation and preparation."})
     teachers: str | None = field(
         default=None,
-        metadata={"help": "Teachers to distil from (default: faceapi,fer,human for the full run, none for --quick)."},
+        metadata={"help": "Teachers to distil from (default: fer for the full run, none for --quick)."},
     )
     distill_weight: float = field(default=0.4, metadata={"help": "Share of the distillation term in the loss."})
     distill_temperature: float = field(default=2.0, metadata={"help": "Distillation temperature."})
