@@ -27,8 +27,8 @@ from real_media import real_480p  # noqa: E402
 
 STARTUP = """
 import time; t = time.perf_counter()
-from microx_hf.predict import load_model
-model, fe = load_model(MODEL)
+from microx_hf.cli import _load  # what `microx predict` loads with (the lean path for a local folder)
+model, fe = _load(MODEL)
 fe.get_backend()
 print(time.perf_counter() - t)
 """

@@ -367,6 +367,9 @@ class MiniXception(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last residual block's map (N, widths[-1], h, w)."""
         x = F.relu(self.bn1(self.conv1(x)))
+        # Channels-last from here on (a 1-channel input has no layout of its own): the separable convolutions ran
+        # 2.5-3.7x faster so on one CPU thread (64 px, batches of 40).
+        x = x.contiguous(memory_format=torch.channels_last)
         x = F.relu(self.bn2(self.conv2(x)))
         for block in self.blocks:
             x = block(x)

@@ -350,31 +350,6 @@ def _in_thread(frames: Any, queue_size: int = 32) -> Any:
         thread.join(timeout=5)
 
 
-_HEAP_BOUNDED = False
-
-
-def bound_heap_growth() -> None:
-    """Keep the C heap from growing with the video's length (glibc only; once per process).
-
-    Every decoded frame is a large buffer freed a moment later, between small allocations that live on. glibc's
-    dynamic mmap threshold then moves such buffers onto the heap, which fragments and grows with every minute of
-    video (measured: peak RSS 0.67 GB for 10 s, 0.76 GB for 60 s of the same footage). Serving buffers of 256 KiB
-    and more with mmap, as glibc does before it adapts, kept it flat (0.61 GB for both). Set
-    `MICROX_KEEP_MALLOC=1` to leave the allocator alone.
-    """
-    global _HEAP_BOUNDED
-    if _HEAP_BOUNDED or os.environ.get("MICROX_KEEP_MALLOC") == "1":
-        return
-    _HEAP_BOUNDED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
 def predict(
     video: str | Path | np.ndarray | list[np.ndarray],
     model: MicroXModel | str | Path | None = None,
@@ -407,7 +382,6 @@ def predict(
     from .extraction import ClipCrops
     from .scoring import ClipScorer
 
-    bound_heap_growth()
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1")
     if model is None or isinstance(model, (str, Path)):
