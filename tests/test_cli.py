@@ -472,3 +472,14 @@ def test_several_faces_are_noted_and_face_picks_one(two_people, model_dir, tmp_p
     one = media.make_face_video(tmp_path / "one.mp4", n_frames=40)
     assert main(["predict", str(one), "--model", str(model_dir)]) == 0
     assert "faces seen" not in capsys.readouterr().err
+
+
+def test_the_readme_exit_code_table_matches_the_cli():
+    import re
+
+    text = (REPO / "README.md").read_text()
+    table = text.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", table, re.MULTILINE))
+    assert sorted(int(code) for code in rows) == sorted(EXIT_CODES)
+    assert "input path that does not exist" in rows["2"] and "photo without `--allow-still`" in rows["1"]
+    assert "input path not found" in EXIT_CODES[2]
