@@ -158,7 +158,8 @@ class FaceTracker:
             0 (until that many faces are seen, none is followed).
         census_every: While a face is followed, scan the whole frame instead of its neighbourhood at the first
             re-detection after this many frames, to count the other faces (`faces_seen`); None: never (faces are
-            then counted only while no face is followed).
+            then counted only while no face is followed). A face too small for the detector at `detect_max_side`
+            is scanned for at a larger scale, and the census then waits longer in proportion to the pixels.
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class FaceTracker:
         self._searches = 0  # whole-frame detections in a row that found no face
         self._last_seen: Face | None = None
         self._last_census = -1  # frame of the last whole-frame detection
+        self._scan_cost = 1.0  # its pixels relative to a frame at `detect_max_side`
         self.frame_index = -1
         self.stats = {"frames": 0, "detections": 0, "faces": 0, "lost": 0, "censuses": 0}
         self.faces_seen = 0
@@ -298,7 +300,7 @@ class FaceTracker:
         census = (
             self._face is not None
             and self.census_every is not None
-            and self.frame_index - self._last_census >= self.census_every
+            and self.frame_index - self._last_census >= self.census_every * self._scan_cost
         )
         candidates = self._candidates(grey, image, reference, whole_frame=census)
         chosen = None
@@ -380,9 +382,12 @@ class FaceTracker:
             offset = lo.astype(np.float64)
             scale = min(1.0, 1.1 * self.min_detect_face / max(side, 1.0))
             return self._detect_at(grey, image, scale, offset)
-        scale = min(1.0, self.detect_max_side / max(height, width))
+        base = scale = min(1.0, self.detect_max_side / max(height, width))
         if reference is not None and reference.size * scale < self.min_detect_face:
             scale = min(1.0, self.min_detect_face / max(reference.size, 1.0))
+        # A small face in a large frame is scanned at a larger scale: censuses come that much less often, so that
+        # they cost about what a scan at `detect_max_side` every `census_every` frames costs.
+        self._scan_cost = (scale / base) ** 2
         faces = self._detect_at(grey, image, scale, offset)
         if not faces and not whole_frame and scale < 1.0 and self._searches % self.detect_every == 0:
             # Faces smaller than the detector's window at `detect_max_side` (e.g. a distant face in HD video):
