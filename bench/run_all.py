@@ -21,6 +21,7 @@ TOPICS = [
     "extractor",
     "landmarks",
     "real_faces",
+    "two_faces",
     "length",
     "workers",
     "synthetic",

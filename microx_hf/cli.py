@@ -1,14 +1,17 @@
 """The `microx` command line.
 
     microx predict VIDEO_OR_FOLDER... [--model M] [--json | --jsonl] [--timeline-csv PATH] [--workers N]
-                   [--batch-size N] [--max-duration SECONDS]
-    microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M]
+                   [--batch-size N] [--max-duration SECONDS] [--face WHICH] [--allow-still]
+    microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M] [--face WHICH] [--allow-still]
     microx --version
 
 Options such as ``-v`` and ``--model`` work before and after the subcommand. `predict` prints one row (or JSON
 line) per video as soon as it is done; a video that cannot be used is reported on stderr and skipped. `crops` writes
 a contact sheet of the region crops the model sees. Every error ends in one line on stderr (``-vv`` adds the
-traceback of unexpected ones) and the exit code says what happened (`EXIT_CODES`).
+traceback of unexpected ones) and the exit code says what happened (`EXIT_CODES`). Everything that can be checked
+without decoding a frame (input paths, output paths, options, `--window` against the video's header) is checked
+before the model loads or the first frame is decoded. A video in which several faces were seen gets a note on stderr
+saying which face the result is for.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import csv
 import difflib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import MicroXError, ModelNotFoundError
+from .errors import MicroXError, ModelNotFoundError, StillImageError
 
 logger = logging.getLogger("microx_hf.cli")
 
@@ -33,7 +37,7 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2
 EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_SOME_FAILED: "some video could not be used (predict: the others were still analysed)",
-    EXIT_USAGE: "usage error: bad option, no videos found, unusable output path, model not found",
+    EXIT_USAGE: "usage error: bad option, input path not found, no videos found, unusable output path, model not found",
     EXIT_INTERNAL: "unexpected internal error (a bug: rerun with -vv and report the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -102,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
                    help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
+    _add_extraction_options(p)
 
     c = sub.add_parser(
         "crops",
@@ -121,17 +126,29 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--window", type=int, default=None, metavar="K", help="only window K (0-based)")
     c.add_argument("--columns", type=int, default=60, metavar="N",
                    help="at most N frame columns without --window (default 60)")  # fmt: skip
+    _add_extraction_options(c)
     return parser
+
+
+def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face", default=None, metavar="WHICH",
+                        help="which face to follow when several people are in the video: auto (default: the surest "
+                             "detection, a little favouring large and central faces), largest, central, or a "
+                             "number counting faces from the left from 0")  # fmt: skip
+    parser.add_argument("--allow-still", action="store_true",
+                        help="read a photo (PNG, JPEG, ...) as a one-frame video instead of refusing it; there is no "
+                             "motion in one frame, so the result rests on the face alone")  # fmt: skip
 
 
 # --- checks before any work -----------------------------------------------------------------------------------------
 def _expand_videos(inputs: Sequence[str]) -> list[str]:
     """Video paths from files and folders (folders recursively, hidden entries skipped, in name order)."""
     videos: list[str] = []
+    _check_inputs_exist(inputs)
     for name in inputs:
         path = Path(name)
         if not path.is_dir():
-            videos.append(name)  # a missing or bad file is reported like any other failing video
+            videos.append(name)  # a bad file is reported like any other failing video
             continue
         found = sorted(
             p
@@ -151,8 +168,21 @@ def _expand_videos(inputs: Sequence[str]) -> list[str]:
     return videos
 
 
+def _check_inputs_exist(inputs: Sequence[str]) -> None:
+    """A path on the command line that does not exist is a usage error (exit 2), found before any work: a typo in
+    one of several inputs stops the run before the model loads, rather than after the others were analysed."""
+    missing = [name for name in inputs if not Path(name).exists()]
+    if missing:
+        where = "" if all(Path(m).is_absolute() for m in missing) else f" (relative paths start at {Path.cwd()})"
+        raise UsageError(f"no such file or folder: {', '.join(missing)}{where}")
+
+
 def _check_output(path: Path, what: str) -> None:
-    """Raise `UsageError` unless a file can be written at `path` (its folder is created now)."""
+    """Raise `UsageError` unless a file can be written at `path` (its folder is created now).
+
+    The file is really opened (for appending, so nothing there is lost; a file created by the check is removed):
+    permission bits say little to root, and a folder such as /proc refuses new files whatever they say.
+    """
     if path.is_dir():
         raise UsageError(f"{what} {path}: is a folder; give a file name")
     parent = path.parent
@@ -160,8 +190,16 @@ def _check_output(path: Path, what: str) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"{what} {path}: cannot create the folder {parent} ({err.strerror or err})") from err
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{what} {path}: not writable (permission denied)")
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except PermissionError as err:
+        raise UsageError(f"{what} {path}: not writable (permission denied)") from err
+    except OSError as err:
+        raise UsageError(f"{what} {path}: cannot write ({err.strerror or err})") from err
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def _check_image_output(path: Path) -> None:
@@ -231,11 +269,59 @@ def _load_quietly(model: str | None):
     return load_model(model, lean=True)
 
 
+def _face_choice(value: str | None) -> str | int | None:
+    """`--face` checked now (None: the model's own setting)."""
+    if value is None:
+        return None
+    from .landmarks.tracking import validate_face_choice
+
+    try:
+        return validate_face_choice(value)
+    except ValueError as err:
+        raise UsageError(f"--face {value}: choose auto, largest, central or a number from 0 (faces counted from the "
+                         "left)") from err  # fmt: skip
+
+
+def _apply_options(feature_extractor, face_choice: str | int | None, allow_still: bool) -> None:
+    if face_choice is not None:
+        feature_extractor.face_choice = face_choice
+    if allow_still:
+        feature_extractor.allow_still = True
+
+
+def _still_message(err: StillImageError) -> str:
+    """The CLI's words for a photo: its own switch, not the Python option the library's message names."""
+    what = f"{err.path} is a still image ({err.kind})" if err.path else "this file is a still image"
+    return (f"{what}, not a video: MicroX reads emotion from how a face moves over time. Pass a video of the face "
+            "(a few seconds), or add --allow-still to score this single frame anyway.")  # fmt: skip
+
+
+def _faces_note(video: str, faces_seen: int, followed_face: int | None, what: str) -> str | None:
+    """A line for stderr when several faces were seen: which one `what` (the row, the sheet) is about."""
+    if not faces_seen or faces_seen < 2:
+        return None
+    if followed_face is None:
+        which = "one of them"
+    elif faces_seen == 2 and followed_face in (0, 1):
+        which = ("the left face", "the right face")[followed_face]
+    else:
+        which = f"face {followed_face} (counting from 0 at the left)"
+    return (f"microx: note: {video}: {faces_seen} faces seen; {what} is for {which}; --face picks another (a number "
+            "from 0 at the left, largest or central)")  # fmt: skip
+
+
 # --- predict ------------------------------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
 
-def init_predict_worker(model: str | None, max_duration: float | None, batch_size: int, verbose: int = 0) -> None:
+def init_predict_worker(
+    model: str | None,
+    max_duration: float | None,
+    batch_size: int,
+    verbose: int = 0,
+    face_choice: str | int | None = None,
+    allow_still: bool = False,
+) -> None:
     """Load the model once in this (worker) process, for `predict_worker`."""
     if _WORKER:  # the main process, which loaded it already
         return
@@ -244,6 +330,7 @@ def init_predict_worker(model: str | None, max_duration: float | None, batch_siz
     model_, extractor = _load_quietly(model)
     if max_duration is not None:
         extractor.max_duration = max_duration
+    _apply_options(extractor, face_choice, allow_still)
     # Several worker processes use the cores already: no second (extraction) thread in each.
     _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size, overlap=False)
 
@@ -252,8 +339,11 @@ def predict_worker(video: str):
     """`predict` one video with the worker's model; the result without its crops (they are large to send back)."""
     from .predict import predict
 
-    prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
-                         batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
+    try:
+        prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
+                             batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
+    except StillImageError as err:  # worded for the command line (this runs in the worker processes too)
+        raise StillImageError(_still_message(err), path=err.path, kind=err.kind) from None
     if hasattr(prediction, "clip"):
         prediction.clip = None
     return prediction
@@ -316,6 +406,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if args.max_duration is not None and not args.max_duration > 0:
         raise UsageError(f"--max-duration must be a positive number of seconds, got {args.max_duration}")
+    face_choice = _face_choice(args.face)
     videos = _expand_videos(args.videos)
     if args.timeline_csv is not None:
         _check_output(args.timeline_csv, "--timeline-csv")
@@ -324,11 +415,12 @@ def _predict(args: argparse.Namespace) -> int:
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if args.max_duration is not None:
         feature_extractor.max_duration = args.max_duration
+    _apply_options(feature_extractor, face_choice, args.allow_still)
     _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size,
                    overlap=None if args.workers == 1 else False)  # fmt: skip
     # This process works too (map_videos); the spawned workers load their own copy of the model.
     init = None if args.workers == 1 else init_predict_worker
-    init_args = (args.model, args.max_duration, args.batch_size, args.verbose)
+    init_args = (args.model, args.max_duration, args.batch_size, args.verbose, face_choice, args.allow_still)
 
     def emit(line: str) -> None:
         tqdm.write(line, file=sys.stdout)  # above the progress bar, which is on stderr
@@ -341,6 +433,10 @@ def _predict(args: argparse.Namespace) -> int:
         video = outcome.item
         if outcome.ok:
             results[outcome.index] = (video, outcome.result)
+            note = _faces_note(video, outcome.result.faces_seen, outcome.result.followed_face,
+                               "the JSON" if args.json or args.jsonl else "the row")  # fmt: skip
+            if note:
+                tqdm.write(note, file=sys.stderr)
             if args.jsonl:
                 emit(json.dumps({"video": video, **outcome.result.to_dict()}))
             elif not args.json:
@@ -381,20 +477,36 @@ def _crops(args: argparse.Namespace) -> int:
     from .predict import DEFAULT_MODEL, MODEL_ENV
     from .visualize import contact_sheet
 
-    _check_image_output(args.output)
+    _check_inputs_exist([args.video])
+    if Path(args.video).is_dir():
+        raise UsageError(f"{args.video}: is a folder; crops draws one video")
     if args.columns < 1:
         raise UsageError(f"--columns must be at least 1, got {args.columns}")
+    if args.window is not None and args.window < 0:
+        raise UsageError(f"--window must be 0 or more (windows are counted from 0), got {args.window}")
+    face_choice = _face_choice(args.face)
+    _check_image_output(args.output)
     if args.model is not None or os.environ.get(MODEL_ENV) or (DEFAULT_MODEL / "config.json").is_file():
         _, feature_extractor = _load(args.model)
     else:
         feature_extractor = MicroXFeatureExtractor()
+    _apply_options(feature_extractor, face_choice, args.allow_still)
     try:
+        _check_window(args.video, args.window, feature_extractor)
         clip = feature_extractor.extract_clip(args.video)
         sheet = contact_sheet(clip, window=args.window, num_frames=feature_extractor.num_frames,
                               stride=feature_extractor.window_stride, max_columns=args.columns)  # fmt: skip
-    except (MicroXError, IndexError) as e:
+    except StillImageError as e:
+        print(f"microx: {args.video}: StillImageError: {_still_message(e)}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except MicroXError as e:
         print(f"microx: {args.video}: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_SOME_FAILED
+    except IndexError as e:  # a --window past the end that the header could not rule out
+        raise UsageError(f"--window {args.window}: {_one_line(e)}") from e
+    note = _faces_note(args.video, clip.faces_seen, clip.followed_face, "the sheet")
+    if note:
+        print(note, file=sys.stderr)
     ok, encoded = cv2.imencode(args.output.suffix.lower(), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UsageError(f"-o {args.output}: OpenCV could not encode a {args.output.suffix} image")
@@ -404,6 +516,38 @@ def _crops(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: cannot write ({err.strerror or err})") from err
     print(f"wrote {args.output} ({sheet.shape[1]}x{sheet.shape[0]}, {len(clip.regions)} regions)")
     return EXIT_OK
+
+
+def _check_window(video: str, window: int | None, feature_extractor) -> None:
+    """Refuse a `--window` past the video's end from its header, before a frame is decoded.
+
+    The container's own duration bounds the frames the extractor can emit at its frame rate from above (they are
+    resampled by time), so a window refused here surely does not exist; one inside the bound that still does not
+    exist, or any window of a video whose container gives no duration (frame count / nominal rate errs short on a
+    variable frame rate), is refused after extraction. Raises the video's own `MicroXError` for a file that is not
+    a video.
+    """
+    if window is None:
+        return
+    from .container import still_image_format
+    from .video import probe_video
+    from .windows import window_starts
+
+    if feature_extractor.allow_still and still_image_format(video) is not None:
+        frames = 1
+    else:
+        info = probe_video(video)
+        if info.duration is None or info.duration_source != "container":
+            return
+        frames = math.floor(info.duration * feature_extractor.fps) + 1
+    count = len(window_starts(frames, feature_extractor.num_frames, feature_extractor.window_stride))
+    if window < count:
+        return
+    if frames == 1:
+        raise UsageError(f"--window {window}: {video} is one frame, so it has one window (0)")
+    raise UsageError(f"--window {window}: {video} lasts {info.duration:.2f} s, so it has at most {count} windows "
+                     f"(0..{count - 1}) of {feature_extractor.num_frames} frames every "
+                     f"{feature_extractor.window_stride}")  # fmt: skip
 
 
 # --- main ---------------------------------------------------------------------------------------------------------

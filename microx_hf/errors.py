@@ -17,7 +17,20 @@ class VideoNotFoundError(InvalidVideoError, FileNotFoundError):
 
 
 class StillImageError(InvalidVideoError):
-    """The file is a still image (PNG, JPEG, ...), not a video; analyse it only when asked to (`allow_still`)."""
+    """The file is a still image (PNG, JPEG, ...), not a video; analyse it only when asked to (`allow_still`).
+
+    Attributes:
+        path: The file (None when not said).
+        kind: The image format found in its bytes, e.g. "PNG" (None when not said).
+
+    The message names the Python option; a surface with its own switch (the CLI's ``--allow-still``) words its
+    message from `path` and `kind`.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind
 
 
 class VideoDecodeError(MicroXError, RuntimeError):

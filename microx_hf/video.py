@@ -170,7 +170,9 @@ def _still_error(path: Path, kind: str) -> StillImageError:
     return StillImageError(
         f"{path} is a still image ({kind}), not a video: MicroX reads emotion from how a face moves over time. Pass "
         "a video of the face (a few seconds), or, to score this single frame anyway, ask for it explicitly: "
-        "MicroXFeatureExtractor(allow_still=True) (iter_frames(..., allow_still=True))."
+        "MicroXFeatureExtractor(allow_still=True) (iter_frames(..., allow_still=True)).",
+        path=str(path),
+        kind=kind,
     )
 
 

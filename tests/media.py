@@ -455,3 +455,84 @@ def make_portrait_video(path: str | Path, n_frames: int = 8, size: tuple[int, in
     with tempfile.TemporaryDirectory() as tmp:
         src = write_video(Path(tmp) / "stored.mp4", stored)
         return make_rotated_video(src, path, rotation=90)
+
+
+# Two different people -------------------------------------------------------------------------------------------
+
+# Where the face sits in matplotlib's sample `grace_hopper.jpg` (U.S. Navy photograph, public domain; 512x600), as
+# dlib's HOG detector boxes it.
+HOPPER_FACE_BOX = np.array([161.0, 137.0, 376.0, 352.0])
+
+
+@lru_cache(maxsize=1)
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    image.setflags(write=False)
+    return image
+
+
+@lru_cache(maxsize=4)
+def _sprite(person: str, side: float) -> tuple[np.ndarray, np.ndarray]:
+    """A person's face with its box `side` px wide, centred in a square canvas, and a soft elliptical alpha a little
+    larger than the box (head, no shoulders): (S, S, 3) float32 RGB and (S, S, 1) float32."""
+    photo, face_box = (_astronaut(), FACE_BOX) if person == "astronaut" else (_grace_hopper(), HOPPER_FACE_BOX)
+    canvas = int(2 * side)
+    scale = side / float(face_box[2] - face_box[0])
+    box_center = (face_box[:2] + face_box[2:]) / 2
+    matrix = np.array(
+        [[scale, 0.0, canvas / 2 - scale * box_center[0]], [0.0, scale, canvas / 2 - scale * box_center[1]]]
+    )
+    face = cv2.warpAffine(photo, matrix, (canvas, canvas), flags=cv2.INTER_AREA).astype(np.float32)
+    alpha = np.zeros((canvas, canvas), np.float32)
+    cv2.ellipse(alpha, (canvas // 2, canvas // 2), (int(0.62 * side), int(0.78 * side)), 0, 0, 360, 1.0, -1)
+    return face, cv2.GaussianBlur(alpha, (0, 0), max(1.0, side / 25))[..., None]
+
+
+def _paste(frame: np.ndarray, person: str, center: np.ndarray, side: float) -> None:
+    """Blend a person's face (`_sprite`) into `frame` (float32, in place), its face box centred at `center`."""
+    face, alpha = _sprite(person, side)
+    canvas = face.shape[0]
+    x0, y0 = (np.round(center) - canvas // 2).astype(int)
+    fx0, fy0 = max(0, -x0), max(0, -y0)
+    x1, y1 = min(frame.shape[1], x0 + canvas), min(frame.shape[0], y0 + canvas)
+    region = frame[max(0, y0) : y1, max(0, x0) : x1]
+    a = alpha[fy0 : fy0 + region.shape[0], fx0 : fx0 + region.shape[1]]
+    region *= 1 - a
+    region += face[fy0 : fy0 + region.shape[0], fx0 : fx0 + region.shape[1]] * a
+
+
+def two_people_frames(
+    n_frames: int = 30, size: tuple[int, int] = (640, 360), second_from: int = 0, side: float = 120.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two different real people side by side: the astronaut (`skimage.data.astronaut()`, NASA) on the left and
+    Grace Hopper (matplotlib's `grace_hopper.jpg`, U.S. Navy) on the right, both public domain, drifting a few
+    pixels per frame. Grace Hopper is in the frame from frame `second_from` on (a second person who walks in).
+
+    Returns:
+        frames (N, H, W, 3) RGB uint8, and the true face centres of each person (N, 2): left, right.
+    """
+    width, height = size
+    frames, left, right = [], [], []
+    for i in range(n_frames):
+        t = 2 * np.pi * i / 30
+        a = np.array([0.27 * width + 4 * np.sin(t), 0.5 * height + 3 * np.cos(t)])
+        g = np.array([0.73 * width - 4 * np.sin(t), 0.5 * height + 3 * np.sin(t)])
+        frame = _background(tuple(size), 0).astype(np.float32)
+        _paste(frame, "astronaut", a, side)
+        if i >= second_from:
+            _paste(frame, "grace_hopper", g, side)
+        frames.append(frame.clip(0, 255).astype(np.uint8))
+        left.append(a)
+        right.append(g)
+    return np.stack(frames), np.stack(left), np.stack(right)
+
+
+def make_two_people_video(
+    path: str | Path, n_frames: int = 30, size: tuple[int, int] = (640, 360), second_from: int = 0, fps: float = 30.0
+) -> Path:
+    """Write `two_people_frames(n_frames, size, second_from)` as a video."""
+    frames, _, _ = two_people_frames(n_frames, size, second_from)
+    return write_video(path, frames, fps)

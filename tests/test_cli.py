@@ -97,7 +97,8 @@ def test_a_folder_stands_for_its_videos_recursively(folder):
     found = cli._expand_videos([str(folder)])
     names = [str(Path(p).relative_to(folder)) for p in found]
     assert names == ["a.mp4", "b.avi", "sub/c.MP4", "sub/noface.mp4", "sub/text.mp4"]  # no .hidden, no .txt
-    assert cli._expand_videos([str(folder / "a.mp4"), "missing.mp4"]) == [str(folder / "a.mp4"), "missing.mp4"]
+    with pytest.raises(cli.UsageError, match="no such file or folder: missing.mp4, gone/"):
+        cli._expand_videos([str(folder / "a.mp4"), "missing.mp4", "gone/"])
 
 
 def test_predict_a_folder_table_rows_and_failures(folder, model_dir, capsys):
@@ -332,3 +333,153 @@ def test_stopping_early_stops_the_workers():
     for worker in workers:
         worker.join(20)
     assert not any(w.is_alive() for w in workers)
+
+
+# --- checked before any work (issue 21: bad outputs were found after the video was analysed) ------------------------
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fails the command when a frame is decoded (video or still): `microx_hf.video`'s two readers refuse."""
+    import microx_hf.video as video
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a frame was decoded before the bad option was refused")
+
+    monkeypatch.setattr(video, "_resample", refuse)
+    monkeypatch.setattr(video, "_read_still", refuse)
+
+
+def test_the_decoding_spy_sees_decoding(folder, model_dir, tmp_path, capsys, no_decoding):
+    # The spy the next tests rely on: a good command decodes, so under the spy it fails (an unexpected error).
+    assert main(["crops", str(folder / "a.mp4"), "-o", str(tmp_path / "s.png"), "--model", str(model_dir)]) == 3
+    assert "a frame was decoded" in _err_line(capsys)
+
+
+BAD_BEFORE_WORK = [
+    (["predict", "{a}", "--timeline-csv", "/proc/x.csv"], "--timeline-csv /proc/x.csv: cannot write"),
+    (["predict", "{a}", "--timeline-csv", "{tmp}"], "--timeline-csv {tmp}: is a folder"),
+    (["predict", "{a}", "--timeline-csv", "{tmp}/a_file/t.csv"], "cannot create the folder {tmp}/a_file"),
+    (["predict", "{a}", "--face", "sideways"], "--face sideways: choose auto, largest, central or a number"),
+    (["predict", "{a}", "{tmp}/missing.mp4", "{tmp}/gone"], "no such file or folder: {tmp}/missing.mp4, {tmp}/gone"),
+    (["crops", "{a}", "-o", "{tmp}/x.gif"], "-o {tmp}/x.gif: cannot write a .gif image"),
+    (["crops", "{a}", "-o", "/proc/x.png"], "-o /proc/x.png: cannot write"),
+    (["crops", "{a}", "-o", "{tmp}/s.png", "--window", "999"], "--window 999: {a} lasts 0.40 s, so it has at most 6 "
+     "windows (0..5) of 4 frames every 2"),
+    (["crops", "{a}", "-o", "{tmp}/s.png", "--window", "-1"], "--window must be 0 or more"),
+    (["crops", "{a}", "-o", "{tmp}/s.png", "--columns", "0"], "--columns must be at least 1"),
+    (["crops", "{a}", "-o", "{tmp}/s.png", "--face", "-2"], "--face -2: choose"),
+    (["crops", "{tmp}/missing.mp4", "-o", "{tmp}/s.png"], "no such file or folder: {tmp}/missing.mp4"),
+    (["crops", "{tmp}", "-o", "{tmp}/s.png"], "{tmp}: is a folder; crops draws one video"),
+]  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(("argv", "message"), BAD_BEFORE_WORK, ids=[" ".join(a[2:]) for a, _ in BAD_BEFORE_WORK])
+def test_bad_outputs_and_options_are_refused_before_a_frame_is_decoded(argv, message, folder, model_dir, tmp_path,
+                                                                       capsys, no_decoding):  # fmt: skip
+    (tmp_path / "a_file").write_text("x")
+    fill = {"a": str(folder / "a.mp4"), "tmp": str(tmp_path)}
+    args = [a.format(**fill) for a in argv]
+    assert main([*args, "--model", str(model_dir)]) == 2
+    assert message.format(**fill) in _err_line(capsys)
+    assert not (tmp_path / "x.gif").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_a_window_the_header_cannot_rule_out_is_a_usage_error_after_extraction(folder, model_dir, tmp_path, capsys):
+    # a.mp4 has 12 frames: windows 0..4; the header's 0.40 s allows up to 6, so window 5 is found out after decoding.
+    out = tmp_path / "s.png"
+    assert main(["crops", str(folder / "a.mp4"), "-o", str(out), "--window", "5", "--model", str(model_dir)]) == 2
+    assert "--window 5: window 5 does not exist: this clip has 5 windows (0..4)" in _err_line(capsys)
+    assert main(["crops", str(folder / "a.mp4"), "-o", str(out), "--window", "4", "--model", str(model_dir)]) == 0
+    assert out.is_file()
+
+
+def test_a_timeline_csv_that_exists_is_kept_until_the_results_replace_it(folder, tmp_path, capsys):
+    timeline = tmp_path / "t.csv"
+    timeline.write_text("old\n")
+    # Refused for another reason after the output check (no such model): the file is untouched (the check opens it
+    # to append).
+    assert main(["predict", str(folder / "a.mp4"), "--timeline-csv", str(timeline), "--model",
+                 str(tmp_path / "no_model")]) == 2  # fmt: skip
+    assert "no such folder" in _err_line(capsys)
+    assert timeline.read_text() == "old\n"
+
+
+# --- photos, several faces --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    return media.make_still(tmp_path_factory.mktemp("photo") / "face.png")
+
+
+def test_a_photo_names_the_cli_switch_and_the_switch_reads_it(photo, model_dir, tmp_path, capsys):
+    assert main(["predict", str(photo), "--model", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "StillImageError" in err and "add --allow-still to score this single frame" in err
+    assert "MicroXFeatureExtractor" not in err and "allow_still=True" not in err
+    assert main(["predict", str(photo), "--allow-still", "--json", "--model", str(model_dir)]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["still"] is True and item["face_fraction"] == 1.0
+    sheet = tmp_path / "s.png"
+    assert main(["crops", str(photo), "-o", str(sheet), "--model", str(model_dir)]) == 1
+    assert "add --allow-still" in _err_line(capsys)
+    assert main(["crops", str(photo), "-o", str(sheet), "--allow-still", "--window", "1", "--model",
+                 str(model_dir)]) == 2  # fmt: skip
+    assert f"--window 1: {photo} is one frame, so it has one window (0)" in _err_line(capsys)
+    assert main(["crops", str(photo), "-o", str(sheet), "--allow-still", "--model", str(model_dir)]) == 0
+    assert sheet.is_file()
+
+
+def test_a_photo_through_the_python_api_keeps_the_python_name(photo, model_dir):
+    from microx_hf.errors import StillImageError
+    from microx_hf.predict import load_model, predict
+
+    model, extractor = load_model(model_dir)
+    with pytest.raises(StillImageError, match=r"MicroXFeatureExtractor\(allow_still=True\)") as info:
+        predict(str(photo), model=model, feature_extractor=extractor)
+    assert info.value.path == str(photo) and info.value.kind
+
+
+def test_workers_word_the_photo_message_for_the_cli(photo, folder, model_dir, capsys):
+    assert main(["predict", str(photo), str(folder / "a.mp4"), "--workers", "2", "--model", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "add --allow-still" in err and "MicroXFeatureExtractor" not in err
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory) -> Path:
+    """The astronaut, and Grace Hopper coming in on the right at frame 12 (two different real faces)."""
+    return media.make_two_people_video(tmp_path_factory.mktemp("two") / "two.mp4", n_frames=40, second_from=12)
+
+
+def test_several_faces_are_noted_and_face_picks_one(two_people, model_dir, tmp_path, capsys):
+    assert main(["predict", str(two_people), "--model", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    assert str(two_people) in captured.out  # the table row
+    assert captured.err.strip().splitlines()[-1] == (
+        f"microx: note: {two_people}: 2 faces seen; the row is for the left face; --face picks another (a number "
+        "from 0 at the left, largest or central)"
+    )
+    assert main(["predict", str(two_people), "--face", "1", "--jsonl", "--model", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    item = json.loads(captured.out)
+    assert (item["faces_seen"], item["followed_face"], item["face_choice"]) == (2, 1, 1)
+    assert "the JSON is for the right face" in captured.err
+    assert main(["crops", str(two_people), "-o", str(tmp_path / "s.png"), "--model", str(model_dir)]) == 0
+    assert "2 faces seen; the sheet is for the left face" in capsys.readouterr().err
+    one = media.make_face_video(tmp_path / "one.mp4", n_frames=40)
+    assert main(["predict", str(one), "--model", str(model_dir)]) == 0
+    assert "faces seen" not in capsys.readouterr().err
+
+
+def test_the_readme_exit_code_table_matches_the_cli():
+    import re
+
+    text = (REPO / "README.md").read_text()
+    table = text.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", table, re.MULTILINE))
+    assert sorted(int(code) for code in rows) == sorted(EXIT_CODES)
+    assert "input path that does not exist" in rows["2"] and "photo without `--allow-still`" in rows["1"]
+    assert "input path not found" in EXIT_CODES[2]

@@ -176,6 +176,48 @@ def test_tracker_accepts_grey_frames(dlib_backend):
 def test_tracker_rejects_bad_settings(dlib_backend):
     with pytest.raises(ValueError, match="detect_every"):
         FaceTracker(dlib_backend, detect_every=0)
+    with pytest.raises(ValueError, match="census_every"):
+        FaceTracker(dlib_backend, census_every=0)
+
+
+# --- several people ------------------------------------------------------------------------------------------
+
+
+def _track(tracker: FaceTracker, frames: np.ndarray) -> list:
+    return [tracker.update(frame) for frame in frames]
+
+
+def test_a_second_person_who_comes_in_later_is_counted(dlib_backend):
+    """Two different real faces (the astronaut, then Grace Hopper from frame 15 on): the census counts the second
+    one while the first is followed; without it (the tracker before the fix) she is never seen."""
+    frames, left, _ = media.two_people_frames(45, second_from=15)
+    tracker = FaceTracker(dlib_backend)
+    faces = _track(tracker, frames)
+    assert tracker.faces_seen == 2 and tracker.followed_face == 0 and tracker.stats["censuses"] >= 1
+    # The followed face is still the astronaut, on the left, in every frame.
+    assert all(f is not None and np.linalg.norm(f.points.mean(0) - c) < 40 for f, c in zip(faces, left, strict=True))
+    before = FaceTracker(dlib_backend, census_every=None)
+    _track(before, frames)
+    assert before.faces_seen == 1 and before.stats["censuses"] == 0
+
+
+def test_two_people_from_the_start_and_one_person_alone(dlib_backend):
+    frames, _, right = media.two_people_frames(12)
+    tracker = FaceTracker(dlib_backend, face_choice=1)
+    faces = _track(tracker, frames)
+    assert (tracker.faces_seen, tracker.followed_face) == (2, 1)
+    assert np.linalg.norm(faces[-1].points.mean(0) - right[-1]) < 40, "face 1 from the left is Grace Hopper"
+    alone = FaceTracker(dlib_backend, census_every=5)
+    _track(alone, media.face_frames(20))
+    assert alone.faces_seen == 1 and alone.stats["censuses"] >= 2, "a census on one face counts one"
+
+
+def test_a_person_coming_in_on_the_left_moves_the_followed_face_right(dlib_backend):
+    frames, _, _ = media.two_people_frames(40, second_from=10)
+    mirrored = np.ascontiguousarray(frames[:, :, ::-1])  # Grace Hopper now comes in on the left
+    tracker = FaceTracker(dlib_backend)
+    _track(tracker, mirrored)
+    assert (tracker.faces_seen, tracker.followed_face) == (2, 1)
 
 
 # --- face_alignment (FAN) ------------------------------------------------------------------------------------

@@ -45,6 +45,19 @@ def test_uar_ignores_classes_absent_from_truth_and_zero_division_is_zero():
     assert m["accuracy"] == pytest.approx(0.25)
 
 
+def test_one_class_only_gives_numbers_and_no_warning():
+    # A validation set of one person's clips often holds one class: scikit-learn's balanced_accuracy_score warned
+    # ("A single label was found in 'y_true' and 'y_pred'") on every evaluation of such a run.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = classification_metrics([1, 1, 1], [1, 1, 1], 3)
+        assert (m["uar"], m["accuracy"], m["macro_f1"]) == (1.0, 1.0, 1.0)
+        m = classification_metrics([1, 1], [2, 2], 3)
+        assert (m["uar"], m["macro_f1"]) == (0.0, 0.0)
+
+
 def test_confusion_matrix_rejects_bad_ids():
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix([0, 3], [0, 1], 3)

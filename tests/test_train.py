@@ -164,13 +164,14 @@ def test_arguments_are_checked_when_made():
 
 
 def test_evaluate_a_dataset_without_the_split_says_so_in_one_line(clips, tmp_path):
-    """`python -m training.evaluate` on a dataset with no 'test' split: one line naming its splits, no traceback."""
+    """`python -m training.evaluate --split test` on a dataset with no 'test' split: one line naming its splits, no
+    traceback. (Without --split it evaluates the only split there is: tests/test_readme_folder.py.)"""
     import os
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "training.evaluate", "--model_name_or_path", str(tmp_path / "never-loaded"),
-           "--dataset_name_or_path", str(clips), "--output_dir", str(tmp_path / "eval")]  # fmt: skip
+           "--dataset_name_or_path", str(clips), "--output_dir", str(tmp_path / "eval"), "--split", "test"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1])
     assert done.returncode == 1, done.stderr[-3000:]
@@ -178,6 +179,15 @@ def test_evaluate_a_dataset_without_the_split_says_so_in_one_line(clips, tmp_pat
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: {clips} has no split 'test'; its splits are train: pass one of them as --split"
     )
+
+
+def test_no_pinned_memory_without_a_gpu():
+    # Pinned memory only helps copies to a GPU; on a CPU torch's DataLoader warned about it on every epoch.
+    import torch
+    from transformers import TrainingArguments
+
+    args = train.prepare_training_args(TrainingArguments(output_dir="x"), train.DataArguments("data"), False)
+    assert args.dataloader_pin_memory is torch.cuda.is_available()
 
 
 def test_class_weights_and_weighted_loss():

@@ -9,7 +9,7 @@ subject, truth, prediction, mean probabilities) into the output folder.
 Usage (in code: `run(EvalArguments(...))`, or `evaluate_dataset(model, feature_extractor, clips)`)::
 
     python -m training.evaluate --model_name_or_path runs/baum1s --dataset_name_or_path data/baum1s \
-        --split test --output_dir runs/baum1s/eval
+        --output_dir runs/baum1s/eval      # --split: default 'test', else 'validation', else the only one
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ def evaluate_dataset(
         "metrics": clip_metrics,
         "window_metrics": window_metrics,
     }
+    what = (metadata or {}).get("split") or "test"
     logger.info(
-        "test (%s level): accuracy %.4f, UAR %.4f, macro-F1 %.4f over %d clips",
+        "%s (%s level): accuracy %.4f, UAR %.4f, macro-F1 %.4f over %d clips",
+        what,
         results["level"],
         results["accuracy"],
         results["uar"],
@@ -147,10 +149,51 @@ def evaluate_dataset(
                     "scores": {name: round(float(p), 6) for name, p in zip(labels, clip_probs[k], strict=True)},
                 }
                 f.write(json.dumps(record) + "\n")
-        title = f"{results.get('protocol', '')} {results.get('fold', '')}: UAR {results['uar']:.3f}".strip()
+        title = f"UAR {results['uar']:.3f}"
+        if plot_title(results):
+            title = f"{plot_title(results)}: {title}"
         save_confusion_matrix(clip_metrics["confusion_matrix"], labels, output_dir / "confusion_matrix.png", title)
         logger.info("wrote %s", output_dir / "results.json")
     return results
+
+
+def plot_title(results: dict[str, Any]) -> str:
+    """What the confusion plot's title says the numbers are of: the protocol and fold of a training run ("kfold
+    fold-2"), else the split ("split test"); empty when the results say neither."""
+    protocol, fold = results.get("protocol") or "", results.get("fold") or ""
+    if protocol or fold:
+        return " ".join(dict.fromkeys(p for p in (protocol, fold) if p))  # "given" "given" once
+    return f"split {results['split']}" if results.get("split") else ""
+
+
+def choose_split(splits: list[str], asked: str | None, dataset: str) -> str:
+    """The split to evaluate: the one asked for, else "test", else "validation", else the only one there is.
+
+    Raises:
+        DatasetFormatError: The asked split is missing, or none was asked and the choice is not obvious; the message
+            names the splits the dataset has.
+    """
+    if asked is not None:
+        if asked not in splits:
+            raise DatasetFormatError(
+                f"{dataset} has no split {asked!r}; its splits are {', '.join(splits)}: pass one of them as --split"
+            )
+        return asked
+    for name in ("test", "validation"):
+        if name in splits:
+            logger.info("evaluating split %r of %s", name, dataset)
+            return name
+    if len(splits) == 1:
+        logger.warning(
+            "%s has one split only, %r: evaluating it; if the model was trained on this dataset it has seen these "
+            "clips (prepare_dataset --test_fraction 0.2 holds out test subjects)",
+            dataset,
+            splits[0],
+        )
+        return splits[0]
+    raise DatasetFormatError(
+        f"{dataset} has no 'test' or 'validation' split; its splits are {', '.join(splits)}: pass one as --split"
+    )
 
 
 @dataclass
@@ -160,7 +203,10 @@ class EvalArguments:
     model_name_or_path: str = field(default=None, metadata={"help": "A trained checkpoint folder or Hub id."})
     dataset_name_or_path: str = field(default=None, metadata={"help": "A processed-clip dataset (folder or Hub)."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub dataset."})
-    split: str = field(default="test", metadata={"help": "Split to evaluate."})
+    split: str | None = field(
+        default=None,
+        metadata={"help": "Split to evaluate; default 'test', else 'validation', else the dataset's only split."},
+    )
     output_dir: str = field(default=None, metadata={"help": "Where results.json and the confusion matrix go."})
     window_stride: int | None = field(default=None, metadata={"help": "Frames between windows."})
     batch_size: int = field(default=32, metadata={"help": "Windows per forward pass."})
@@ -179,25 +225,22 @@ def run(args: EvalArguments) -> dict[str, Any]:
     """Evaluate a checkpoint on one split of a processed-clip dataset; returns (and writes) the results.
 
     Raises:
-        DatasetFormatError: The dataset has no split `args.split` (the message names the splits it has).
+        DatasetFormatError: The dataset has no split `args.split`, or none was asked and it has no obvious one (the
+            message names the splits it has).
     """
     data = load_clips(args.dataset_name_or_path, revision=args.dataset_revision)
-    if args.split not in data:
-        raise DatasetFormatError(
-            f"{args.dataset_name_or_path} has no split {args.split!r}; its splits are {', '.join(data)}: "
-            "pass one of them as --split"
-        )
+    split = choose_split(list(data), args.split, args.dataset_name_or_path)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = MicroXForVideoClassification.from_pretrained(args.model_name_or_path).to(device)
     feature_extractor = MicroXFeatureExtractor.from_pretrained(args.model_name_or_path)
     return evaluate_dataset(
         model,
         feature_extractor,
-        data[args.split],
+        data[split],
         args.output_dir,
         window_stride=args.window_stride,
         batch_size=args.batch_size,
-        metadata={"model": args.model_name_or_path, "dataset": args.dataset_name_or_path, "split": args.split},
+        metadata={"model": args.model_name_or_path, "dataset": args.dataset_name_or_path, "split": split},
     )
 
 

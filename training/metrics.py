@@ -4,8 +4,9 @@ Emotion corpora are skewed (BAUM-1s is mostly neutral and happy), so accuracy al
 predicts the majority class. Next to it we report the unweighted average recall (UAR, the mean of per-class
 recalls; the affective-computing challenges' headline metric) and the macro-F1.
 
-scikit-learn computes them (`confusion_matrix`, `balanced_accuracy_score`, `f1_score`,
-`precision_recall_fscore_support`, with ``zero_division=0``), so the conventions are scikit-learn's:
+scikit-learn computes them (`confusion_matrix`, `f1_score`, `precision_recall_fscore_support`, with
+``zero_division=0`` and the classes named explicitly; the UAR comes from the confusion matrix as
+`balanced_accuracy_score` computes it), so the conventions are scikit-learn's:
 - UAR (balanced accuracy) averages the recall over the classes that occur in ``y_true`` (a class without test
   examples has no recall).
 - Macro-F1 averages the F1 over the classes that occur in ``y_true`` or ``y_pred``.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,14 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
             y_true, y_pred, labels=ids, zero_division=0
         )
         accuracy = float(skm.accuracy_score(y_true, y_pred))
-        with warnings.catch_warnings():
-            # A predicted class that never occurs in y_true has no recall: leaving it out is the UAR convention.
-            warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-            uar = float(skm.balanced_accuracy_score(y_true, y_pred))
-        macro_f1 = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+        # UAR from the matrix (scikit-learn's balanced accuracy: the mean recall over the classes in y_true; a
+        # predicted class that never occurs in y_true has no recall). `balanced_accuracy_score` takes no `labels`
+        # and warns on every call whose data holds one class only (a tiny validation set, one subject's clips).
+        present = matrix.sum(axis=1) > 0
+        uar = float((np.diag(matrix)[present] / matrix.sum(axis=1)[present]).mean())
+        # Macro-F1 over the classes in y_true or y_pred, named explicitly for the same reason.
+        seen = np.union1d(y_true, y_pred)
+        macro_f1 = float(skm.f1_score(y_true, y_pred, labels=seen, average="macro", zero_division=0))
     else:
         precision = recall = f1 = np.zeros(len(names))
         support = np.zeros(len(names), dtype=np.int64)

@@ -26,12 +26,35 @@ random 80/20 split over 10-frame windows, which is optimistic and reported only 
 is made of whole subjects held out of the training part, unless the dataset has a validation split.
 """
 
+# ruff: noqa: E402 (`--help` is answered before the heavy imports, see below)
 from __future__ import annotations
+
+import sys
+
+from training.scripts import exit_on_short_help
+from training.train_arguments import TRAINER_FLAGS, DataArguments, ModelArguments
+
+
+def print_help_and_exit(argv: list[str]) -> None:
+    """`--help` / `-h`: MicroX's own flags and the Trainer's few that a first run sets, in a second (without
+    importing torch or transformers); `--help-all` is left to the full parser (every `TrainingArguments` flag)."""
+    exit_on_short_help(
+        argv,
+        prog="python -m training.train",
+        description=__doc__,
+        groups=[("model", ModelArguments), ("data", DataArguments), ("trainer (a few; --help-all for all)",
+                                                                      TRAINER_FLAGS)],
+        epilog="Every flag of transformers' TrainingArguments works too: python -m training.train --help-all",
+        usage="%(prog)s [CONFIG.json] --dataset_name_or_path DATA --output_dir RUN [--flag VALUE ...]",
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    print_help_and_exit(sys.argv[1:])
 
 import dataclasses
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +66,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
-from microx_hf.configuration_microx import KNOWN_REGIONS, PRESETS, MicroXConfig
+from microx_hf.configuration_microx import KNOWN_REGIONS, MicroXConfig
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
@@ -52,156 +75,17 @@ from training.evaluate import evaluate_dataset
 from training.metrics import compute_window_metrics
 from training.schema import ENCODER_COLUMN, prepared_extractor_settings
 from training.scripts import ArgumentsError, run_script
-from training.splits import PROTOCOLS, assert_subject_independent, make_folds, paper_split, subject_holdout
+from training.splits import assert_subject_independent, make_folds, paper_split, subject_holdout
 
 logger = logging.getLogger(__name__)
 
-CLASS_BALANCE = ("none", "weighted_loss", "balanced_sampler")
-MIXED_PRECISION = ("no", "auto", "bf16", "fp16")
-
-
-@dataclass
-class ModelArguments:
-    """Which network to train."""
-
-    preset: str = field(default="default", metadata={"help": "MicroXConfig preset: 'default' or 'paper'."})
-    config_overrides: str | None = field(
-        default=None,
-        metadata={"help": "JSON object of MicroXConfig fields overriding the preset, e.g. '{\"hidden_size\": 48}'."},
-    )
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Start from this checkpoint (folder or Hub id) instead of a fresh preset."}
-    )
-    mixed_precision: str = field(
-        default="no",
-        metadata={"help": "'no', 'bf16', 'fp16', or 'auto': bf16 where the GPU has it, else fp16 on a GPU, else fp32."},
-    )
-    frame_encoder_weights: str | None = field(
-        default=None,
-        metadata={
-            "help": "Safetensors file of the frame encoder's pretrained weights for a fresh model; default: the "
-            "converted weights of the teacher of the same name (training.teachers, e.g. faceapi). 'none': random."
-        },
-    )
-    distill_teachers: str | None = field(
-        default=None,
-        metadata={
-            "help": "Comma-separated teachers whose per-frame logits the dataset holds (prepare_dataset --teachers): "
-            "the loss adds the KL divergence from their averaged, softened predictions (knowledge distillation)."
-        },
-    )
-    distill_weight: float = field(
-        default=0.5, metadata={"help": "Share of the distillation term in the loss: (1 - w) * labels + w * teachers."}
-    )
-    distill_temperature: float = field(
-        default=2.0, metadata={"help": "Softmax temperature of teachers and student in the distillation term."}
-    )
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise ArgumentsError(f"--distill_weight {self.distill_weight}: use a value between 0 and 1")
-        if self.distill_temperature <= 0:
-            raise ArgumentsError(f"--distill_temperature {self.distill_temperature}: use a positive number")
-        if self.distill_teachers:
-            from training.teachers import teacher_names
-
-            unknown = [n for n in self.teacher_list() if n not in teacher_names()]
-            if unknown:
-                raise ArgumentsError(f"--distill_teachers {unknown}: choose from {', '.join(teacher_names())}")
-        if self.preset not in PRESETS:
-            raise ArgumentsError(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ArgumentsError(f"--mixed_precision {self.mixed_precision!r}; choose one of {MIXED_PRECISION}")
-        if self.config_overrides:
-            try:
-                overrides = json.loads(self.config_overrides)
-            except json.JSONDecodeError as err:
-                raise ArgumentsError(
-                    f"--config_overrides is not valid JSON ({err}): {self.config_overrides!r}"
-                ) from err
-            if not isinstance(overrides, dict):
-                raise ArgumentsError(f"--config_overrides must be a JSON object, got {self.config_overrides!r}")
-
-    def teacher_list(self) -> list[str]:
-        """The teachers `--distill_teachers` names."""
-        return [n.strip() for n in (self.distill_teachers or "").split(",") if n.strip()]
-
-    def overrides(self) -> dict[str, Any]:
-        """The `MicroXConfig` fields `config_overrides` sets (a new dict each call)."""
-        return json.loads(self.config_overrides) if self.config_overrides else {}
-
-
-@dataclass
-class DataArguments:
-    """Which data, which protocol, how to sample it."""
-
-    dataset_name_or_path: str = field(
-        default=None, metadata={"help": "A folder written by `prepare_dataset` (load_from_disk) or a Hub dataset id."}
-    )
-    dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub dataset."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on (protocol 'given')."})
-    validation_split: str | None = field(
-        default="validation", metadata={"help": "Validation split; when absent, whole subjects are held out."}
-    )
-    test_split: str | None = field(default="test", metadata={"help": "Test split (protocol 'given')."})
-    protocol: str = field(
-        default="given",
-        metadata={"help": "'given' (the dataset's splits), 'kfold', 'loso' (subject-independent) or 'paper'."},
-    )
-    fold: int = field(default=0, metadata={"help": "Which fold of 'kfold'/'loso' to train (0-based)."})
-    num_folds: int = field(default=5, metadata={"help": "k of the subject-independent k-fold."})
-    split_seed: int = field(default=0, metadata={"help": "Seed of the fold and validation assignment."})
-    validation_fraction: float = field(
-        default=0.15, metadata={"help": "Share of training rows (whole subjects) held out for validation; 0: none."}
-    )
-    eval_window_stride: int | None = field(
-        default=None, metadata={"help": "Stride between evaluation windows; default the feature extractor's."}
-    )
-    class_balance: str = field(
-        default="weighted_loss",
-        metadata={"help": "'weighted_loss' (inverse class frequency), 'balanced_sampler' or 'none'."},
-    )
-    early_stopping_patience: int = field(
-        default=5,
-        metadata={
-            "help": "Evaluations without improvement before stopping; 0 disables. With validation data and the "
-            "default eval_strategy 'no', turns on evaluation and saving every epoch and load_best_model_at_end."
-        },
-    )
-    max_train_clips: int | None = field(default=None, metadata={"help": "Use only this many training clips."})
-    flip_prob: float = field(
-        default=0.0,
-        metadata={"help": "Probability of mirroring a training window (left/right regions are swapped with it)."},
-    )
-    windows_per_clip: int = field(
-        default=1, metadata={"help": "Random training windows drawn from each clip per epoch."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.dataset_name_or_path is None:
-            raise ArgumentsError(
-                "give --dataset_name_or_path (a folder written by prepare_dataset, or a Hub dataset id)"
-            )
-        if self.protocol not in ("given", *PROTOCOLS):
-            raise ArgumentsError(f"--protocol {self.protocol!r} is unknown; choose 'given' or one of {PROTOCOLS}")
-        if self.class_balance not in CLASS_BALANCE:
-            raise ArgumentsError(f"--class_balance {self.class_balance!r} is unknown; choose one of {CLASS_BALANCE}")
-        if self.fold < 0 or self.num_folds < 2:
-            raise ArgumentsError(f"--fold {self.fold} --num_folds {self.num_folds}: need fold >= 0 and num_folds >= 2")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ArgumentsError(f"--validation_fraction {self.validation_fraction}: use a value in [0, 1)")
-        if not 0.0 <= self.flip_prob <= 1.0:
-            raise ArgumentsError(f"--flip_prob {self.flip_prob}: use a probability between 0 and 1")
-        if self.windows_per_clip < 1 or self.early_stopping_patience < 0:
-            raise ArgumentsError(
-                f"--windows_per_clip {self.windows_per_clip} --early_stopping_patience "
-                f"{self.early_stopping_patience}: need at least 1 window per clip and a patience of 0 or more"
-            )
-
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Parse flags; a first argument ending in ``.json`` is a config file whose keys the flags may override."""
+    """Parse flags; a first argument ending in ``.json`` is a config file whose keys the flags may override.
+    `--help` prints the short help and exits; `--help-all` the full one, with every `TrainingArguments` flag."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    print_help_and_exit(argv)
+    argv = ["--help" if a == "--help-all" else a for a in argv]
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     if argv and argv[0].endswith(".json"):
         config_path = Path(argv.pop(0))
@@ -472,6 +356,9 @@ def prepare_training_args(
 ) -> TrainingArguments:
     """Settings the data pipeline needs, and evaluation every epoch for early stopping unless the user chose."""
     changes: dict[str, Any] = {"remove_unused_columns": False, "label_names": ["labels"]}
+    if training_args.dataloader_pin_memory and not torch.cuda.is_available():
+        # Pinned memory only speeds copies to a GPU; without one, torch warns on every epoch's DataLoader.
+        changes["dataloader_pin_memory"] = False
     if training_args.ddp_find_unused_parameters is None:
         # Every branch runs on every window (a masked region is zeroed, not skipped): no unused parameters in DDP.
         changes["ddp_find_unused_parameters"] = False

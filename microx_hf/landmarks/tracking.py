@@ -24,9 +24,15 @@ compared (normalised cross-correlation) with the one taken at the last detection
 detection misses the face `max_misses` times in a row, the face is lost: `update` returns None and the tracker
 detects on every frame until the face (or another one) appears.
 
-The tracker reports what it saw: `faces_seen` (the most faces found in one whole-frame detection; while a face is
-followed, detection looks only around it, so faces elsewhere are counted when the tracker searches, at the start
-and after a loss) and `followed_face` (the left-to-right position of the face it started with).
+The tracker reports what it saw: `faces_seen` (the most faces found in one whole-frame detection) and
+`followed_face` (the left-to-right position of the followed face among them, when it was first found or when the
+most faces were seen). While a face is followed, its re-detections look only around it, so faces elsewhere in the
+frame are counted by a census: every `census_every` frames the re-detection scans the whole frame instead (at a
+scale that shows faces of the followed face's size to the detector) and counts the faces that are not the followed
+one. Without it a second person who comes in, turns to the camera or is first missed by the detector after the first
+face is locked is never seen: two real clips side by side, the second face appearing at 4 s, gave `faces_seen` 1.
+With it they give 2, and the whole extractor on real single-face footage runs at 0.99-1.02x its speed without it
+(bench/bench_two_faces.py).
 """
 
 from __future__ import annotations
@@ -151,6 +157,10 @@ class FaceTracker:
         face_choice: Which face to follow when several are seen at the start: "auto" (best detector score, with
             bonuses for size and centrality), "largest", "central", or an index counting faces left to right from
             0 (until that many faces are seen, none is followed).
+        census_every: While a face is followed, scan the whole frame instead of its neighbourhood at the first
+            re-detection after this many frames, to count the other faces (`faces_seen`); None: never (faces are
+            then counted only while no face is followed). A face too small for the detector at `detect_max_side`
+            is scanned for at a larger scale, and the census then waits longer in proportion to the pixels.
     """
 
     def __init__(
@@ -166,11 +176,14 @@ class FaceTracker:
         min_symmetry: float = 0.3,
         roi_margin: float | None = 0.5,
         face_choice: str | int = "auto",
+        census_every: int | None = 30,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}; it must be >= 1")
         if detect_max_side < 32:
             raise ValueError(f"detect_max_side={detect_max_side}; it must be >= 32")
+        if census_every is not None and census_every < 1:
+            raise ValueError(f"census_every={census_every}; it must be >= 1, or None for no census")
         self.backend = backend
         self.detect_every = int(detect_every)
         self.detect_max_side = int(detect_max_side)
@@ -182,6 +195,7 @@ class FaceTracker:
         self.min_symmetry = float(min_symmetry)
         self.roi_margin = None if roi_margin is None else float(roi_margin)
         self.face_choice = validate_face_choice(face_choice)
+        self.census_every = None if census_every is None else int(census_every)
         self.reset()
 
     def reset(self) -> None:
@@ -195,8 +209,10 @@ class FaceTracker:
         self._misses = 0
         self._searches = 0  # whole-frame detections in a row that found no face
         self._last_seen: Face | None = None
+        self._last_census = -1  # frame of the last whole-frame detection
+        self._scan_cost = 1.0  # its pixels relative to a frame at `detect_max_side`
         self.frame_index = -1
-        self.stats = {"frames": 0, "detections": 0, "faces": 0, "lost": 0}
+        self.stats = {"frames": 0, "detections": 0, "faces": 0, "lost": 0, "censuses": 0}
         self.faces_seen = 0
         self.followed_face: int | None = None
 
@@ -282,11 +298,25 @@ class FaceTracker:
         self._since_detect = 0
         self.stats["detections"] += 1
         reference = self._face or self._last_seen
-        candidates = self._candidates(grey, image, reference)
+        census = (
+            self._face is not None
+            and self.census_every is not None
+            and self.frame_index - self._last_census >= self.census_every * self._scan_cost
+        )
+        candidates = self._candidates(grey, image, reference, whole_frame=census)
         chosen = None
         if self._face is not None:
             predicted = self._predicted_box()
             matches = [(self._match(predicted, c), c) for c in candidates]
+            if census:
+                self.stats["censuses"] += 1
+                others = [c for m, c in matches if m == 0 and not self._overlaps(predicted, c)]
+                others = [c for c in others if self._can_start(grey, c)]
+                if 1 + len(others) > self.faces_seen:
+                    self.faces_seen = 1 + len(others)
+                    # Where the followed face stands among them now (a person may have come in on its left).
+                    x = float(self._face.box[0] + self._face.box[2])
+                    self.followed_face = sum(1 for c in others if float(c.box[0] + c.box[2]) < x)
             matches = [(m, c) for m, c in matches if m > 0]
             if matches:
                 chosen = max(matches, key=lambda mc: mc[0])[1]
@@ -335,10 +365,14 @@ class FaceTracker:
             self.followed_face = next(i for i, c in enumerate(by_x) if c is chosen)
         return chosen
 
-    def _candidates(self, grey: np.ndarray, image: np.ndarray, reference: Face | None) -> list[Face]:
+    def _candidates(
+        self, grey: np.ndarray, image: np.ndarray, reference: Face | None, whole_frame: bool = False
+    ) -> list[Face]:
         height, width = grey.shape[:2]
         offset = np.zeros(2)
-        if self._face is not None and self.roi_margin is not None:
+        if whole_frame or self._face is None or self.roi_margin is None:
+            self._last_census = self.frame_index
+        if self._face is not None and self.roi_margin is not None and not whole_frame:
             # Following a face: look only around where it should be, at a scale that shows it at about
             # `min_detect_face` px (the detector's cost grows with the pixels it scans).
             predicted = self._predicted_box()
@@ -349,11 +383,14 @@ class FaceTracker:
             offset = lo.astype(np.float64)
             scale = min(1.0, 1.1 * self.min_detect_face / max(side, 1.0))
             return self._detect_at(grey, image, scale, offset)
-        scale = min(1.0, self.detect_max_side / max(height, width))
+        base = scale = min(1.0, self.detect_max_side / max(height, width))
         if reference is not None and reference.size * scale < self.min_detect_face:
             scale = min(1.0, self.min_detect_face / max(reference.size, 1.0))
+        # A small face in a large frame is scanned at a larger scale: censuses come that much less often, so that
+        # they cost about what a scan at `detect_max_side` every `census_every` frames costs.
+        self._scan_cost = (scale / base) ** 2
         faces = self._detect_at(grey, image, scale, offset)
-        if not faces and scale < 1.0 and self._searches % self.detect_every == 0:
+        if not faces and not whole_frame and scale < 1.0 and self._searches % self.detect_every == 0:
             # Faces smaller than the detector's window at `detect_max_side` (e.g. a distant face in HD video):
             # every k-th frame without a face, look again at twice the resolution.
             faces = self._detect_at(grey, image, min(1.0, 2.0 * scale), offset)
@@ -386,6 +423,11 @@ class FaceTracker:
             return True
         thumb = _thumbnail(grey, face.points)
         return float((thumb * thumb[:, ::-1]).mean()) >= self.min_symmetry
+
+    @staticmethod
+    def _overlaps(box: np.ndarray, candidate: Face) -> bool:
+        """Whether a detection overlaps `box` at all (then it is not another person's face)."""
+        return box_iou(box, candidate.box) > 0.0
 
     @staticmethod
     def _match(predicted: np.ndarray, candidate: Face) -> float:
