@@ -1,0 +1,261 @@
+"""A torch-free `predict` prototype for the benchmarks: decode -> landmarks -> crops -> `OnnxRuntime`, streaming.
+
+It imports numpy, OpenCV, onnxruntime and MicroX's extraction only, and scores windows as `microx_hf.scoring`
+does (per-frame work once per frame, windows in batches as soon as their frames are in, old frames dropped) but on
+numpy arrays through the runtime interface (`encode_frames` / `classify_windows`). The refactor of issue 20 moves
+`ClipScorer` onto that interface; this stays a measuring tool, not the library's scorer.
+
+    python bench/onnx_prototype.py VIDEO [--model FOLDER] [--backend dlib] [--no-overlap] [--profile]
+
+prints one JSON object: the label and clip scores, the frames, the wall time from the process start to the first
+decoded frame and to the end, and (with --profile) the seconds spent in each stage on one thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_IMPORT = time.time()  # before anything heavy is imported: the start-up clock of the process
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class StreamScorer:
+    """Scores the windows of one clip as its frames arrive (numpy, any runtime of the interface).
+
+    Args:
+        runtime: Has `num_frames`, `encode_frames`, `classify_windows` (e.g. `OnnxRuntime`).
+        stride: Frames between window starts.
+        image_mean, image_std: The extractor's normalisation.
+        batch_size: Windows per `classify_windows` call.
+        timers: Optional dict, seconds per stage added to it ("encode_frames", "classify_windows").
+    """
+
+    def __init__(self, runtime, stride: int, image_mean, image_std, batch_size: int = 8, timers=None) -> None:
+        self.runtime = runtime
+        self.t = int(runtime.num_frames)
+        self.stride = int(stride)
+        self.mean = np.asarray(image_mean, np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(image_std, np.float32).reshape(-1, 1, 1)
+        self.batch_size = batch_size
+        self.timers = timers
+        self.base = 0  # absolute index of the first buffered frame
+        self.crops: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.encoder_crops: list[np.ndarray | None] = []
+        self.features: dict[str, np.ndarray] = {}  # name -> (encoded, ...) of the buffered frames
+        self.encoded = 0
+        self.next_window = 0
+        self.ready: list[int] = []
+        self.results: dict[int, np.ndarray | None] = {}
+
+    def _norm(self, crops: np.ndarray) -> np.ndarray:
+        return (crops.astype(np.float32) * np.float32(1 / 255) - self.mean) / self.std
+
+    def push(self, crops: np.ndarray, mask: np.ndarray, encoder_crop: np.ndarray | None) -> None:
+        self.crops.append(crops)
+        self.masks.append(np.asarray(mask, bool))
+        self.encoder_crops.append(encoder_crop)
+        while self.next_window * self.stride + self.t <= self.base + len(self.crops):
+            self.ready.append(self.next_window * self.stride)
+            self.next_window += 1
+        if len(self.ready) >= self.batch_size:
+            self._flush()
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts (W,), probs (W, L), NaN rows without a face)."""
+        n = self.base + len(self.crops)
+        last = max(n - self.t, 0)
+        if last not in self.results and last not in self.ready:
+            self.ready.append(last)
+        self._flush()
+        starts = np.asarray(sorted(self.results))
+        labels = len(self.runtime.labels)
+        probs = np.stack([self.results[s] if self.results[s] is not None else np.full(labels, np.nan) for s in starts])
+        return starts, probs
+
+    def _tick(self, name: str, since: float) -> None:
+        if self.timers is not None:
+            self.timers[name] += time.perf_counter() - since
+
+    def _encode(self, upto: int) -> None:
+        first = self.base + self.encoded
+        if upto <= first:
+            return
+        lo, hi = first - self.base, upto - self.base
+        started = time.perf_counter()
+        crops = self._norm(np.stack(self.crops[lo:hi], axis=1))[None]  # (1, R, M, C, S, S)
+        mask = np.stack(self.masks[lo:hi], axis=1)[None]  # (1, R, M)
+        encoder = self.encoder_crops[lo:hi]
+        encoder_values = self._norm(np.stack(encoder))[None] if all(e is not None for e in encoder) else None
+        new = self.runtime.encode_frames(crops, mask, encoder_values)
+        self._tick("encode_frames", started)
+        for name, value in new.items():
+            old = self.features.get(name)
+            self.features[name] = value[0] if old is None else np.concatenate([old, value[0]])
+        self.encoded = hi
+
+    def _flush(self) -> None:
+        ready, self.ready = self.ready, []
+        for i in range(0, len(ready), self.batch_size):
+            self._score(ready[i : i + self.batch_size])
+        keep_from = min(self.next_window * self.stride, self.base + len(self.crops) - self.t)
+        drop = min(keep_from - self.base, len(self.crops))
+        if drop > 0:
+            del self.crops[:drop], self.masks[:drop], self.encoder_crops[:drop]
+            cut = min(drop, self.encoded)
+            self.features = {k: v[cut:] for k, v in self.features.items()}
+            self.encoded -= cut
+            self.base += drop
+
+    def _score(self, starts: list[int]) -> None:
+        n = self.base + len(self.crops)
+        index = np.minimum(np.asarray(starts)[:, None] + np.arange(self.t)[None], n - 1)  # (W, T) absolute
+        masks = np.stack(self.masks, axis=1)  # (R, N_buffered)
+        local = index - self.base
+        has_face = masks[:, local].any(axis=(0, 2))  # (W,)
+        for start, face in zip(starts, has_face, strict=True):
+            if not face:
+                self.results[start] = None
+        if not has_face.any():
+            return
+        self._encode(int(index[has_face].max()) + 1)
+        local = local[has_face]
+        started = time.perf_counter()
+        windows = {k: v[local] for k, v in self.features.items()}  # (W, T, ...)
+        out = self.runtime.classify_windows(windows, masks[:, local].transpose(1, 0, 2))
+        self._tick("classify_windows", started)
+        logits = out["logits"].astype(np.float64)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        for start, p in zip(np.asarray(starts)[has_face], probs, strict=True):
+            self.results[int(start)] = p
+
+
+class TimedBackend:
+    """Wraps a landmark backend, adding the seconds of its detection and landmark calls to `timers`."""
+
+    def __init__(self, backend, timers) -> None:
+        self._backend, self._timers = backend, timers
+        self.name, self.wants_grey = backend.name, backend.wants_grey
+
+    def detect_boxes(self, image):
+        started = time.perf_counter()
+        try:
+            return self._backend.detect_boxes(image)
+        finally:
+            self._timers["detect"] += time.perf_counter() - started
+
+    def landmarks(self, image, box):
+        started = time.perf_counter()
+        try:
+            return self._backend.landmarks(image, box)
+        finally:
+            self._timers["landmarks"] += time.perf_counter() - started
+
+
+def run(video: str, model: str | None, backend: str | None, overlap: bool, profile: bool, threads: int) -> dict:
+    from microx_hf.extraction import MicroXCropper
+    from microx_hf.predict import DEFAULT_MODEL, _in_thread
+    from microx_hf.runtime_onnx import OnnxRuntime
+
+    folder = Path(model) if model else DEFAULT_MODEL
+    t_loaded_imports = time.time()
+    fe = MicroXCropper.from_json_file(folder / "preprocessor_config.json")
+    if backend:
+        fe.landmark_backend = backend
+    runtime = OnnxRuntime(folder, threads=threads)
+    t_runtime = time.time()
+    timers: dict[str, float] = defaultdict(float)
+    scorer = StreamScorer(runtime, fe.window_stride, fe.image_mean, fe.image_std, timers=timers if profile else None)
+    marks = {}
+    if profile:  # time each extraction stage (one thread: no overlap)
+        from microx_hf import video as video_module
+
+        timed_backend = TimedBackend(fe.get_backend(), timers)
+        fe.get_backend = lambda: timed_backend
+        crop_frame = fe._crop_frame
+
+        def timed_crop(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return crop_frame(*args, **kwargs)
+            finally:
+                timers["crops"] += time.perf_counter() - started
+
+        fe._crop_frame = timed_crop
+        decode = video_module.iter_frames
+
+        def timed_decode(*args, **kwargs):
+            frames = decode(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(frames)
+                except StopIteration:
+                    return
+                finally:
+                    timers["decode"] += time.perf_counter() - started
+                yield item
+
+        video_module.iter_frames = timed_decode
+    frames = fe.iter_crops(video)
+    if overlap:
+        frames = _in_thread(frames)
+    count = 0
+    started = time.perf_counter()
+    for frame in frames:
+        if count == 0:
+            marks["first_frame"] = time.time()
+        count += 1
+        scorer.push(frame.crops, frame.mask, frame.encoder_crop)
+    starts, probs = scorer.finish()
+    loop_s = time.perf_counter() - started
+    has_face = np.isfinite(probs).all(axis=1)
+    clip = probs[has_face].mean(axis=0) if has_face.any() else np.full(len(runtime.labels), np.nan)
+    result = {
+        "label": runtime.labels[int(np.nanargmax(clip))] if has_face.any() else None,
+        "scores": dict(zip(runtime.labels, np.round(clip, 6).tolist(), strict=True)),
+        "frames": count,
+        "windows": int(len(starts)),
+        "window_probs": np.round(probs, 6).tolist(),
+        "imports_s": t_loaded_imports - T_IMPORT,
+        "runtime_load_s": t_runtime - t_loaded_imports,
+        "first_frame_at": marks.get("first_frame"),
+        "loop_s": loop_s,
+        "t_import": T_IMPORT,
+        "torch_imported": "torch" in sys.modules,
+        "backend": fe.get_backend().name,
+    }
+    if profile:
+        result["stages_s"] = {k: round(v, 4) for k, v in timers.items()}
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--backend", default=None, help="landmark backend (default: the model's setting)")
+    parser.add_argument("--no-overlap", action="store_true", help="one thread: no extraction thread")
+    parser.add_argument("--profile", action="store_true", help="seconds per stage (implies --no-overlap)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    args = parser.parse_args(argv)
+    overlap = not (args.no_overlap or args.profile)
+    result = run(args.video, args.model, args.backend, overlap, args.profile, args.threads)
+    result["end_at"] = time.time()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
