@@ -381,30 +381,14 @@ def _test_image(size: int) -> np.ndarray:
 # --- command line ---------------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="microx export onnx",
-        description="Export a MicroX model to ONNX (frames.onnx, windows.onnx, manifest.json) for inference "
-        "without torch; the graphs are checked against torch before they are kept.",
-    )
-    parser.add_argument("model", help="model folder or Hub id")
-    parser.add_argument("out", type=Path, help="folder to write (by convention MODEL/onnx)")
-    parser.add_argument("--torchscript", action="store_true",
-                        help="torch's TorchScript-based exporter (fast; only models without a pooled head)")  # fmt: skip
-    parser.add_argument("--no-check", action="store_true", help="skip the parity check against torch")
-    parser.add_argument("--mediapipe", action="store_true",
-                        help="also export the mediapipe landmark backend's networks into OUT")  # fmt: skip
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`microx export onnx MODEL OUT`: exports and prints where the graphs went and their parity with torch."""
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Exports as `args` say (`cli.add_export_arguments`); prints where the graphs went and their parity with torch."""
     from .predict import load_model
 
     torch.set_num_threads(1)
-    model, _ = load_model(args.model)
-    out = export_onnx(model, args.out, dynamo=not args.torchscript, check=not args.no_check, source=str(args.model))
+    model, _ = load_model(args.export_model)
+    out = export_onnx(model, args.out, dynamo=not args.torchscript, check=not args.no_check,
+                      source=str(args.export_model))  # fmt: skip
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     parity = manifest.get("parity")
     line = f"wrote {out}: {FRAMES_FILE}, {WINDOWS_FILE}, {MANIFEST_FILE} ({manifest['exporter']} exporter"
@@ -415,6 +399,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, diff in export_mediapipe(out).items():
             print(f"wrote {out / name} (max |difference| from torch {diff:.1e})")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m microx_hf.onnx_export MODEL OUT`: the same as `microx export onnx MODEL OUT`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m microx_hf.onnx_export",
+        description="Export a MicroX model to ONNX (frames.onnx, windows.onnx, manifest.json) for inference "
+        "without torch; the graphs are checked against torch before they are kept.",
+    )
+    from .cli import add_export_arguments
+
+    add_export_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
