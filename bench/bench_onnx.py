@@ -69,23 +69,24 @@ def _windows(n: int, t: int, stride: int) -> np.ndarray:
 
 
 def _time_runtime(encode, classify, pixel_values, mask, encoder, index, chunk: int, batch: int, repeat: int):
-    """Median seconds of encoding all frames in chunks of `chunk` and of classifying all windows in batches of
-    `batch`; returns (encode_s, classify_s, probs (W, L))."""
+    """Median CPU seconds (one thread: the process's CPU time, robust to other work on a shared machine) of encoding
+    all frames in chunks of `chunk` and of classifying all windows in batches of `batch`; returns (encode_s,
+    classify_s, probs (W, L))."""
     n = pixel_values.shape[2]
     encode_times, classify_times = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = time.process_time()
         parts = [encode(pixel_values[:, :, i : i + chunk], mask[:, :, i : i + chunk], encoder[:, i : i + chunk])
                  for i in range(0, n, chunk)]  # fmt: skip
-        encode_times.append(time.perf_counter() - started)
+        encode_times.append(time.process_time() - started)
         features = {k: np.concatenate([p[k] for p in parts], axis=1)[0] for k in parts[0]}
-        started = time.perf_counter()
+        started = time.process_time()
         logits = []
         for i in range(0, len(index), batch):
             rows = index[i : i + batch]
             out = classify({k: v[rows] for k, v in features.items()}, mask[0][:, rows].transpose(1, 0, 2))
             logits.append(out["logits"])
-        classify_times.append(time.perf_counter() - started)
+        classify_times.append(time.process_time() - started)
     logits = np.concatenate(logits).astype(np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     return statistics.median(encode_times), statistics.median(classify_times), probs / probs.sum(-1, keepdims=True)
@@ -171,7 +172,7 @@ def bench_model(args) -> list[dict]:
             except Exception as err:  # a variant onnxruntime cannot run is a result too
                 rows.append({"runtime": f"onnxruntime {name}", "error": f"{type(err).__name__}: {str(err)[:120]}"})
             print(rows[-1], flush=True)
-    print(f"\nThe shipped model on {n} real frames ({len(index)} windows), one thread")
+    print(f"\nThe shipped model on {n} real frames ({len(index)} windows), one thread, CPU ms")
     print_table(rows, ["runtime", "ms_per_frame", "ms_per_window", "model_ms_per_frame", "max_prob_diff"])
     return rows
 
@@ -262,14 +263,15 @@ def _process(cmd: list[str]) -> dict:
     """Wall seconds, peak RSS (MB, GNU time) and the output of a whole process; start-up to its first frame."""
     launched = time.time()
     started = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "RSS_KB %M", *cmd], capture_output=True, text=True, env=ENV,
-                          cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(["/usr/bin/time", "-f", "RSS_KB %M %U %S", *cmd], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT)  # fmt: skip
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    rss = next(int(line.split()[1]) for line in proc.stderr.splitlines()[::-1] if line.startswith("RSS_KB"))
+    stats = next(line.split() for line in proc.stderr.splitlines()[::-1] if line.startswith("RSS_KB"))
+    rss, cpu = int(stats[1]), float(stats[2]) + float(stats[3])
     first = [float(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("FIRST_FRAME_AT")]
-    out = {"wall_s": wall, "rss_mb": rss / 1000, "stdout": proc.stdout, "launched": launched}
+    out = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss / 1000, "stdout": proc.stdout, "launched": launched}
     if first:
         out["first_frame_s"] = first[0] - launched
     return out
@@ -302,6 +304,7 @@ def bench_process(args) -> tuple[list[dict], dict]:
             runs.setdefault("decode only", []).append(decode)
         for name, results in runs.items():
             row = {"seconds": seconds, "variant": name, "wall_s": round(statistics.median(r["wall_s"] for r in results), 3),
+                   "cpu_s": round(statistics.median(r["cpu_s"] for r in results), 3),
                    "peak_rss_mb": round(max(r["rss_mb"] for r in results), 1)}  # fmt: skip
             firsts = [r["first_frame_s"] for r in results if r.get("first_frame_s") is not None]
             if firsts:
@@ -320,12 +323,14 @@ def bench_process(args) -> tuple[list[dict], dict]:
     if len(args.lengths) >= 2:
         a, b = min(args.lengths), max(args.lengths)
         frames = {r["seconds"]: r.get("frames") for r in rows if r["variant"] == "decode only"}
-        for name in {r["variant"] for r in rows}:
+        for name in sorted({r["variant"] for r in rows}):
             wall = {r["seconds"]: r["wall_s"] for r in rows if r["variant"] == name}
-            fps = (frames[b] - frames[a]) / (wall[b] - wall[a])
-            steady[name] = round(fps, 1)
+            cpu = {r["seconds"]: r["cpu_s"] for r in rows if r["variant"] == name}
+            steady[name] = round((frames[b] - frames[a]) / (wall[b] - wall[a]), 1)
+            # Frames per CPU-second: what one free core would do (two cores at best twice that); robust to load.
+            steady[f"{name} per cpu-s"] = round((frames[b] - frames[a]) / (cpu[b] - cpu[a]), 1)
         decode = steady["decode only"]
-        for name in list(steady):
+        for name in [n for n in steady if "per cpu-s" not in n]:
             if name != "decode only":
                 steady[f"{name} / decode"] = round(decode / steady[name], 2)
     print("steady frames/s (from the two lengths):", steady)
@@ -342,12 +347,14 @@ def bench_stages(args) -> list[dict]:
         frames = payload["frames"]
         stages = payload["stages_s"]
         accounted = sum(stages.values())
-        stages["other (tracking checks, grey, glue)"] = payload["loop_s"] - accounted
+        total = payload["loop_cpu_s"]
+        stages["other (tracking checks, grey, glue)"] = total - accounted
         for stage, seconds in stages.items():
-            rows.append({"backend": backend, "stage": stage, "ms_per_frame": _ms(seconds, frames),
-                         "share": round(seconds / payload["loop_s"], 3)})  # fmt: skip
-        rows.append({"backend": backend, "stage": "whole loop", "ms_per_frame": _ms(payload["loop_s"], frames),
-                     "share": 1.0, "frames_per_s": round(frames / payload["loop_s"], 1)})  # fmt: skip
+            rows.append({"backend": backend, "stage": stage, "cpu_ms_per_frame": _ms(seconds, frames),
+                         "share": round(seconds / total, 3)})  # fmt: skip
+        rows.append({"backend": backend, "stage": "whole loop", "cpu_ms_per_frame": _ms(total, frames),
+                     "share": 1.0, "cpu_frames_per_s": round(frames / total, 1),
+                     "wall_ms_per_frame": _ms(payload["loop_s"], frames)})  # fmt: skip
     print_table(rows)
     return rows
 

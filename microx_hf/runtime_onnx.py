@@ -34,13 +34,17 @@ def onnx_folder(folder: str | Path) -> Path | None:
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
-    """Sequential execution on `threads` intra-op threads that sleep, not spin, while idle (the machine is shared)."""
+    """Sequential execution on `threads` intra-op threads that sleep, not spin, while idle (machines are shared)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No memory arena and no memory patterns: intermediate tensors are freed after each run. The arena kept growing
+    # to a peak RSS of 470 MB on a 5 s clip (345 MB without); on one thread it was no faster.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     options.log_severity_level = 3  # errors only
     return options
 
