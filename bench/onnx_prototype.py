@@ -253,6 +253,59 @@ def gated_tracker_class(max_shift: float = 0.02, max_skip: int = 10, patch: int 
     return GatedTracker
 
 
+def _extract_worker(video: str, folder: str, backend: str | None, gate: float, out) -> None:
+    """The extraction stage in its own process: decode, landmarks, crops; each frame's crops go to `out` (a few tens
+    of kB a frame, not the frame)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    from microx_hf.extraction import MicroXCropper
+
+    fe = MicroXCropper.from_json_file(Path(folder) / "preprocessor_config.json")
+    if backend:
+        fe.landmark_backend = backend
+    if gate > 0:
+        from microx_hf import landmarks
+
+        landmarks.FaceTracker = gated_tracker_class(max_shift=gate)
+    try:
+        batch = []
+        for frame in fe.iter_crops(video):
+            batch.append((frame.crops, frame.mask, frame.encoder_crop, frame.points))
+            if len(batch) == 8:  # a few frames per message: fewer wake-ups of the other side
+                out.put(batch)
+                batch = []
+        out.put(batch)
+        out.put(fe.get_backend().name)
+    except BaseException as error:  # handed to the consumer
+        out.put(error)
+
+
+def _from_process(video: str, folder: Path, backend: str | None, gate: float):
+    """Frames' crops from `_extract_worker` in a spawned process (started before this process loads its model)."""
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    queue = context.Queue(maxsize=8)
+    worker = context.Process(target=_extract_worker, args=(video, str(folder), backend, gate, queue), daemon=True)
+    worker.start()
+
+    def frames():
+        from types import SimpleNamespace
+
+        while True:
+            item = queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, str):  # the backend's name: the end
+                worker.join(timeout=5)
+                return
+            for crops, mask, encoder_crop, points in item:
+                yield SimpleNamespace(crops=crops, mask=mask, encoder_crop=encoder_crop, points=points)
+
+    return frames()
+
+
 def run(
     video: str,
     model: str | None,
@@ -262,12 +315,16 @@ def run(
     threads: int,
     gate: float = 0.0,
     landmarks_out: str | None = None,
+    pipeline: str = "thread",
 ) -> dict:
-    from microx_hf.extraction import MicroXCropper
-    from microx_hf.predict import DEFAULT_MODEL, _in_thread
-    from microx_hf.runtime_onnx import OnnxRuntime
+    from microx_hf.predict import DEFAULT_MODEL
 
     folder = Path(model) if model else DEFAULT_MODEL
+    process_frames = _from_process(video, folder, backend, gate) if pipeline == "process" else None
+    from microx_hf.extraction import MicroXCropper
+    from microx_hf.predict import _in_thread
+    from microx_hf.runtime_onnx import OnnxRuntime
+
     t_loaded_imports = time.time()
     fe = MicroXCropper.from_json_file(folder / "preprocessor_config.json")
     if backend:
@@ -318,9 +375,12 @@ def run(
             return trackers[-1]
 
         landmarks.FaceTracker = make_tracker
-    frames = fe.iter_crops(video)
-    if overlap:
-        frames = _in_thread(frames)
+    if process_frames is not None:
+        frames = process_frames
+    else:
+        frames = fe.iter_crops(video)
+        if overlap:
+            frames = _in_thread(frames)
     count = 0
     points = [] if landmarks_out else None
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -349,7 +409,8 @@ def run(
         "loop_cpu_s": loop_cpu_s,
         "t_import": T_IMPORT,
         "torch_imported": "torch" in sys.modules,
-        "backend": fe.get_backend().name,
+        "backend": fe.landmark_backend if process_frames is not None else fe.get_backend().name,
+        "pipeline": pipeline if overlap else "none",
     }
     if landmarks_out:
         np.savez_compressed(landmarks_out, points=np.stack(points), probs=probs)
@@ -376,10 +437,13 @@ def main(argv=None) -> None:
                              "distances since the last full pass (0: never skip)")  # fmt: skip
     parser.add_argument("--landmarks-out", default=None, help="write every frame's 68 points and the window "
                         "probabilities to this .npz (measurements only: keep it out of the repository)")  # fmt: skip
+    parser.add_argument("--pipeline", choices=["thread", "process"], default="thread",
+                        help="where decoding and landmarks run beside the model: a thread (GIL shared) or a spawned "
+                             "process (crops sent over a queue)")  # fmt: skip
     args = parser.parse_args(argv)
     overlap = not (args.no_overlap or args.profile)
     result = run(args.video, args.model, args.backend, overlap, args.profile, args.threads, args.gate,
-                 args.landmarks_out)  # fmt: skip
+                 args.landmarks_out, args.pipeline if overlap else "none")  # fmt: skip
     result["end_at"] = time.time()
     print(json.dumps(result))
 
