@@ -251,7 +251,7 @@ def hooked(*a, **k):
     first = True
     for item in _iter(*a, **k):
         if first:
-            print("FIRST_FRAME_AT", time.time(), file=sys.stderr, flush=True); first = False
+            print("FIRST_FRAME_AT", time.time(), time.process_time(), file=sys.stderr, flush=True); first = False
         yield item
 v.iter_frames = hooked
 from microx_hf.cli import main
@@ -275,10 +275,11 @@ def _process(cmd: list[str]) -> dict:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     stats = next(line.split() for line in proc.stderr.splitlines()[::-1] if line.startswith("RSS_KB"))
     rss, cpu = int(stats[1]), float(stats[2]) + float(stats[3])
-    first = [float(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("FIRST_FRAME_AT")]
+    first = [line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("FIRST_FRAME_AT")]
     out = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss / 1000, "stdout": proc.stdout, "launched": launched}
     if first:
-        out["first_frame_s"] = first[0] - launched
+        out["first_frame_s"] = float(first[0][0]) - launched
+        out["first_frame_cpu_s"] = float(first[0][1])
     return out
 
 
@@ -305,6 +306,7 @@ def bench_process(args) -> tuple[list[dict], dict]:
                 if "prototype" in name:
                     payload = json.loads(result["stdout"].strip().splitlines()[-1])
                     result["first_frame_s"] = payload["first_frame_at"] - result["launched"]
+                    result["first_frame_cpu_s"] = payload["first_frame_cpu_s"]
                     result["payload"] = payload
                 runs.setdefault(name, []).append(result)
             decode = _process([sys.executable, "-c", DECODE, str(video)])
@@ -316,6 +318,9 @@ def bench_process(args) -> tuple[list[dict], dict]:
             firsts = [r["first_frame_s"] for r in results if r.get("first_frame_s") is not None]
             if firsts:
                 row["first_frame_s"] = round(statistics.median(firsts), 3)
+            first_cpu = [r["first_frame_cpu_s"] for r in results if r.get("first_frame_cpu_s") is not None]
+            if first_cpu:  # CPU seconds of the process to its first frame (one thread until then: wall when quiet)
+                row["first_frame_cpu_s"] = round(statistics.median(first_cpu), 3)
             if name == "decode only":
                 secs, frames = (float(v) for v in results[-1]["stdout"].split())
                 row["decode_fps"] = round(frames / statistics.median(float(r["stdout"].split()[0]) for r in results), 1)

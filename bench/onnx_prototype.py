@@ -387,6 +387,7 @@ def run(
     for frame in frames:
         if count == 0:
             marks["first_frame"] = time.time()
+            marks["first_frame_cpu"] = time.process_time()  # the process's CPU since it started: imports and loads
         count += 1
         scorer.push(frame.crops, frame.mask, frame.encoder_crop)
         if points is not None:
@@ -405,6 +406,7 @@ def run(
         "imports_s": t_loaded_imports - T_IMPORT,
         "runtime_load_s": t_runtime - t_loaded_imports,
         "first_frame_at": marks.get("first_frame"),
+        "first_frame_cpu_s": marks.get("first_frame_cpu"),
         "loop_s": loop_s,
         "loop_cpu_s": loop_cpu_s,
         "t_import": T_IMPORT,
