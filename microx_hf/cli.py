@@ -3,6 +3,7 @@
     microx predict VIDEO_OR_FOLDER... [--model M] [--json | --jsonl] [--timeline-csv PATH] [--workers N]
                    [--batch-size N] [--max-duration SECONDS] [--face WHICH] [--allow-still]
     microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M] [--face WHICH] [--allow-still]
+    microx export onnx MODEL OUT [--torchscript] [--no-check] [--mediapipe]
     microx --version
 
 Options such as ``-v`` and ``--model`` work before and after the subcommand. `predict` prints one row (or JSON
@@ -80,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"microx {__version__} (microx_hf from {Path(__file__).resolve().parent})")  # fmt: skip
     _add_common(parser, top=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,crops}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,crops,export}")
 
     p = sub.add_parser(
         "predict",
@@ -127,6 +128,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--columns", type=int, default=60, metavar="N",
                    help="at most N frame columns without --window (default 60)")  # fmt: skip
     _add_extraction_options(c)
+
+    e = sub.add_parser(
+        "export",
+        help="export the model's networks for inference without torch",
+        description="Export a MicroX model's networks: `onnx` writes OUT/frames.onnx (the per-frame part), "
+        "OUT/windows.onnx (the per-window part) and OUT/manifest.json, checked against torch (max |probability "
+        'difference| <= 1e-4) before they are kept. Needs torch and `pip install "microx-hf[export]"`.',
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("format", choices=["onnx"], help="the format to write")
+    add_export_arguments(e)
     return parser
 
 
@@ -138,6 +151,18 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-still", action="store_true",
                         help="read a photo (PNG, JPEG, ...) as a one-frame video instead of refusing it; there is no "
                              "motion in one frame, so the result rests on the face alone")  # fmt: skip
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `microx export onnx` (and `python -m microx_hf.onnx_export`), here so that `--help` imports no
+    torch."""
+    parser.add_argument("export_model", metavar="MODEL", help="model folder or Hub id")
+    parser.add_argument("out", type=Path, metavar="OUT", help="folder to write (by convention MODEL/onnx)")
+    parser.add_argument("--torchscript", action="store_true",
+                        help="torch's TorchScript-based exporter (fast; only models without a pooled head)")  # fmt: skip
+    parser.add_argument("--no-check", action="store_true", help="skip the parity check against torch")
+    parser.add_argument("--mediapipe", action="store_true",
+                        help="also export the mediapipe landmark backend's networks into OUT")  # fmt: skip
 
 
 # --- checks before any work -----------------------------------------------------------------------------------------
@@ -550,6 +575,18 @@ def _check_window(video: str, window: int | None, feature_extractor) -> None:
                      f"{feature_extractor.window_stride}")  # fmt: skip
 
 
+# --- export -------------------------------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    try:
+        from . import onnx_export
+    except ImportError as err:
+        raise UsageError(f'export needs torch: {err}; pip install "microx-hf[export]"') from err
+    try:
+        return onnx_export.run(args)
+    except ImportError as err:  # onnx / onnxscript, imported by torch.onnx.export
+        raise UsageError(f'export onnx needs {err.name or err}: pip install "microx-hf[export]"') from err
+
+
 # --- main ---------------------------------------------------------------------------------------------------------
 def _quiet_native_logs(verbose: int) -> None:
     if verbose >= 2:
@@ -580,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_native_logs(args.verbose)
     _configure_logging(args.verbose)
     try:
-        return _predict(args) if args.command == "predict" else _crops(args)
+        return {"predict": _predict, "crops": _crops, "export": _export}[args.command](args)
     except UsageError as err:
         print(f"microx: {err}", file=sys.stderr)
         return EXIT_USAGE

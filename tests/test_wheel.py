@@ -24,7 +24,7 @@ from tests import media
 REPO = Path(__file__).resolve().parents[1]
 TORCH = "torch==2.13.0"  # as the Makefile and README pin it
 # Committed files under microx_hf/ that are data, not code: every one must be in the wheel.
-DATA_SUFFIXES = (".safetensors", ".json", ".npz", ".png", ".md")
+DATA_SUFFIXES = (".safetensors", ".json", ".npz", ".png", ".md", ".onnx")
 
 pytestmark = [pytest.mark.wheel, pytest.mark.timeout(1800)]
 

