@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .container import VIDEO_EXTENSIONS
 from .errors import MicroXError, ModelNotFoundError
+from .scoring import WINDOW_BATCH
 
 logger = logging.getLogger("microx_hf.cli")
 
@@ -37,10 +39,6 @@ EXIT_CODES = {
     EXIT_INTERNAL: "unexpected internal error (a bug: rerun with -vv and report the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
-# Files `microx predict FOLDER` picks up (by extension, case-insensitive).
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"}
-)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -99,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="analyse N videos at once: this process and N-1 more, one thread each (default 1; "
                         "about one per CPU core pays)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
+    p.add_argument("--batch-size", type=int, default=WINDOW_BATCH,
+                   help=f"windows per forward pass (default {WINDOW_BATCH})")  # fmt: skip
     p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
                    help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
 
@@ -220,15 +219,13 @@ def _load(model: str | None):
 
 
 def _load_quietly(model: str | None):
-    """A local folder without transformers (fast start, same results), else through transformers without its
-    "Loading weights" bars (they would bury the one over the videos)."""
-    from .predict import lean_folder, load_model
+    """`load_model(model)` without transformers' "Loading weights" bars (they would bury the one over the videos)."""
+    from transformers.utils import logging as hf_logging
 
-    if lean_folder(model) is None:
-        from transformers.utils import logging as hf_logging
+    from .predict import load_model
 
-        hf_logging.disable_progress_bar()
-    return load_model(model, lean=True)
+    hf_logging.disable_progress_bar()
+    return load_model(model)
 
 
 # --- predict ------------------------------------------------------------------------------------------------------
@@ -249,13 +246,13 @@ def init_predict_worker(model: str | None, max_duration: float | None, batch_siz
 
 
 def predict_worker(video: str):
-    """`predict` one video with the worker's model; the result without its crops (they are large to send back)."""
+    """`predict` one video with the worker's model; the result without the crops of its telling windows (they are
+    large to send back)."""
     from .predict import predict
 
     prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
                          batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
-    if hasattr(prediction, "clip"):
-        prediction.clip = None
+    prediction.window_crops = {}
     return prediction
 
 

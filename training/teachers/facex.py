@@ -46,8 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from microx_hf.frame_encoder_fer import rgb_to_grey
+from microx_hf.tf_padding import tf_same_pads
+from microx_hf.windows import softmax
+
 from . import TeacherSpec, default_cache, register_teacher
-from .pypi_common import extract_member, parity_inputs, rgb_to_grey, sha256, softmax, tf_same_pads
+from .pypi_common import extract_member, parity_inputs, sha256
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +75,15 @@ WEIGHTS_NAME = "facex.safetensors"
 # Converted weights must reproduce the float64 numpy forward of the tflite graph to this (logits, float32 torch).
 CONVERT_TOLERANCE = 1e-3
 # (expansion t, output channels c, repeats n, first stride s) of Keras' MobileNetV2 at width 1.0.
-MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                         (6, 320, 1, 1))  # fmt: skip
+MOBILENET_V2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 STRIDE2_PADS = (0, 1, 0, 1)  # (top, bottom, left, right) of Keras' correct_pad for an unknown input size
 
 
@@ -146,8 +157,17 @@ class TfliteGraph:
         return next((op for op in self.ops if tensor in op.outputs), None)
 
 
-_OPTION_FIELDS = ("padding", "strideH", "strideW", "fusedActivationFunction", "depthMultiplier", "dilationHFactor",
-                  "dilationWFactor", "beta", "keepNumDims")  # fmt: skip
+_OPTION_FIELDS = (
+    "padding",
+    "strideH",
+    "strideW",
+    "fusedActivationFunction",
+    "depthMultiplier",
+    "dilationHFactor",
+    "dilationWFactor",
+    "beta",
+    "keepNumDims",
+)
 
 
 def read_tflite(path: Path) -> TfliteGraph:
@@ -166,8 +186,12 @@ def read_tflite(path: Path) -> TfliteGraph:
         names(schema.ActivationFunctionType),
         names(schema.Padding),
     )
-    dtype_names = {schema.TensorType.FLOAT32: "float32", schema.TensorType.INT32: "int32",
-                   schema.TensorType.UINT8: "uint8", schema.TensorType.INT8: "int8"}  # fmt: skip
+    dtype_names = {
+        schema.TensorType.FLOAT32: "float32",
+        schema.TensorType.INT32: "int32",
+        schema.TensorType.UINT8: "uint8",
+        schema.TensorType.INT8: "int8",
+    }
     model = flatbuffer_utils.read_model(str(path))
     if len(model.subgraphs) != 1:
         raise ValueError(f"{path}: expected one subgraph, found {len(model.subgraphs)}")
