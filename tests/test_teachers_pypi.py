@@ -16,7 +16,7 @@ from microx_hf.frame_encoder_fer import GREY_WEIGHTS
 from microx_hf.tf_padding import pad_same, tf_same_pads
 from microx_hf.windows import softmax
 from training.labels import PAPER7
-from training.teachers import default_cache, get_teacher, teacher_names
+from training.teachers import default_cache, get_teacher, teacher_names, tflite
 from training.teachers import facex as facex_mod
 from training.teachers import fer as fer_mod
 from training.teachers.pypi_common import parity_inputs
@@ -468,7 +468,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
     """A graph laid out as TOCO wrote facex's: PAD + VALID stride-2 convs, SAME stride-1 depthwise convs, fused
     ReLU6, 1x1 and dense weights as UINT8 holding int8 (zero point 0), depthwise kernels as asymmetric uint8 behind
     DEQUANTIZE, the stem as float32."""
-    T = facex_mod.TfliteTensor
+    T = tflite.TfliteTensor
     tensors, ops = [T("input", (1, size, size, 3), "float32")], []
     shapes = {0: (size, size, 3)}
 
@@ -490,7 +490,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
         h, w, c = shapes[x]
         paddings = tensor("pad", (4, 2), "int32", np.array([[0, 0], [0, 1], [0, 1], [0, 0]], np.int32))
         y = activation((h + 1, w + 1, c))
-        ops.append(facex_mod.TfliteOp("PAD", [x, paddings], [y]))
+        ops.append(tflite.TfliteOp("PAD", [x, paddings], [y]))
         return y
 
     def conv(x, cout, k, stride, act, kind="CONV_2D", quantised=True):
@@ -512,7 +512,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
             q = np.clip(np.round(values / scale) + zero, 0, 255).astype(np.uint8)
             raw = tensor("dw", values.shape, "uint8", q, np.array([scale]), np.array([zero]))
             weight = tensor("dw_dequantize", values.shape)
-            ops.append(facex_mod.TfliteOp("DEQUANTIZE", [raw], [weight]))
+            ops.append(tflite.TfliteOp("DEQUANTIZE", [raw], [weight]))
             options["depthMultiplier"] = 1
         else:
             values = rng.normal(0, 0.4, (cout, k, k, cin))
@@ -522,7 +522,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
                 else tensor("kernel", values.shape, data=values.astype(np.float32))
             )
         y = activation((oh, ow, cout))
-        ops.append(facex_mod.TfliteOp(kind, [x, weight, bias], [y], options))
+        ops.append(tflite.TfliteOp(kind, [x, weight, bias], [y], options))
         return y
 
     x = conv(0, net.stem.out_channels, 3, 2, "RELU6", quantised=False)
@@ -534,17 +534,17 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
         x = conv(x, block.project.out_channels, 1, 1, "NONE")
         if block.residual:
             y = activation(shapes[x])
-            ops.append(facex_mod.TfliteOp("ADD", [inp, x], [y], {"fusedActivationFunction": "NONE"}))
+            ops.append(tflite.TfliteOp("ADD", [inp, x], [y], {"fusedActivationFunction": "NONE"}))
             x = y
     x = conv(x, net.head.out_channels, 1, 1, "RELU6")
     h, w, c = shapes[x]
     fc = hybrid("fc", rng.normal(0, 0.1, (net.classifier.out_features, h * w * c)))
     bias = tensor("fc_bias", (net.classifier.out_features,), data=np.zeros(net.classifier.out_features, np.float32))
     logits = activation((net.classifier.out_features,))
-    ops.append(facex_mod.TfliteOp("FULLY_CONNECTED", [x, fc, bias], [logits], {"fusedActivationFunction": "NONE"}))
+    ops.append(tflite.TfliteOp("FULLY_CONNECTED", [x, fc, bias], [logits], {"fusedActivationFunction": "NONE"}))
     probs = activation((net.classifier.out_features,))
-    ops.append(facex_mod.TfliteOp("SOFTMAX", [logits], [probs], {"beta": 1.0}))
-    return facex_mod.TfliteGraph(tensors, ops, [0], [probs]), logits
+    ops.append(tflite.TfliteOp("SOFTMAX", [logits], [probs], {"beta": 1.0}))
+    return tflite.TfliteGraph(tensors, ops, [0], [probs]), logits
 
 
 TINY_SETTINGS = ((1, 3, 1, 1), (2, 5, 2, 2), (3, 6, 1, 2))
@@ -557,7 +557,7 @@ def test_tflite_graph_to_mobilenet_v2(size):
     graph, logits_index = _tiny_tflite_graph(rng, net, size)
     net.load_state_dict(facex_mod.state_dict_from_tflite(graph, net))
     x = rng.uniform(0, 1, (2, size, size, 3))
-    reference = facex_mod.tflite_forward(graph, x)[logits_index]
+    reference = tflite.tflite_forward(graph, x)[logits_index]
     with torch.no_grad():
         ours = net(torch.from_numpy(x.transpose(0, 3, 1, 2)).float()).double().numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-4)
