@@ -337,11 +337,11 @@ def _runtime(
         raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
     if runtime == "onnx":
         # ONNX Runtime runs the network exported into a local checkpoint folder, without torch or transformers.
+        if model is not None and not isinstance(model, (str, Path)):
+            raise ValueError("runtime='onnx' takes a checkpoint folder (or None for the default), not a loaded model")
         from .extraction import MicroXExtraction
         from .runtime_onnx import OnnxRuntime
 
-        if model is not None and not isinstance(model, (str, Path)):
-            raise ValueError("runtime='onnx' takes a checkpoint folder (or None for the default), not a loaded model")
         folder = _local_folder(Path(_resolve_name(model)))
         config = SimpleNamespace(**json.loads((folder / "config.json").read_text()))
         extractor = feature_extractor or MicroXExtraction.from_json_file(folder / "preprocessor_config.json")

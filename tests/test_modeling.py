@@ -507,3 +507,13 @@ def test_fer_encoder_is_fers_network_and_sees_grey():
         # Only the brightness of each pixel matters to it: the same grey image in colour gives the same answer.
         grey = (0.299 * face[:, 0] + 0.587 * face[:, 1] + 0.114 * face[:, 2]).unsqueeze(1).expand(-1, 3, -1, -1)
         torch.testing.assert_close(model.frame_encoder(face), model.frame_encoder(grey), rtol=1e-4, atol=1e-4)
+
+
+def test_the_label_map_buffer_is_rebuilt_on_load(tmp_path):
+    """It is not saved (a non-persistent buffer) and from_pretrained builds the model on the meta device."""
+    model = MicroXForVideoClassification(tiny_config())
+    model.save_pretrained(tmp_path)
+    loaded = MicroXForVideoClassification.from_pretrained(tmp_path).microx
+    assert not any("label_map" in key for key in model.state_dict())
+    assert loaded.label_map.device.type == "cpu"
+    assert torch.equal(loaded.label_map, model.microx.label_map_matrix()) and loaded.label_map.sum() == 7

@@ -344,3 +344,11 @@ def test_extraction_in_a_second_thread_gives_the_same_prediction_and_its_errors(
     broken = media.make_truncated_video(videos["face"], tmp_path / "broken.mp4", keep=0.5)
     with pytest.raises(VideoDecodeError):
         predict(broken, model=model, feature_extractor=feature_extractor, overlap=True)
+
+
+def test_the_runtime_is_one_of_the_known_ones(loaded, videos):
+    model, extractor = loaded
+    with pytest.raises(ValueError, match="choose one of"):
+        predict(videos["face"], model, extractor, runtime="tensorrt")
+    with pytest.raises(ValueError, match="checkpoint folder"):
+        predict(videos["face"], model, extractor, runtime="onnx")  # the exported network lives in a folder
