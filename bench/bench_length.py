@@ -27,7 +27,7 @@ from real_media import real_480p  # noqa: E402
 
 STARTUP = """
 import time; t = time.perf_counter()
-from microx_hf.cli import _load  # what `microx predict` loads with (the lean path for a local folder)
+from microx_hf.cli import _load  # what `microx predict` loads with
 model, fe = _load(MODEL)
 fe.get_backend()
 print(time.perf_counter() - t)
@@ -77,27 +77,43 @@ def main(argv: list[str] | None = None) -> None:
             decodes.append(float(out[0]))
             frames = int(out[1])
         wall = statistics.median(walls)
-        rows.append({
-            "seconds": seconds, "frames": frames, "wall_s": round(wall, 3), "peak_rss_gb": round(max(rss), 3),
-            "x_real_time": round(seconds / wall, 2), "decode_s": round(statistics.median(decodes), 3),
-            "decode_fps": round(frames / statistics.median(decodes), 1),
-        })  # fmt: skip
+        rows.append(
+            {
+                "seconds": seconds,
+                "frames": frames,
+                "wall_s": round(wall, 3),
+                "peak_rss_gb": round(max(rss), 3),
+                "x_real_time": round(seconds / wall, 2),
+                "decode_s": round(statistics.median(decodes), 3),
+                "decode_fps": round(frames / statistics.median(decodes), 1),
+            }
+        )
         print(rows[-1], flush=True)
     # Steady state: the cost of each extra second between the two longest videos.
     if len(rows) >= 2:
         a, b = rows[-2], rows[-1]
         per_second = (b["wall_s"] - a["wall_s"]) / (b["seconds"] - a["seconds"])
         decode_per_second = (b["decode_s"] - a["decode_s"]) / (b["seconds"] - a["seconds"])
-        steady = {"steady_s_per_video_s": round(per_second, 4), "steady_x_real_time": round(1 / per_second, 2),
-                  "steady_fps": round(29.97 / per_second, 1),
-                  "steady_ratio_to_decode": round(per_second / decode_per_second, 2)}  # fmt: skip
+        steady = {
+            "steady_s_per_video_s": round(per_second, 4),
+            "steady_x_real_time": round(1 / per_second, 2),
+            "steady_fps": round(29.97 / per_second, 1),
+            "steady_ratio_to_decode": round(per_second / decode_per_second, 2),
+        }
     else:
         steady = {}
     print_table(rows)
     print(f"start-up (imports + model + landmark model): median {statistics.median(starts):.2f} s of {starts}")
     print(steady)
-    write_results(args.topic, rows, startup_s=round(statistics.median(starts), 3), startup_runs=starts,
-                  threads=args.threads, model=args.model or "shipped default", **steady)  # fmt: skip
+    write_results(
+        args.topic,
+        rows,
+        startup_s=round(statistics.median(starts), 3),
+        startup_runs=starts,
+        threads=args.threads,
+        model=args.model or "shipped default",
+        **steady,
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,11 @@ def old_default() -> Path:
     if not (folder / "model.safetensors").is_file():
         folder.mkdir(parents=True, exist_ok=True)
         for name in OLD_DEFAULT_FILES:
-            blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD_DEFAULT_REV}:microx_hf/default_model/{name}"],
-                                  check=True, capture_output=True).stdout  # fmt: skip
+            blob = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{OLD_DEFAULT_REV}:microx_hf/default_model/{name}"],
+                check=True,
+                capture_output=True,
+            ).stdout
             (folder / name).write_bytes(blob)
     return folder
 
@@ -100,7 +103,15 @@ def without_encoder(model):
         mask[:, e] = False
         return encode(pixel_values, mask, encoder_pixel_values)
 
+    classify = blind.classify_windows
+
+    def classify_windows(features, region_mask, labels=None):
+        mask = region_mask.clone()
+        mask[:, e] = False
+        return classify(features, mask, labels)
+
     blind.encode_frames = encode_frames
+    blind.classify_windows = classify_windows
     return blind
 
 
@@ -123,6 +134,7 @@ def window_agreement(prediction, ensemble: np.ndarray) -> float:
 
 
 def ms_per_window(model, feature_extractor, video: Path) -> float:
+    from microx_hf.runtime import TorchRuntime
     from microx_hf.scoring import score_clip
 
     clip = feature_extractor.extract_clip(video)
@@ -130,7 +142,7 @@ def ms_per_window(model, feature_extractor, video: Path) -> float:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        scores = score_clip(model, clip.crops, clip.mask, fe.window_stride, fe.image_mean, fe.image_std)
+        scores = score_clip(TorchRuntime(model), clip.crops, clip.mask, fe.window_stride, fe.image_mean, fe.image_std)
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times) / len(scores.starts)
 
@@ -222,8 +234,17 @@ def main(argv: list[str] | None = None) -> None:
             entry["min_region_max_weight"] = round(min(min_region[system]), 4) if min_region[system] else None
             entry["ms_per_window"] = round(ms_per_window(model, fe, clip), 2)
         summary.append(entry)
-    print_table(summary, ["system", "stills_right", "video_clip_agreement", "video_window_agreement",
-                          "min_region_max_weight", "ms_per_window"])  # fmt: skip
+    print_table(
+        summary,
+        [
+            "system",
+            "stills_right",
+            "video_clip_agreement",
+            "video_window_agreement",
+            "min_region_max_weight",
+            "ms_per_window",
+        ],
+    )
     write_results(args.topic, summary, items=rows, teachers=available, old_default_rev=OLD_DEFAULT_REV)
 
 

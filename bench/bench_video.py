@@ -84,20 +84,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 source_frames = int(round(source_fps * args.seconds))
                 ms = 1000 * seconds / source_frames
                 read_ms = read_ms or ms  # the first case is the bare read() loop
-                rows.append({
-                    "codec": codec,
-                    "case": name,
-                    "source_fps": source_fps,
-                    "frames_out": emitted,
-                    "seconds": round(seconds, 4),
-                    "frames_per_s": round(source_frames / seconds, 1),
-                    "ms_per_frame": round(ms, 3),
-                    "vs_read": round(ms / read_ms, 2),
-                    "x_real_time": round(args.seconds / seconds, 1),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "codec": codec,
+                        "case": name,
+                        "source_fps": source_fps,
+                        "frames_out": emitted,
+                        "seconds": round(seconds, 4),
+                        "frames_per_s": round(source_frames / seconds, 1),
+                        "ms_per_frame": round(ms, 3),
+                        "vs_read": round(ms / read_ms, 2),
+                        "x_real_time": round(args.seconds / seconds, 1),
+                    }
+                )
     print(f"{SIZE[0]}x{SIZE[1]}, {args.seconds:g} s per video, {args.threads} OpenCV threads, best of {args.repeat}")
-    print_table(rows, ["codec", "case", "source_fps", "frames_out", "frames_per_s", "ms_per_frame", "vs_read",
-                       "x_real_time"])  # fmt: skip
+    print_table(
+        rows, ["codec", "case", "source_fps", "frames_out", "frames_per_s", "ms_per_frame", "vs_read", "x_real_time"]
+    )
     write_results("video", rows, size=list(SIZE), seconds_per_video=args.seconds, threads=args.threads)
     return rows
 

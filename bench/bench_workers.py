@@ -47,8 +47,10 @@ def make_videos(folder: Path, n: int, frames: int, real: bool = True) -> list[Pa
     from tests import media
 
     motions = ["none", "pan", "zoom", "rotate"]
-    return [media.make_face_video(folder / f"clip{i}.mp4", n_frames=frames, motion=motions[i % len(motions)])
-            for i in range(n)]  # fmt: skip
+    return [
+        media.make_face_video(folder / f"clip{i}.mp4", n_frames=frames, motion=motions[i % len(motions)])
+        for i in range(n)
+    ]
 
 
 def run_once(videos: list[Path], workers: int, threads: int) -> dict:
@@ -96,26 +98,50 @@ def main(argv: list[str] | None = None) -> int:
     for name, workers, threads in configs:
         walls = [x["wall_s"] for x in runs[name]]
         steady = [x["steady_videos_per_s"] for x in runs[name]]
-        rows.append({
-            "config": name,
-            "workers": workers,
-            "threads_per_worker": threads,
-            "wall_s_median": statistics.median(walls),
-            "wall_s_min": min(walls),
-            "wall_s_max": max(walls),
-            "videos_per_s_whole": args.videos / statistics.median(walls),
-            "speedup_whole": base_wall / statistics.median(walls),
-            "steady_videos_per_s": statistics.median(steady),
-            "speedup_steady": statistics.median(steady) / base_steady,
-            "first_result_s": statistics.median(x["first_result_s"] for x in runs[name]),
-        })  # fmt: skip
-    print_table(rows, ["config", "wall_s_median", "wall_s_min", "wall_s_max", "speedup_whole", "steady_videos_per_s",
-                       "speedup_steady", "first_result_s"])  # fmt: skip
+        rows.append(
+            {
+                "config": name,
+                "workers": workers,
+                "threads_per_worker": threads,
+                "wall_s_median": statistics.median(walls),
+                "wall_s_min": min(walls),
+                "wall_s_max": max(walls),
+                "videos_per_s_whole": args.videos / statistics.median(walls),
+                "speedup_whole": base_wall / statistics.median(walls),
+                "steady_videos_per_s": statistics.median(steady),
+                "speedup_steady": statistics.median(steady) / base_steady,
+                "first_result_s": statistics.median(x["first_result_s"] for x in runs[name]),
+            }
+        )
+    print_table(
+        rows,
+        [
+            "config",
+            "wall_s_median",
+            "wall_s_min",
+            "wall_s_max",
+            "speedup_whole",
+            "steady_videos_per_s",
+            "speedup_steady",
+            "first_result_s",
+        ],
+    )
     print(f"load average (1 min) during the runs: {', '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores")
-    write_results("workers", rows, videos=args.videos, frames_per_video=args.frames, repeat=args.repeat,
-                  load_average_1min=load, runs=runs,
-                  note=("synthetic test videos (tests/media.py), 640x360 30 fps" if args.synthetic else "real footage, "
-                        "854x480 29.97 fps H.264") + "; whole `microx predict` processes")  # fmt: skip
+    write_results(
+        "workers",
+        rows,
+        videos=args.videos,
+        frames_per_video=args.frames,
+        repeat=args.repeat,
+        load_average_1min=load,
+        runs=runs,
+        note=(
+            "synthetic test videos (tests/media.py), 640x360 30 fps"
+            if args.synthetic
+            else "real footage, 854x480 29.97 fps H.264"
+        )
+        + "; whole `microx predict` processes",
+    )
     return 0
 
 

@@ -123,11 +123,32 @@ def real_480p(seconds: float, source: str = "WolfgangLanger_Pexels.mp4") -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part.mp4")
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "-1", "-i",
-         str(pyfeat_data() / source), "-t", f"{seconds:g}", "-vf", "scale=854:480,fps=30000/1001", "-an",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(tmp)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(pyfeat_data() / source),
+            "-t",
+            f"{seconds:g}",
+            "-vf",
+            "scale=854:480,fps=30000/1001",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     tmp.rename(out)
     return out
 

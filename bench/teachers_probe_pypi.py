@@ -85,10 +85,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 predicted = PAPER7[int(p.argmax())]
                 correct += predicted == still.label
                 row[still.name] = f"{predicted} {float(p.max()):.2f}"
-                details.append({"teacher": name, "scale": scale, "still": still.name, "label": still.label,
-                                "predicted": predicted, "p_predicted": round(float(p.max()), 4),
-                                "p_label": round(float(p[PAPER7.index(still.label)]), 4),
-                                "teacher_top": spec.classes[int(q.argmax())]})  # fmt: skip
+                details.append(
+                    {
+                        "teacher": name,
+                        "scale": scale,
+                        "still": still.name,
+                        "label": still.label,
+                        "predicted": predicted,
+                        "p_predicted": round(float(p.max()), 4),
+                        "p_label": round(float(p[PAPER7.index(still.label)]), 4),
+                        "teacher_top": spec.classes[int(q.argmax())],
+                    }
+                )
             row["correct"] = f"{correct}/{len(stills)}"
             rows.append(row)
 

@@ -3,9 +3,9 @@
 `MicroXForVideoClassification.from_pretrained(...)` (or `MicroXModel`, the same network) loads a checkpoint;
 `MicroXFeatureExtractor` turns a video into region crops; `microx_hf.predict.predict(video)` does both.
 
-The exports load on first use: importing transformers' model and image-processing classes costs seconds, which
-`microx predict` avoids (it runs the same network through `microx_hf.network_microx` and the same extraction through
-`microx_hf.extraction`). Using any of the Hugging Face classes registers them with the Auto classes first.
+The exports load on first use (importing transformers' model and image-processing classes costs seconds), and
+taking any of the Hugging Face classes from here registers MicroX with the Auto classes (`register`). Every folder
+MicroX writes also carries its code and `auto_map`, so `trust_remote_code=True` loads it without this package.
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ _REGISTERED = False
 
 
 def register() -> None:
-    """Register the MicroX classes with transformers' Auto classes (once; done on first use of any of them).
-
-    Saved checkpoints carry the config and model code, so they load with `trust_remote_code=True` where this
-    package is not installed. `register_for_auto_class` writes `auto_map` for one model class only; the AutoModel
-    entry is added in `MicroXPreTrainedModel.save_pretrained`.
+    """Register the MicroX classes with transformers' Auto classes, so that `AutoConfig`, `AutoModel`,
+    `AutoModelForVideoClassification`, `AutoFeatureExtractor` and `AutoImageProcessor` load MicroX folders with this
+    package's classes, without `trust_remote_code`. Taking a Hugging Face class from `microx_hf` calls it; it runs
+    once.
     """
     global _REGISTERED
     if _REGISTERED:
@@ -67,12 +66,8 @@ def register() -> None:
     AutoConfig.register("microx", MicroXConfig, exist_ok=True)
     AutoModel.register(MicroXConfig, MicroXModel, exist_ok=True)
     AutoModelForVideoClassification.register(MicroXConfig, MicroXForVideoClassification, exist_ok=True)
-    # The extractor needs OpenCV and a landmark backend, so it is not custom code that travels: loading it needs
-    # this package installed. It is saved beside the weights as preprocessor_config.json.
     AutoFeatureExtractor.register(MicroXConfig, MicroXFeatureExtractor, exist_ok=True)
     AutoImageProcessor.register(MicroXConfig, slow_image_processor_class=MicroXFeatureExtractor, exist_ok=True)
-    MicroXConfig.register_for_auto_class()
-    MicroXForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .container import VIDEO_EXTENSIONS
 from .errors import MicroXError, ModelNotFoundError, StillImageError
+from .scoring import WINDOW_BATCH
 
 logger = logging.getLogger("microx_hf.cli")
 
@@ -42,10 +44,6 @@ EXIT_CODES = {
     EXIT_INTERNAL: "unexpected internal error (a bug: rerun with -vv and report the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
-# Files `microx predict FOLDER` picks up (by extension, case-insensitive).
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"}
-)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -104,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="analyse N videos at once: this process and N-1 more, one thread each (default 1; "
                         "about one per CPU core pays)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
+    p.add_argument("--batch-size", type=int, default=WINDOW_BATCH,
+                   help=f"windows per forward pass (default {WINDOW_BATCH})")  # fmt: skip
     p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
                    help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
     _add_extraction_options(p)
@@ -283,15 +282,13 @@ def _load(model: str | None):
 
 
 def _load_quietly(model: str | None):
-    """A local folder without transformers (fast start, same results), else through transformers without its
-    "Loading weights" bars (they would bury the one over the videos)."""
-    from .predict import lean_folder, load_model
+    """`load_model(model)` without transformers' "Loading weights" bars (they would bury the one over the videos)."""
+    from transformers.utils import logging as hf_logging
 
-    if lean_folder(model) is None:
-        from transformers.utils import logging as hf_logging
+    from .predict import load_model
 
-        hf_logging.disable_progress_bar()
-    return load_model(model, lean=True)
+    hf_logging.disable_progress_bar()
+    return load_model(model)
 
 
 def _face_choice(value: str | None) -> str | int | None:
@@ -361,7 +358,8 @@ def init_predict_worker(
 
 
 def predict_worker(video: str):
-    """`predict` one video with the worker's model; the result without its crops (they are large to send back)."""
+    """`predict` one video with the worker's model; the result without the crops of its telling windows (they are
+    large to send back)."""
     from .predict import predict
 
     try:
@@ -369,8 +367,7 @@ def predict_worker(video: str):
                              batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
     except StillImageError as err:  # worded for the command line (this runs in the worker processes too)
         raise StillImageError(_still_message(err), path=err.path, kind=err.kind) from None
-    if hasattr(prediction, "clip"):
-        prediction.clip = None
+    prediction.window_crops = {}
     return prediction
 
 

@@ -9,7 +9,7 @@ This file travels to the Hub as custom code: it imports only public transformers
 
 from transformers import PreTrainedConfig
 
-from .network_microx import FRAME_ENCODERS, MicroXConfigMixin
+from .frame_encoders import FRAME_ENCODERS
 
 # The paper's seven classes (BAUM-2 style; disgust merged into contempt).
 PAPER_LABELS = ["neutral", "anger", "contempt", "surprise", "fear", "happy", "sad"]
@@ -23,52 +23,40 @@ HEADS = ["pool", "flatten"]
 PADDINGS = ["same", "valid"]
 
 PRESETS: dict[str, dict] = {
-    # A faster variant of the paper: two stride-2 convolutions shrink each 48x48 crop to 12x12 before a
-    # 32-filter ConvLSTM, pooling to a 3x3 grid replaces the 55 M-parameter Flatten->Dense, a learned, mask-aware
-    # attention over regions replaces the concatenation (it says which region drove a decision; a floor keeps every
-    # visible region in it), and the face branch's ConvLSTM runs on the feature map of fer's face-expression
-    # network (trained on the 35,887 real faces of FER2013), whose own per-frame prediction is a prior for the face
-    # branch. On the labelled real stills it was the best of the four networks converted (4 of 5 right; face-api
-    # 3 of 5, which as the encoder left the model at 3 of 5). Each region also learns on its own (region loss)
-    # and without the others (region dropout), as the paper's per-region softmax heads did.
-    "default": {
-        "image_size": 48,
-        "stem_channels": [16, 32],
-        "hidden_size": 32,
-        "kernel_size": 3,
-        "num_convlstm_layers": 1,
-        "convlstm_padding": "same",
-        "head": "pool",
-        "pool_size": 3,
-        "head_hidden_size": 64,
-        "dropout": 0.2,
-        "head_dropout": 0.3,
-        "fusion": "attention",
-        "fusion_floor": 0.1,
-        "region_dropout": 0.15,
-        "region_loss_weight": 0.3,
-        "frame_encoder": "fer",
-    },
+    # What ships: the field defaults.
+    "default": {},
     # The published architecture, exactly: ConvLSTM2D(64, 3x3, valid) on 60x60 colour crops, Dropout 0.2,
     # Flatten, Dense 256 ReLU, Dropout 0.3, Dense 7 softmax per region; concatenation and Dense 7 softmax.
     "paper": {
         "image_size": 60,
         "stem_channels": [],
         "hidden_size": 64,
-        "kernel_size": 3,
-        "num_convlstm_layers": 1,
         "convlstm_padding": "valid",
         "head": "flatten",
         "head_hidden_size": 256,
-        "dropout": 0.2,
-        "head_dropout": 0.3,
         "fusion": "paper",
+        "fusion_floor": 0.0,
+        "region_dropout": 0.0,
+        "region_loss_weight": 0.0,
+        "frame_encoder": None,
     },
 }
+# The stem the shipped model uses (a list cannot be a field default).
+DEFAULT_STEM_CHANNELS = [16, 32]
 
 
-class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
-    r"""Configuration of a MicroX model.
+class MicroXConfig(PreTrainedConfig):
+    r"""Configuration of a MicroX model; `MicroXConfig()` is the model that ships.
+
+    The defaults are a faster variant of the paper (its exact architecture is the `paper` preset): two stride-2
+    convolutions shrink each 48x48 crop to 12x12 before a 32-filter ConvLSTM, pooling to a 3x3 grid replaces the
+    55 M-parameter Flatten->Dense, a learned, mask-aware attention over regions replaces the concatenation (it says
+    which region drove a decision; a floor keeps every visible region in it), and the face branch's ConvLSTM runs on
+    the feature map of fer's face-expression network (trained on the 35,887 real faces of FER2013), whose own
+    per-frame prediction is a prior for the face branch. On the labelled real stills it was the best of the four
+    networks converted (4 of 5 right; face-api 3 of 5, which as the encoder left the model at 3 of 5). Each region
+    also learns on its own (region loss) and without the others (region dropout), as the paper's per-region softmax
+    heads did.
 
     Args:
         regions: Facial regions, in the order of `pixel_values`' R axis. Any of `face`, `left_eye`, `right_eye`,
@@ -138,15 +126,15 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
     dropout: float = 0.2
     head_dropout: float = 0.3
     fusion: str = "attention"
-    fusion_floor: float = 0.0
-    region_dropout: float = 0.0
-    frame_encoder: str | None = None
+    fusion_floor: float = 0.1
+    region_dropout: float = 0.15
+    frame_encoder: str | None = "fer"
     frame_encoder_region: str = "face"
     frame_encoder_size: int | None = None
     freeze_frame_encoder: bool = True
     frame_encoder_prior: bool = True
     frame_encoder_label_map: dict[str, str | None] | None = None
-    region_loss_weight: float = 0.0
+    region_loss_weight: float = 0.3
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
 
@@ -154,7 +142,7 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
         if self.regions is None:
             self.regions = list(DEFAULT_REGIONS)
         if self.stem_channels is None:
-            self.stem_channels = list(PRESETS["default"]["stem_channels"])
+            self.stem_channels = list(DEFAULT_STEM_CHANNELS)
         self.image_mean = [float(v) for v in (self.image_mean if self.image_mean is not None else [0.5, 0.5, 0.5])]
         self.image_std = [float(v) for v in (self.image_std if self.image_std is not None else [0.5, 0.5, 0.5])]
         if self.id2label is None and kwargs.get("num_labels") is None:
@@ -167,15 +155,58 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
         if self.frame_encoder is not None and self.frame_encoder_label_map is None:
             self.frame_encoder_label_map = self.default_label_map(self.frame_encoder)
         if self.frame_encoder in FRAME_ENCODERS and self.frame_encoder_size is None:
-            self.frame_encoder_size = int(FRAME_ENCODERS[self.frame_encoder]["native_size"])
+            self.frame_encoder_size = int(FRAME_ENCODERS[self.frame_encoder].native_size)
         self._validate_microx()
 
     @classmethod
     def from_preset(cls, name: str = "default", **overrides) -> "MicroXConfig":
-        """A config from a named preset (`default` or `paper`); keyword arguments override preset values."""
+        """A config from a named preset (`default`: the field defaults, or `paper`); keyword arguments override
+        preset values."""
         if name not in PRESETS:
             raise ValueError(f"Unknown MicroX preset {name!r}; choose one of {sorted(PRESETS)}.")
         return cls(**{**PRESETS[name], **overrides})
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the feature map the ConvLSTM runs on, after the stem (and `valid` padding)."""
+        size = self.image_size
+        for _ in self.stem_channels:
+            size = (size - 1) // 2 + 1  # 3x3 convolution, stride 2, padding 1
+        if self.convlstm_padding == "valid":
+            size -= self.kernel_size - 1
+        return size
+
+    @property
+    def encoder_region_index(self) -> int | None:
+        """Position of the encoder's region in `regions`, or None without an encoder."""
+        return self.regions.index(self.frame_encoder_region) if self.frame_encoder is not None else None
+
+    @property
+    def stem_regions(self) -> list[str]:
+        """The regions whose branch starts from pixels (every region but the encoder's)."""
+        return [r for i, r in enumerate(self.regions) if i != self.encoder_region_index]
+
+    @property
+    def encoder_feature_size(self) -> int:
+        """Side of the encoder's feature map the encoder region's ConvLSTM runs on."""
+        return FRAME_ENCODERS[self.frame_encoder].feature_size(self.frame_encoder_size or self.image_size)
+
+    @property
+    def pool_grid(self) -> int:
+        """Side of the grid the `pool` head averages to: `pool_size`, or less where a feature map is smaller."""
+        sizes = [self.feature_size] if self.stem_regions else []
+        if self.frame_encoder is not None:
+            sizes.append(self.encoder_feature_size)
+        return min(self.pool_size, *sizes)
+
+    def default_label_map(self, encoder: str) -> dict[str, str | None]:
+        """The encoder's class -> label map restricted to this config's labels (a class without one maps to None)."""
+        if encoder not in FRAME_ENCODERS:
+            raise ValueError(
+                f"MicroXConfig.frame_encoder={encoder!r} is not valid: choose one of {sorted(FRAME_ENCODERS)} or None."
+            )
+        labels = set(self.id2label.values())
+        return {k: (v if v in labels else None) for k, v in FRAME_ENCODERS[encoder].to_labels.items()}
 
     def _validate_microx(self) -> None:
         def bad(name: str, value, allowed: str) -> ValueError:
@@ -188,8 +219,17 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
             raise bad("regions", self.regions, f"unknown region(s) {unknown}; known regions are {KNOWN_REGIONS}")
         if len(set(self.regions)) != len(self.regions):
             raise bad("regions", self.regions, "each region may appear once")
-        for name in ("num_frames", "image_size", "num_channels", "hidden_size", "kernel_size",
-                     "num_convlstm_layers", "head_hidden_size", "pool_size"):  # fmt: skip
+        positive = (
+            "num_frames",
+            "image_size",
+            "num_channels",
+            "hidden_size",
+            "kernel_size",
+            "num_convlstm_layers",
+            "head_hidden_size",
+            "pool_size",
+        )
+        for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, value, "it must be a positive integer")
@@ -205,10 +245,9 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise bad(name, value, "it must be a probability in [0, 1)")
         if self.feature_size < 1:
-            raise bad(
-                "image_size", self.image_size, f"it is too small for {len(self.stem_channels)} stride-2 stem layers "
-                f"and a {self.kernel_size}x{self.kernel_size} `{self.convlstm_padding}` ConvLSTM",
-            )  # fmt: skip
+            layers = f"{len(self.stem_channels)} stride-2 stem layers"
+            convlstm = f"a {self.kernel_size}x{self.kernel_size} `{self.convlstm_padding}` ConvLSTM"
+            raise bad("image_size", self.image_size, f"it is too small for {layers} and {convlstm}")
         if self.num_labels < 2:
             raise bad("num_labels", self.num_labels, "emotion classification needs at least two labels")
         if (
@@ -235,18 +274,18 @@ class MicroXConfig(MicroXConfigMixin, PreTrainedConfig):
             size = self.frame_encoder_size
             if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
                 raise bad("frame_encoder_size", size, "give an integer of at least 16, or None for image_size")
-            classes = FRAME_ENCODERS[self.frame_encoder]["classes"]
+            classes = FRAME_ENCODERS[self.frame_encoder].classes
             label_map = self.frame_encoder_label_map or {}
             labels = set(self.id2label.values())
             wrong = {k: v for k, v in label_map.items() if k not in classes or (v is not None and v not in labels)}
             if wrong:
-                raise bad(
-                    "frame_encoder_label_map", wrong,
-                    f"keys must be the encoder's classes {classes} and values labels of id2label {sorted(labels)} "
-                    "or None",
-                )  # fmt: skip
+                allowed = f"keys must be the encoder's classes {classes} and values labels of id2label {sorted(labels)}"
+                raise bad("frame_encoder_label_map", wrong, f"{allowed} or None")
         if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
             raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
 
+
+# Custom code: a saved config carries this file (and what it imports) and names the class in `auto_map`.
+MicroXConfig.register_for_auto_class()
 
 __all__ = ["MicroXConfig", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS", "FRAME_ENCODERS"]

@@ -22,6 +22,12 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+# File names that are videos, by extension (case-insensitive): what `microx predict FOLDER` picks up and what the
+# Space accepts. Content decides what a file is (`still_image_format`); a name only filters a listing.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv"}
+)
+
 _MAX_BOXES = 4096  # a pathological file cannot make the walk long
 _TAIL_BYTES = 4 * 2**20  # where the last Matroska cluster is searched for
 

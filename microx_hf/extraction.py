@@ -1,4 +1,4 @@
-"""Face video -> region crops, frame by frame: the work of `MicroXFeatureExtractor`, without transformers.
+"""Face video -> region crops, frame by frame: the one path every video takes (`ClipStream`).
 
 Pipeline (MicroX paper, SUTD 2020, with the speed-ups measured in docs/MEASUREMENTS.md): decode at `fps` (OpenCV,
 by timestamps) -> follow one face (detect every `detect_every` frames on a grey frame of at most `detect_max_side`
@@ -6,17 +6,16 @@ px, 68 iBUG landmarks every frame) -> crop each region (`microx_hf.regions`) to 
 encoder's region at `encoder_crop_size`) -> windows of `num_frames` frames every `window_stride` frames
 (`microx_hf.windows`) -> normalise.
 
-Frames are streamed (`iter_crops`): a frame is dropped as soon as it is cropped. Frames without a face give zero
-crops and a False `mask`; the model ignores them. A clip shorter than one window is flagged `padded`: its window
-repeats the last frame.
-
-`MicroXFeatureExtractor` (a `BaseImageProcessor`, saved as `preprocessor_config.json`) mixes this in for the
-Hugging Face API; `MicroXCropper` is the same extraction from a saved `preprocessor_config.json` without importing
-transformers' image processing (seconds of start-up for `microx predict`).
+Frames are streamed: a frame is dropped as soon as its consumer is done with it. Frames without a face give zero
+crops and a False `mask`; the model ignores them. What is learned about the clip on the way (a still image, the
+faces seen and the one followed, the landmark backend, a clip shorter than one window) is recorded by the stream
+where it is learned and ends in its `ClipCrops` record. `MicroXExtraction.stream(video)` starts one;
+`extract_clip`, `predict`, the dataset preparation and the Space all read videos through it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -27,12 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .container import still_image_format
 from .errors import InvalidVideoError
 from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
 
 logger = logging.getLogger(__name__)
 
+NO_POINTS = np.full((68, 2), np.nan, np.float32)  # the landmarks of a frame without a face
 DEFAULT_IMAGE_MEAN = [0.5, 0.5, 0.5]
 DEFAULT_IMAGE_STD = [0.5, 0.5, 0.5]
 
@@ -49,7 +48,7 @@ class FrameCrops:
         encoder_crop: (C, E, E) uint8 crop of the encoder region at `encoder_crop_size` (zeros where its mask is
             False), or None when the extractor makes none.
         frame: The RGB frame the crops were cut from (not a copy: do not change it; for teachers that need their own
-            crops).
+            crops and for previews).
     """
 
     timestamp: float
@@ -62,7 +61,7 @@ class FrameCrops:
 
 @dataclass
 class ClipCrops:
-    """Region crops of every frame of one clip.
+    """The record of one clip: its region crops and every fact learned while it was read.
 
     Attributes:
         crops: (R, N, C, S, S) uint8, regions in `regions` order; zeros where `mask` is False. None in the record
@@ -84,7 +83,7 @@ class ClipCrops:
             found; None when no face was followed.
     """
 
-    crops: np.ndarray
+    crops: np.ndarray | None
     mask: np.ndarray
     timestamps: np.ndarray
     landmarks: np.ndarray
@@ -105,12 +104,186 @@ class ClipCrops:
 
     @property
     def face_fraction(self) -> float:
-        """Share of frames in which the face was found."""
-        return float(np.isfinite(self.landmarks[:, 0, 0]).mean()) if self.num_frames else 0.0
+        """Share of frames in which the face was found (a frame counts when any region was)."""
+        return float(self.mask.any(axis=0).mean()) if self.num_frames else 0.0
+
+
+class ClipStream:
+    """One video on its way through a feature extractor: iterate it for each frame's `FrameCrops` as the video
+    decodes (memory stays bounded whatever its length); `clip` is the record of what passed.
+
+    Made by `MicroXExtraction.stream`; it can be iterated once.
+
+    Args:
+        extractor: The `MicroXExtraction` (or `MicroXFeatureExtractor`) whose settings apply.
+        video: A video file path, an (N, H, W, 3) RGB / (N, H, W) grey uint8 array, or a list of frames. Arrays and
+            lists are taken to be at the extractor's `fps` already.
+        keep_crops: Keep every frame's crops in the record (a prepared dataset's row); otherwise the record keeps
+            masks, timestamps and landmarks only (a few bytes a frame).
+
+    Raises (while iterating):
+        InvalidVideoError: No frames (after the last one), or frames of the wrong shape (and the errors of
+            `microx_hf.video`).
+        BackendUnavailableError: The landmark backend cannot run here.
+    """
+
+    def __init__(self, extractor: Any, video: str | Path | np.ndarray | list[np.ndarray], keep_crops: bool = False):
+        from .landmarks import FaceTracker
+
+        self.extractor = extractor
+        self.video = video
+        self.keep_crops = keep_crops
+        self.backend = extractor.get_backend()
+        self.tracker = FaceTracker(
+            self.backend,
+            detect_every=extractor.detect_every,
+            detect_max_side=extractor.detect_max_side,
+            face_choice=extractor.face_choice,
+        )
+        self.still = False
+        self.finished = False
+        self._stamps: list[float] = []
+        self._masks: list[np.ndarray] = []
+        self._points: list[np.ndarray] = []
+        self._crops: list[np.ndarray] = []
+        self._encoder_crops: list[np.ndarray] = []
+
+    def __iter__(self) -> Iterator[FrameCrops]:
+        ex = self.extractor
+        r, s, e = len(ex.regions), ex.crop_size, ex.encoder_crop_size
+        empty_crops = np.zeros((r, 3, s, s), np.uint8)
+        empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
+        no_face = np.zeros(r, bool)
+        for timestamp, frame in self._frames():
+            face = self.tracker.update(frame)
+            if face is None:
+                crops, mask, points, encoder_crop = empty_crops, no_face, None, empty_encoder
+            else:
+                crops, mask, encoder_crop = self._crop(frame, face.points, face.mesh)
+                points = face.points
+            self._stamps.append(timestamp)
+            self._masks.append(mask)
+            self._points.append(NO_POINTS if points is None else points)
+            if self.keep_crops:
+                self._crops.append(crops)
+                if encoder_crop is not None:
+                    self._encoder_crops.append(encoder_crop)
+            yield FrameCrops(timestamp, crops, mask, points, encoder_crop, frame)
+        if not self._stamps:
+            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        if ex.landmark_backend_used != self.backend.name:  # written once, not on every call from every thread
+            ex.landmark_backend_used = self.backend.name
+        self.finished = True
+        if self.padded:
+            logger.info(
+                "clip has %d frames, fewer than num_frames=%d: its one window repeats the last frame",
+                len(self._stamps),
+                ex.num_frames,
+            )
+        logger.debug("extracted %d frames, detector ran %d times", len(self._stamps), self.tracker.stats["detections"])
+
+    @property
+    def padded(self) -> bool:
+        """Whether the clip (so far) is shorter than one window."""
+        from .windows import is_padded
+
+        return is_padded(len(self._stamps), self.extractor.num_frames)
+
+    @property
+    def clip(self) -> ClipCrops:
+        """The record of the frames read so far (all of them once iteration has ended)."""
+        if not self._stamps:
+            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        return ClipCrops(
+            crops=np.stack(self._crops, axis=1) if self._crops else None,  # (N, R, C, S, S) -> (R, N, C, S, S)
+            mask=np.stack(self._masks, axis=1),  # (R, N)
+            timestamps=np.asarray(self._stamps, dtype=np.float64),
+            landmarks=np.stack(self._points).astype(np.float32),  # (N, 68, 2)
+            regions=list(self.extractor.regions),
+            landmark_backend=self.backend.name,
+            fps=self.extractor.fps,
+            padded=self.padded,
+            encoder_crops=np.stack(self._encoder_crops) if self._encoder_crops else None,  # (N, C, E, E)
+            still=self.still,
+            faces_seen=self.tracker.faces_seen,
+            face_choice=self.extractor.face_choice,
+            followed_face=self.tracker.followed_face,
+        )
+
+    def _frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        video, ex = self.video, self.extractor
+        if isinstance(video, (str, Path)):
+            from .video import iter_frames
+
+            frames = iter_frames(
+                video, fps=ex.fps, max_duration=ex.max_duration, max_side=ex.max_side, allow_still=ex.allow_still
+            )
+            for item in frames:
+                self.still = bool(frames.still)
+                yield item
+            return
+        if isinstance(video, np.ndarray):
+            if video.ndim == 3 and video.shape[-1] not in (1, 3):  # (N, H, W) grey
+                video = video[..., None]
+            if video.ndim != 4 or video.shape[-1] not in (1, 3):
+                raise InvalidVideoError(
+                    f"expected frames as an (N, H, W, 3) RGB or (N, H, W) grey uint8 array, got shape {video.shape}"
+                )
+        elif not isinstance(video, Iterable):
+            raise InvalidVideoError(
+                f"expected a video path, an (N, H, W, 3) array or a list of frames, got {type(video).__name__}"
+            )
+        for i, frame in enumerate(video):
+            yield i / ex.fps, self._as_rgb(np.asarray(frame))
+
+    def _as_rgb(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 3 and frame.shape[-1] == 1:
+            frame = frame[..., 0]
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2RGB)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise InvalidVideoError(f"expected an (H, W, 3) RGB or (H, W) grey frame, got shape {frame.shape}")
+        if frame.dtype != np.uint8:
+            if np.issubdtype(frame.dtype, np.floating) and frame.size and frame.max() <= 1.0:
+                frame = frame * 255.0
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
+        max_side = self.extractor.max_side
+        if max_side is not None and max(frame.shape[:2]) > max_side:
+            scale = max_side / max(frame.shape[:2])
+            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(frame)
+
+    def _crop(
+        self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(R, C, S, S) crops, (R,) mask and the (C, E, E) encoder crop (or None) of one frame; a region whose
+        centre is outside the frame is masked.
+
+        `mesh`: the face's denser points where the backend has them (brows and mouth are placed on them)."""
+        ex = self.extractor
+        boxes = crop_boxes(points, ex.regions, ex.geometry, ex.region_scales, ex.align, mesh=mesh)
+        height, width = frame.shape[:2]
+        crops = np.zeros((len(ex.regions), 3, ex.crop_size, ex.crop_size), np.uint8)
+        mask = np.zeros(len(ex.regions), bool)
+        for i, name in enumerate(ex.regions):
+            box = boxes[name]
+            if not (0 <= box.cx < width and 0 <= box.cy < height):
+                continue
+            crops[i] = crop_region(frame, box, ex.crop_size).transpose(2, 0, 1)  # (S, S, C) -> (C, S, S)
+            mask[i] = True
+        encoder_crop = None
+        if ex.encoder_crop_size is not None:
+            e = ex.encoder_crop_size
+            encoder_crop = np.zeros((3, e, e), np.uint8)
+            if mask[ex.regions.index(ex.encoder_region)]:
+                encoder_crop = crop_region(frame, boxes[ex.encoder_region], e).transpose(2, 0, 1)  # (C, E, E)
+        return crops, mask, encoder_crop
 
 
 class MicroXExtraction:
-    """The extraction settings and work, mixed into `MicroXFeatureExtractor` and `MicroXCropper`.
+    """The feature extractor without transformers: its settings and work (`MicroXFeatureExtractor` adds the Hugging
+    Face API: saving, loading, `__call__`). Importing transformers' image processing costs seconds; a runtime that
+    needs no transformers (ONNX Runtime) reads a saved `preprocessor_config.json` with `from_json_file`.
 
     Args:
         fps: Frame rate the video is resampled to (the paper: 30 fps).
@@ -140,6 +313,32 @@ class MicroXExtraction:
         allow_still: Read a still image (PNG, JPEG, ...) as a one-frame clip (flagged `ClipCrops.still`) instead of
             raising `StillImageError`.
     """
+
+    def __init__(self, **settings: Any) -> None:
+        self._configure(**settings)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> MicroXExtraction:
+        """The extraction a saved `preprocessor_config.json` describes (other keys are left out)."""
+        values = json.loads(Path(path).read_text())
+        return cls(**{k: v for k, v in values.items() if k in SETTINGS})
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> MicroXExtraction:
+        """An extractor whose regions, frames per window and crop size follow a `MicroXConfig`.
+
+        Args:
+            config: A `MicroXConfig` (anything with `regions`, `num_frames`, `image_size`).
+            **kwargs: Other settings.
+        """
+        settings = {"regions": list(config.regions), "num_frames": config.num_frames, "crop_size": config.image_size}
+        for key in ("image_mean", "image_std"):
+            if getattr(config, key, None) is not None:
+                settings[key] = list(getattr(config, key))
+        if getattr(config, "frame_encoder", None) is not None:
+            settings["encoder_crop_size"] = config.frame_encoder_size
+            settings["encoder_region"] = config.frame_encoder_region
+        return cls(**{**settings, **kwargs})
 
     def _configure(
         self,
@@ -224,101 +423,14 @@ class MicroXExtraction:
 
         return get_backend(self.landmark_backend)
 
-    def _frames(self, video: str | Path | np.ndarray | list[np.ndarray]) -> Iterator[tuple[float, np.ndarray]]:
-        if isinstance(video, (str, Path)):
-            from .video import iter_frames
-
-            yield from iter_frames(
-                video,
-                fps=self.fps,
-                max_duration=self.max_duration,
-                max_side=self.max_side,
-                allow_still=self.allow_still,
-            )
-            return
-        if isinstance(video, np.ndarray):
-            if video.ndim == 3 and video.shape[-1] not in (1, 3):  # (N, H, W) grey
-                video = video[..., None]
-            if video.ndim != 4 or video.shape[-1] not in (1, 3):
-                raise InvalidVideoError(
-                    f"expected frames as an (N, H, W, 3) RGB or (N, H, W) grey uint8 array, got shape {video.shape}"
-                )
-        elif not isinstance(video, Iterable):
-            raise InvalidVideoError(
-                f"expected a video path, an (N, H, W, 3) array or a list of frames, got {type(video).__name__}"
-            )
-        for i, frame in enumerate(video):
-            yield i / self.fps, self._as_rgb(np.asarray(frame))
-
-    def _as_rgb(self, frame: np.ndarray) -> np.ndarray:
-        if frame.ndim == 3 and frame.shape[-1] == 1:
-            frame = frame[..., 0]
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2RGB)
-        if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise InvalidVideoError(f"expected an (H, W, 3) RGB or (H, W) grey frame, got shape {frame.shape}")
-        if frame.dtype != np.uint8:
-            if np.issubdtype(frame.dtype, np.floating) and frame.size and frame.max() <= 1.0:
-                frame = frame * 255.0
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
-        if self.max_side is not None and max(frame.shape[:2]) > self.max_side:
-            scale = self.max_side / max(frame.shape[:2])
-            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(frame)
-
-    def iter_crops(
-        self, video: str | Path | np.ndarray | list[np.ndarray], summary: dict[str, Any] | None = None
-    ) -> Iterator[FrameCrops]:
-        """Region crops frame by frame, as the video decodes: memory stays bounded whatever its length.
-
-        Args:
-            video: As for `extract_clip`.
-            summary: A dict filled after the last frame with what `ClipCrops` reports of the whole clip: `still`,
-                `faces_seen`, `face_choice`, `followed_face`, `landmark_backend`.
-
-        Yields:
-            One `FrameCrops` per frame (at `fps`).
-
-        Raises:
-            As `extract_clip`; `InvalidVideoError` only after the last frame when there was none.
-        """
-        from .landmarks import FaceTracker
-
-        backend = self.get_backend()
-        tracker = FaceTracker(
-            backend, detect_every=self.detect_every, detect_max_side=self.detect_max_side, face_choice=self.face_choice
-        )
-        r, s = len(self.regions), self.crop_size
-        empty_crop = np.zeros((r, 3, s, s), np.uint8)
-        e = self.encoder_crop_size
-        empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
-        no_face = np.zeros(r, bool)
-        count = 0
-        for timestamp, frame in self._frames(video):
-            count += 1
-            face = tracker.update(frame)
-            if face is None:
-                yield FrameCrops(timestamp, empty_crop, no_face, None, empty_encoder, frame)
-                continue
-            frame_crops, frame_mask, encoder_crop = self._crop_frame(frame, face.points, face.mesh)
-            yield FrameCrops(timestamp, frame_crops, frame_mask, face.points, encoder_crop, frame)
-        if not count:
-            raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
-        if self.landmark_backend_used != backend.name:  # written once, not on every call from every thread
-            self.landmark_backend_used = backend.name
-        if summary is not None:
-            summary.update(
-                still=self.allow_still and isinstance(video, (str, Path)) and still_image_format(video) is not None,
-                faces_seen=tracker.faces_seen,
-                face_choice=self.face_choice,
-                followed_face=tracker.followed_face,
-                landmark_backend=backend.name,
-            )
-        logger.debug("extracted %d frames, detector ran %d times", count, tracker.stats["detections"])
+    def stream(self, video: str | Path | np.ndarray | list[np.ndarray], keep_crops: bool = False) -> ClipStream:
+        """A video read frame by frame: iterate the stream for each frame's `FrameCrops`; its `clip` is the record
+        of the clip (see `ClipStream`)."""
+        return ClipStream(self, video, keep_crops=keep_crops)
 
     def extract_clip(self, video: str | Path | np.ndarray | list[np.ndarray]) -> ClipCrops:
         """Region crops of every frame of a video, all in memory (a prepared dataset's row; for long videos,
-        `predict` streams `iter_crops` instead).
+        `predict` streams instead).
 
         Args:
             video: A video file path, an (N, H, W, 3) RGB / (N, H, W) grey uint8 array, or a list of frames.
@@ -331,66 +443,10 @@ class MicroXExtraction:
             InvalidVideoError: No frames, or frames of the wrong shape (and the errors of `microx_hf.video`).
             BackendUnavailableError: The landmark backend cannot run here.
         """
-        from .windows import is_padded
-
-        crops: list[np.ndarray] = []
-        masks: list[np.ndarray] = []
-        points: list[np.ndarray] = []
-        stamps: list[float] = []
-        encoder_crops: list[np.ndarray] = []
-        no_points = np.full((68, 2), np.nan, np.float32)
-        summary: dict[str, Any] = {}
-        for frame in self.iter_crops(video, summary):
-            stamps.append(frame.timestamp)
-            crops.append(frame.crops)
-            masks.append(frame.mask)
-            points.append(no_points if frame.points is None else frame.points)
-            if frame.encoder_crop is not None:
-                encoder_crops.append(frame.encoder_crop)
-        padded = is_padded(len(stamps), self.num_frames)
-        if padded:
-            logger.info(
-                "clip has %d frames, fewer than num_frames=%d: its one window repeats the last frame",
-                len(stamps),
-                self.num_frames,
-            )
-        return ClipCrops(
-            crops=np.stack(crops, axis=1),  # (N, R, C, S, S) -> (R, N, C, S, S)
-            mask=np.stack(masks, axis=1),  # (R, N)
-            timestamps=np.asarray(stamps, dtype=np.float64),
-            landmarks=np.stack(points).astype(np.float32),
-            regions=list(self.regions),
-            fps=self.fps,
-            padded=padded,
-            encoder_crops=np.stack(encoder_crops) if encoder_crops else None,  # (N, C, E, E)
-            **summary,
-        )
-
-    def _crop_frame(
-        self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(R, C, S, S) crops, (R,) mask and the (C, E, E) encoder crop (or None) of one frame; a region whose
-        centre is outside the frame is masked.
-
-        `mesh`: the face's denser points where the backend has them (brows and mouth are placed on them)."""
-        boxes = crop_boxes(points, self.regions, self.geometry, self.region_scales, self.align, mesh=mesh)
-        height, width = frame.shape[:2]
-        crops = np.zeros((len(self.regions), 3, self.crop_size, self.crop_size), np.uint8)
-        mask = np.zeros(len(self.regions), bool)
-        for i, name in enumerate(self.regions):
-            box = boxes[name]
-            if not (0 <= box.cx < width and 0 <= box.cy < height):
-                continue
-            crops[i] = crop_region(frame, box, self.crop_size).transpose(2, 0, 1)  # (S, S, C) -> (C, S, S)
-            mask[i] = True
-        encoder_crop = None
-        if self.encoder_crop_size is not None:
-            e = self.encoder_crop_size
-            encoder_crop = np.zeros((3, e, e), np.uint8)
-            k = self.regions.index(self.encoder_region)
-            if mask[k]:
-                encoder_crop = crop_region(frame, boxes[self.encoder_region], e).transpose(2, 0, 1)  # (C, E, E)
-        return crops, mask, encoder_crop
+        stream = self.stream(video, keep_crops=True)
+        for _ in stream:
+            pass
+        return stream.clip
 
     # --- windows and tensors -------------------------------------------------------------------------------
 
@@ -426,21 +482,4 @@ class MicroXExtraction:
         return normalize(crops, self.image_mean, self.image_std)
 
 
-class MicroXCropper(MicroXExtraction):
-    """`MicroXFeatureExtractor`'s extraction without transformers: the same settings, crops and windows.
-
-    Args:
-        **settings: The settings of `MicroXExtraction`.
-    """
-
-    def __init__(self, **settings: Any) -> None:
-        self._configure(**settings)
-
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> MicroXCropper:
-        """The extraction a saved `preprocessor_config.json` describes."""
-        import inspect
-
-        values = json.loads(Path(path).read_text())
-        known = set(inspect.signature(MicroXExtraction._configure).parameters) - {"self"}
-        return cls(**{k: v for k, v in values.items() if k in known})
+SETTINGS = [name for name in inspect.signature(MicroXExtraction._configure).parameters if name != "self"]

@@ -1,14 +1,16 @@
 """MicroX feature extractor: a face video -> per-region crop windows for `MicroXForVideoClassification`.
 
-The extraction itself (decoding, landmarks, crops, windows, normalisation) is `microx_hf.extraction`; this class
-gives it the Hugging Face API: it subclasses `BaseImageProcessor` (not `BaseVideoProcessor`, which needs
-torchvision) so that its settings are saved with the model as `preprocessor_config.json` and come back with
-`from_pretrained` / `AutoImageProcessor`, and `__call__` returns a `BatchFeature` of model inputs.
+The extraction itself (the settings, `stream(video)` frame by frame, `extract_clip`, `windows`, `normalize`) is
+`microx_hf.extraction.MicroXExtraction`; this class gives it the Hugging Face API: `__call__` returns model inputs as
+a `BatchFeature`, and it subclasses `BaseImageProcessor` (not `BaseVideoProcessor`, which needs torchvision) so that
+its settings are saved with the model as `preprocessor_config.json` and come back with `from_pretrained` /
+`AutoImageProcessor`.
 """
 
 from __future__ import annotations
 
-import inspect
+import json
+import shutil
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -16,9 +18,15 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .extraction import DEFAULT_IMAGE_MEAN, DEFAULT_IMAGE_STD, ClipCrops, FrameCrops, MicroXExtraction
+from .extraction import DEFAULT_IMAGE_MEAN, DEFAULT_IMAGE_STD, SETTINGS, ClipCrops, FrameCrops, MicroXExtraction
 
-_SETTINGS = [name for name in inspect.signature(MicroXExtraction._configure).parameters if name != "self"]
+# What preprocessor_config.json says so that `AutoImageProcessor` / `AutoFeatureExtractor` find the extractor with
+# `trust_remote_code=True`: the file saved beside it, which imports this package (the extraction cannot travel).
+PROCESSOR_FILE = "image_processing_microx.py"
+AUTO_MAP = {
+    "AutoImageProcessor": "image_processing_microx.MicroXFeatureExtractor",
+    "AutoFeatureExtractor": "image_processing_microx.MicroXFeatureExtractor",
+}
 
 
 class MicroXFeatureExtractorKwargs(TypedDict, total=False):
@@ -53,27 +61,11 @@ class MicroXFeatureExtractor(MicroXExtraction, BaseImageProcessor):
     valid_kwargs = MicroXFeatureExtractorKwargs
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("image_processor_type", None)
-        settings = {name: kwargs.pop(name) for name in _SETTINGS if name in kwargs}
+        for name in ("image_processor_type", "feature_extractor_type", "auto_map"):
+            kwargs.pop(name, None)
+        settings = {name: kwargs.pop(name) for name in SETTINGS if name in kwargs}
         BaseImageProcessor.__init__(self, **kwargs)
         self._configure(**settings)
-
-    @classmethod
-    def from_config(cls, config: Any, **kwargs: Any) -> MicroXFeatureExtractor:
-        """An extractor whose regions, frames per window and crop size follow a `MicroXConfig`.
-
-        Args:
-            config: A `MicroXConfig` (anything with `regions`, `num_frames`, `image_size`).
-            **kwargs: Other settings.
-        """
-        settings = {"regions": list(config.regions), "num_frames": config.num_frames, "crop_size": config.image_size}
-        for key in ("image_mean", "image_std"):
-            if getattr(config, key, None) is not None:
-                settings[key] = list(getattr(config, key))
-        if getattr(config, "frame_encoder", None) is not None:
-            settings["encoder_crop_size"] = config.frame_encoder_size
-            settings["encoder_region"] = config.frame_encoder_region
-        return cls(**{**settings, **kwargs})
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -81,6 +73,21 @@ class MicroXFeatureExtractor(MicroXExtraction, BaseImageProcessor):
             if key.startswith("_"):
                 output.pop(key)
         return output
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        """`BaseImageProcessor.save_pretrained`, plus `auto_map` and the image processor's file it names."""
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        config_file = folder / "preprocessor_config.json"
+        settings = json.loads(config_file.read_text())
+        # `feature_extractor_type` lets AutoFeatureExtractor find this class where it is registered (`auto_map`
+        # alone would send it to the folder's code, and ask for trust_remote_code).
+        names = {"auto_map": AUTO_MAP, "feature_extractor_type": type(self).__name__}
+        config_file.write_text(json.dumps({**settings, **names}, indent=2, sort_keys=True) + "\n")
+        source = Path(__file__).resolve().with_name(PROCESSOR_FILE)
+        if source.resolve() != (folder / PROCESSOR_FILE).resolve():
+            shutil.copyfile(source, folder / PROCESSOR_FILE)
+        return out
 
     # --- extraction ----------------------------------------------------------------------------------------
 
@@ -125,13 +132,5 @@ class MicroXFeatureExtractor(MicroXExtraction, BaseImageProcessor):
         """Same as `preprocess`."""
         return self.preprocess(video, return_tensors=return_tensors, **kwargs)
 
-
-def _register() -> None:
-    from . import register
-
-    register()
-
-
-_register()  # importing the Hugging Face extractor makes the MicroX Auto classes known (it never travels)
 
 __all__ = ["MicroXFeatureExtractor", "ClipCrops", "FrameCrops", "DEFAULT_IMAGE_MEAN", "DEFAULT_IMAGE_STD"]

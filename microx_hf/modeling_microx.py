@@ -1,13 +1,17 @@
-"""MicroX for Hugging Face: `MicroXModel` and `MicroXForVideoClassification` (`PreTrainedModel`s) of the MicroX
-network, whose layers and computation live in `network_microx.py` (plain torch, also loadable without transformers
-for a fast start). Both classes are the same network with the same checkpoint format.
+"""MicroX for Hugging Face: `MicroXModel` and `MicroXForVideoClassification`, `PreTrainedModel`s that hold the
+plain-torch `MicroXNetwork` (`network_microx.py`) as `self.microx`, as transformers' VideoMAE classes hold
+`self.videomae`. Both classes are the same network with the same checkpoint (keys `microx.*`).
 
-This file travels to the Hub as custom code with `configuration_microx.py` and `network_microx.py`: it imports only
-torch and public transformers API.
+Every folder `save_pretrained` writes carries the model code and transformers' `auto_map`, so that
+`AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True)` works where microx_hf is not
+imported or not installed, and names its `pipeline()` task (`custom_pipelines`).
+
+This file travels to the Hub as custom code: it imports only torch and public transformers API.
 """
 
-import importlib
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,12 +20,36 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_microx import MicroXConfig
-from .network_microx import (
-    FACEAPI_EXPRESSIONS,
-    FaceApiExpressionNet,
-    MicroXFrameFeatures,
-    MicroXNetwork,
-    RegionLinear,
+from .network_microx import MicroXNetwork, RegionLinear
+
+# What config.json says so that the Auto classes find the code saved beside it (transformers' format).
+AUTO_MAP = {
+    "AutoConfig": "configuration_microx.MicroXConfig",
+    "AutoModel": "modeling_microx.MicroXModel",
+    "AutoModelForVideoClassification": "modeling_microx.MicroXForVideoClassification",
+}
+# The checkpoint's own `pipeline()` task (the format `Pipeline.save_pretrained` writes): `pipeline()` prefers it to the
+# built-in task of the same name.
+CUSTOM_PIPELINES = {
+    "video-classification": {
+        "impl": "pipeline_microx.MicroXVideoClassificationPipeline",
+        "pt": ["AutoModelForVideoClassification"],
+        "type": "video",
+    }
+}
+# The files a saved folder carries: the model's (torch and transformers only), and the pipeline's and the image
+# processor's, which import the microx_hf package when they are used (face detection needs OpenCV and a landmark
+# backend, which cannot travel).
+CODE_FILES = (
+    "configuration_microx.py",
+    "modeling_microx.py",
+    "network_microx.py",
+    "frame_encoders.py",
+    "frame_encoder_fer.py",
+    "frame_encoder_faceapi.py",
+    "tf_padding.py",
+    "pipeline_microx.py",
+    "image_processing_microx.py",
 )
 
 
@@ -44,6 +72,16 @@ class MicroXOutput(ModelOutput):
     region_weights: torch.FloatTensor | None = None
 
 
+def save_code(folder: str | Path) -> None:
+    """Copy the code files beside this one into `folder` (those that exist: a copy loaded from the Hub has the ones
+    it imported)."""
+    here = Path(__file__).resolve().parent
+    for name in CODE_FILES:
+        source, target = here / name, Path(folder) / name
+        if source.is_file() and source != target.resolve():
+            shutil.copyfile(source, target)
+
+
 class MicroXPreTrainedModel(PreTrainedModel):
     config_class = MicroXConfig
     config: MicroXConfig
@@ -53,21 +91,11 @@ class MicroXPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        if self._auto_class is None and __name__ == "microx_hf.modeling_microx":
-            # Imported directly, not through the package: register now so the checkpoint carries its code. A
-            # dynamic import, so that the Hub's loader of this file does not look for the package's registry.
-            importlib.import_module("microx_hf").register()
-        # `register_for_auto_class` records one Auto class; `MicroXModel` is the same network, so the saved
-        # custom code serves `AutoModel` too.
-        if self._auto_class is not None:
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
-                                    "AutoModel": "modeling_microx.MicroXModel"}  # fmt: skip
-            # The checkpoint's own `pipeline()` task; a relative import, so that the pipeline's file travels too.
-            from .pipeline_microx import CUSTOM_PIPELINES
-
-            self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}),
-                                            **CUSTOM_PIPELINES}  # fmt: skip
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        """`PreTrainedModel.save_pretrained`, plus the code files, `auto_map` and `custom_pipelines`."""
+        self.config.auto_map = dict(AUTO_MAP)
+        self.config.custom_pipelines = dict(CUSTOM_PIPELINES)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        save_code(save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -92,10 +120,11 @@ class MicroXPreTrainedModel(PreTrainedModel):
             if module.prior_weight is not None:
                 init.ones_(module.prior_weight)
             if module.label_map is not None:
-                init.copy_(module.label_map, module._label_map_matrix())
+                # Not saved (a non-persistent buffer), and from_pretrained builds the model on the meta device.
+                init.copy_(module.label_map, module.label_map_matrix())
 
 
-class MicroXModel(MicroXNetwork, MicroXPreTrainedModel):
+class MicroXModel(MicroXPreTrainedModel):
     """MicroX: per-region ConvLSTM branches and their fusion, returning emotion logits.
 
     `MicroXModel.from_pretrained(...)` gives the whole classifier (not a headless trunk), so that a user's first
@@ -105,27 +134,64 @@ class MicroXModel(MicroXNetwork, MicroXPreTrainedModel):
 
     def __init__(self, config: MicroXConfig):
         super().__init__(config)
-        self._build_network(config)
+        self.microx = MicroXNetwork(config)
         self.post_init()
-        if self.prior_weight is not None:
+        if self.microx.prior_weight is not None:
             # The encoder region starts as its prior: its learned correction starts at zero.
             with torch.no_grad():
-                self.region_classifier.weight[self.encoder_index].zero_()
+                self.microx.region_classifier.weight[self.microx.encoder_index].zero_()
 
-    def _output(self, **values) -> MicroXOutput:
-        return MicroXOutput(**values)
+    def encode_frames(
+        self,
+        pixel_values: torch.Tensor,
+        region_mask: torch.Tensor | None = None,
+        encoder_pixel_values: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The per-frame part of the network (see `MicroXNetwork.encode_frames`): (B, R, N, C, H, W) crops of N
+        frames -> per-frame features, each (B, N, ...)."""
+        return self.microx.encode_frames(pixel_values, region_mask, encoder_pixel_values)
+
+    def classify_windows(
+        self, features: dict[str, torch.Tensor], region_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> MicroXOutput:
+        """The per-window part (see `MicroXNetwork.classify_windows`): features (B, T, ...) and region_mask
+        (B, R, T) of B windows -> their output."""
+        return MicroXOutput(**self.microx.classify_windows(features, region_mask, labels))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        region_mask: torch.Tensor | None = None,
+        encoder_pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> MicroXOutput | tuple:
+        r"""Classifies windows of region crops.
+
+        Args:
+            pixel_values: (B, R, T, C, H, W) normalised crops, regions in `config.regions` order.
+            region_mask: (B, R, T) bool, False where a region was not found in a frame (no face, occlusion). Masked
+                frames never influence the output; a region masked for the whole window contributes nothing.
+                Defaults to all True.
+            encoder_pixel_values: (B, T, C, E, E) the frame encoder's own crops of its region, normalised like
+                `pixel_values`; None: resized from `pixel_values`.
+            labels: (B,) class indices, for the loss.
+            return_dict: False for a tuple (loss, logits, region_logits, region_weights), without the Nones.
+        """
+        out = MicroXOutput(**self.microx(pixel_values, region_mask, encoder_pixel_values, labels))
+        if return_dict is False:
+            return out.to_tuple()
+        return out
 
 
 class MicroXForVideoClassification(MicroXModel):
     """MicroX registered for `AutoModelForVideoClassification`: the same network and checkpoint as `MicroXModel`."""
 
 
-__all__ = [
-    "MicroXModel",
-    "MicroXForVideoClassification",
-    "MicroXPreTrainedModel",
-    "MicroXOutput",
-    "MicroXFrameFeatures",
-    "FaceApiExpressionNet",
-    "FACEAPI_EXPRESSIONS",
-]
+# Custom code in transformers' terms: saved folders carry these files and name the classes in `auto_map` (this does
+# not register anything with the Auto classes; `microx_hf.register` does).
+MicroXModel.register_for_auto_class("AutoModel")
+MicroXForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+
+__all__ = ["MicroXModel", "MicroXForVideoClassification", "MicroXPreTrainedModel", "MicroXOutput"]

@@ -20,10 +20,12 @@ import contextlib
 import importlib
 import logging
 import os
+import queue
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +81,9 @@ def _run(fn: Callable[..., Any], index: int, item: Any) -> Outcome:
     except MicroXError as err:
         return Outcome(index, item, error_type=type(err).__name__, error=str(err))
     except Exception as err:  # reported, not raised: one exotic file must not stop the other videos
-        return Outcome(index, item, error_type=type(err).__name__, error=str(err), expected=False,
-                       traceback=traceback.format_exc())  # fmt: skip
+        return Outcome(
+            index, item, error_type=type(err).__name__, error=str(err), expected=False, traceback=traceback.format_exc()
+        )
 
 
 # --- worker side --------------------------------------------------------------------------------------------------
@@ -157,8 +160,14 @@ def map_videos(
     if workers < 1:
         raise ValueError(f"workers={workers}: pass at least 1")
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit="video", file=sys.stderr, disable=None if progress is None else not
-               progress, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=len(items),
+        desc=desc,
+        unit="video",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
     try:
         if workers == 1 or len(items) <= 1:
             yield from _map_here(fn, items, init, tuple(init_args), bar)
@@ -178,8 +187,12 @@ def _init_here(fn, init, init_args):
             resolve(init)(*init_args)
         return work, None
     except Exception as err:
-        return None, {"error_type": type(err).__name__, "error": str(err), "expected": isinstance(err, MicroXError),
-                      "traceback": traceback.format_exc()}  # fmt: skip
+        return None, {
+            "error_type": type(err).__name__,
+            "error": str(err),
+            "expected": isinstance(err, MicroXError),
+            "traceback": traceback.format_exc(),
+        }
 
 
 def _map_here(fn, items, init, init_args, bar) -> Iterator[Outcome]:
@@ -190,9 +203,6 @@ def _map_here(fn, items, init, init_args, bar) -> Iterator[Outcome]:
         yield outcome
 
 
-_HERE_DONE = object()
-
-
 def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
     """`workers - 1` spawned processes plus a thread of this process, each taking the next item when it is free.
 
@@ -201,65 +211,118 @@ def _map_pool(fn, items, workers, init, init_args, bar) -> Iterator[Outcome]:
     and saves a process. Items are handed out one at a time, so a slow video does not hold up a queue behind it.
     """
     import multiprocessing
-    import queue
-    import threading
 
     limit_threads()  # this process is one of the workers now
-    context = multiprocessing.get_context("spawn")
     logger.info("starting %d worker processes beside this one", workers - 1)
-    executor = ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_worker_init,
-                                   initargs=(fn, init, init_args))  # fmt: skip
-    outcomes: queue.Queue = queue.Queue()
+    executor = ProcessPoolExecutor(
+        workers - 1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(fn, init, init_args),
+    )
+    here: dict[str, Any] = {}
+
+    def work_here(index: int) -> Outcome:
+        if not here:  # the first item here: resolve `fn` and run `init` in this process
+            here["work"], here["failure"] = _init_here(fn, init, init_args)
+        failure = here["failure"]
+        return Outcome(index, items[index], **failure) if failure else _run(here["work"], index, items[index])
+
     order = iter(range(len(items)))
-    lock, stop = threading.Lock(), threading.Event()
+    pending: dict[Future, tuple[int, bool]] = {}  # future -> (item index, whether it runs in a worker process)
     pool_ok = True
 
-    def take() -> int | None:
-        with lock:
-            return None if stop.is_set() else next(order, None)
+    def submit(in_pool: bool) -> None:
+        index = next(order, None)
+        if index is None:
+            return
+        future = executor.submit(_worker_call, index, items[index]) if in_pool else _in_daemon(work_here, index)
+        pending[future] = (index, in_pool)
 
-    def submit_next() -> None:
-        index = take()
-        if index is not None:
-            future = executor.submit(_worker_call, index, items[index])
-            future.add_done_callback(lambda f, i=index: outcomes.put((i, f)))
-
-    def work_here() -> None:
-        work, failure = _init_here(fn, init, init_args)
-        while (index := take()) is not None:
-            outcomes.put(Outcome(index, items[index], **failure) if failure else _run(work, index, items[index]))
-        outcomes.put(_HERE_DONE)
-
-    remaining = len(items)
     try:
         for _ in range(workers - 1):
-            submit_next()
-        threading.Thread(target=work_here, name="microx-map-here", daemon=True).start()
-        while remaining:
-            message = outcomes.get()
-            if message is _HERE_DONE:
-                continue
-            if isinstance(message, Outcome):
-                outcome = message
-            else:
-                index, future = message
+            submit(in_pool=True)
+        submit(in_pool=False)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, in_pool = pending.pop(future)
                 try:
                     outcome = future.result()
                 except BrokenProcessPool as err:
-                    # Its other items go on in this process (the thread keeps taking them).
+                    # The pool is gone (a worker was killed, or ran out of memory): the items it had not finished
+                    # fail, and the rest go on in this process.
                     pool_ok = False
-                    outcome = Outcome(index, items[index], error_type="WorkerDied", expected=False,
-                                      error=f"the worker process died ({err}); it may have run out of memory")  # fmt: skip
-                if pool_ok:
-                    submit_next()
-            remaining -= 1
-            bar.update()
-            yield outcome
+                    outcome = Outcome(
+                        index,
+                        items[index],
+                        error_type="WorkerDied",
+                        expected=False,
+                        error=f"the worker process died ({err}); it may have run out of memory",
+                    )
+                if in_pool and pool_ok:
+                    submit(in_pool=True)
+                elif all(in_pool for _, in_pool in pending.values()):  # one item at a time here
+                    submit(in_pool=False)
+                bar.update()
+                yield outcome
     finally:
         # Also on Ctrl-C or when the caller stops iterating: hand out nothing more, and stop the workers' current
         # items rather than wait for them (a long video takes minutes; at exit the pool would be joined).
-        stop.set()
-        if remaining:
+        if pending:
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.terminate()
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _in_daemon(fn: Callable[..., Any], *args: Any) -> Future:
+    """`fn(*args)` in a daemon thread (at exit nothing waits for it), as a `Future`."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # handed to whoever waits on the future
+                future.set_exception(error)
+
+    threading.Thread(target=run, name="microx-map-here", daemon=True).start()
+    return future
+
+
+def in_thread(items: Iterable[Any], queue_size: int = 32) -> Iterator[Any]:
+    """Runs an iterator in a daemon thread, yielding its items here; at most `queue_size` wait between the two
+    (memory stays bounded), an exception in the thread is raised here, and the thread stops when the caller stops
+    iterating."""
+    buffer: queue.Queue = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            buffer.put(error)
+
+    thread = threading.Thread(target=produce, name="microx-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -4,31 +4,43 @@ The video is cut into windows of `num_frames` frames (10 at 30 fps in the MicroX
 `window_stride` frames; the model scores each window that shows a face, and the clip's scores are the mean of
 those window probabilities. The fusion weights of each window say how much each facial region contributed; their
 mean over the windows is the clip's `region_contributions`.
+
+One video takes one path: `MicroXExtraction.stream` reads it frame by frame (decoding and landmarks in a second
+thread), `microx_hf.scoring.ClipScorer` scores its windows through a runtime (`microx_hf.runtime`: torch here, ONNX
+Runtime with `runtime="onnx"`), and the stream's record of the clip (`ClipCrops`: still, padded, faces seen, the
+face followed, the landmark backend) becomes the `Prediction`'s.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ModelNotFoundError, NoFaceDetectedError, PickledWeightsError
+from .scoring import WINDOW_BATCH
 from .windows import clip_scores
 
 if TYPE_CHECKING:
-    from .feature_extraction_microx import ClipCrops, MicroXFeatureExtractor
+    from .extraction import ClipCrops, FrameCrops, MicroXExtraction
+    from .feature_extraction_microx import MicroXFeatureExtractor
     from .modeling_microx import MicroXModel
+    from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 # The default checkpoint committed with the package; `$MICROX_MODEL` overrides it.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 MODEL_ENV = "MICROX_MODEL"
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -46,15 +58,10 @@ class Prediction:
             rows for windows without a face.
         region_contributions: Region -> mean fusion weight over the windows with a face.
         region_probs: (W, R, L) each region's own probabilities per window; NaN for windows without a face.
-        face_fraction: Share of the clip's frames in which a face was found.
-        landmark_backend: The landmark backend that found the faces.
-        padded: The clip is shorter than one window: its only window repeats the last frame.
-        still: The input was a still image read as one frame (`allow_still`): there is no motion to read.
-        faces_seen: The most faces found in one whole-frame detection (more than 1: several people).
-        face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
-        followed_face: Left-to-right position of the followed face when it was first found, or None.
-        clip: The clip's masks, landmarks and timestamps (for previews); its `crops` are None: the crops are
-            streamed, and only those of each label's most telling window are kept (`window_clip`).
+        clip: The record of the clip: its masks, landmarks and timestamps, and what was learned while reading it
+            (still, padded, faces seen, the face followed, the landmark backend; also properties here). Its `crops`
+            are None: the crops are streamed, and only those of each label's most telling window are kept
+            (`window_clip`).
         window_crops: Window index -> (R, T, C, S, S) uint8 crops, for the windows kept.
         window_stride: Frames between window starts.
         num_frames: Frames per window.
@@ -70,18 +77,46 @@ class Prediction:
     region_weights: np.ndarray
     region_contributions: dict[str, float]
     region_probs: np.ndarray
-    face_fraction: float
-    landmark_backend: str
-    padded: bool = False
-    still: bool = False
-    faces_seen: int = 0
-    face_choice: str | int = "auto"
-    followed_face: int | None = None
-    clip: ClipCrops | None = field(default=None, repr=False)
+    clip: ClipCrops = field(repr=False)
     window_crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     window_stride: int = 5
     num_frames: int = 10
     window_frames: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def face_fraction(self) -> float:
+        """Share of the clip's frames in which a face was found."""
+        return self.clip.face_fraction
+
+    @property
+    def landmark_backend(self) -> str:
+        """The landmark backend that found the faces."""
+        return self.clip.landmark_backend
+
+    @property
+    def padded(self) -> bool:
+        """The clip is shorter than one window: its only window repeats the last frame."""
+        return self.clip.padded
+
+    @property
+    def still(self) -> bool:
+        """The input was a still image read as one frame (`allow_still`): there is no motion to read."""
+        return self.clip.still
+
+    @property
+    def faces_seen(self) -> int:
+        """The most faces found in one whole-frame detection (more than 1: several people)."""
+        return self.clip.faces_seen
+
+    @property
+    def face_choice(self) -> str | int:
+        """The policy that picked the followed face ("auto", "largest", "central" or an index)."""
+        return self.clip.face_choice
+
+    @property
+    def followed_face(self) -> int | None:
+        """Left-to-right position of the followed face when it was first found, or None."""
+        return self.clip.followed_face
 
     @property
     def window_has_face(self) -> np.ndarray:
@@ -98,30 +133,31 @@ class Prediction:
         Raises:
             KeyError: The window's crops were not kept (each label's most telling window is).
         """
-        from .extraction import ClipCrops
+        from dataclasses import replace
+
         from .windows import frame_indices
 
         if window not in self.window_crops:
             raise KeyError(f"the crops of window {window} were not kept; kept: {sorted(self.window_crops)}")
         clip = self.clip
         index = frame_indices(int(self.window_frames[window]), self.num_frames, clip.num_frames)
-        return ClipCrops(
+        return replace(
+            clip,
             crops=self.window_crops[window],
             mask=clip.mask[:, index],
             timestamps=clip.timestamps[index],
             landmarks=clip.landmarks[index],
-            regions=list(clip.regions),
-            landmark_backend=clip.landmark_backend,
-            fps=clip.fps,
-            padded=self.padded,
+            encoder_crops=None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary without the crops; NaN (windows without a face) becomes None."""
 
         def clean(array: np.ndarray) -> list:
-            return [clean(a) if isinstance(a, np.ndarray) else (None if math.isnan(a) else round(float(a), 6))
-                    for a in array]  # fmt: skip
+            return [
+                clean(a) if isinstance(a, np.ndarray) else (None if math.isnan(a) else round(float(a), 6))
+                for a in array
+            ]
 
         return {
             "label": self.label,
@@ -189,19 +225,7 @@ def check_safetensors(folder: Path) -> None:
     )
 
 
-LEAN_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
-
-
-def lean_folder(name_or_path: str | Path | None = None) -> Path | None:
-    """The local checkpoint folder `load_model(..., lean=True)` would load without transformers, or None."""
-    name = _resolve_name(name_or_path)
-    path = Path(str(name)).expanduser()
-    return path if all((path / f).is_file() for f in LEAN_FILES) else None
-
-
-def load_model(
-    name_or_path: str | Path | None = None, lean: bool = False
-) -> tuple[MicroXModel, MicroXFeatureExtractor]:
+def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, MicroXFeatureExtractor]:
     """Load a MicroX checkpoint and its feature extractor, ready for inference (eval mode, on the CPU).
 
     Args:
@@ -209,46 +233,18 @@ def load_model(
             with the package (`DEFAULT_MODEL`).
 
     Returns:
-        (model, feature_extractor). A checkpoint without `preprocessor_config.json` gets an extractor built from
-        the model's config (regions, frames per window, crop size), with a warning.
+        (model, feature_extractor): the extractor saved with the model (`extractor_for`).
 
     Only safetensors weights are loaded: a checkpoint with only pickled weights (`pytorch_model.bin`, ...) is
     refused before anything is unpickled, since unpickling can run code.
-
-    With `lean=True` a local folder loads without transformers: the same network (`network_microx.MicroXNet`) and
-    extraction (`extraction.MicroXCropper`), with identical outputs, in a fraction of the start-up (importing
-    transformers' model and image-processing classes costs seconds); other names load as usual.
 
     Raises:
         PickledWeightsError: Only pickled weights; the message says how to convert them.
         ModelNotFoundError: Nothing loadable at `name_or_path`; the message says what to pass.
     """
-    folder = lean_folder(name_or_path) if lean else None
-    if folder is not None:
-        from .extraction import MicroXCropper
-        from .network_microx import MicroXNet
-
-        try:
-            model = MicroXNet.from_folder(folder)
-        except KeyError as err:  # saved before a field existed: MicroXConfig fills in its default
-            logger.info("%s: %s; loading through transformers", folder, err)
-        else:
-            feature_extractor = MicroXCropper.from_json_file(folder / "preprocessor_config.json")
-            check_compatible(model, feature_extractor)
-            return model, feature_extractor
-    from .feature_extraction_microx import MicroXFeatureExtractor
     from .modeling_microx import MicroXForVideoClassification
 
-    name = _resolve_name(name_or_path)
-    if isinstance(name, Path) or Path(str(name)).exists() or str(name).startswith((".", "/", "~")):
-        path = Path(name).expanduser()
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"{path} is not a MicroX model folder (no config.json). Pass a folder written by "
-                "`save_pretrained`, or a Hub model id."
-            )
-        check_safetensors(path)
-        name = path
+    name = _local_folder(_resolve_name(name_or_path))
     try:
         model = MicroXForVideoClassification.from_pretrained(name, use_safetensors=True)
     except OSError as e:
@@ -262,45 +258,68 @@ def load_model(
             f"Cannot load the model {name!s}: {detail}. Pass a local folder written by `save_pretrained` or a Hub id "
             "that is reachable (or cached, when HF_HUB_OFFLINE=1)."
         ) from None
-    model.eval()
-    try:
-        feature_extractor = MicroXFeatureExtractor.from_pretrained(name)
-    except OSError:
-        logger.warning("%s has no preprocessor_config.json: using an extractor built from the model config", name)
-        feature_extractor = extractor_for(model)
-    check_compatible(model, feature_extractor)
-    return model, feature_extractor
+    return model.eval(), extractor_for(model)
+
+
+def _local_folder(name: str | Path) -> str | Path:
+    """`name` as a checked local checkpoint folder when it names one (else a Hub id, unchanged)."""
+    if not (isinstance(name, Path) or Path(str(name)).exists() or str(name).startswith((".", "/", "~"))):
+        return name
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"{path} is not a MicroX model folder (no config.json). Pass a folder written by `save_pretrained`, or a "
+            "Hub model id."
+        )
+    check_safetensors(path)
+    return path
 
 
 def extractor_for(model: MicroXModel) -> MicroXFeatureExtractor:
-    """A feature extractor with the model's regions, frames per window and crop size, other settings default."""
+    """The feature extractor that goes with a model: the one saved with its weights (`preprocessor_config.json`, from
+    the same Hub revision), else one built from its config (regions, frames per window, crop sizes), with a warning
+    when the model came from a folder."""
     from .feature_extraction_microx import MicroXFeatureExtractor
 
+    source = getattr(model, "name_or_path", "") or ""
+    if source:
+        revision = getattr(model.config, "_commit_hash", None)
+        try:
+            return MicroXFeatureExtractor.from_pretrained(source, revision=revision)
+        except OSError:
+            logger.warning("%s has no preprocessor_config.json: using an extractor built from the model config", source)
     return MicroXFeatureExtractor.from_config(model.config)
 
 
-def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtractor) -> None:
-    """Raise `ValueError` when the extractor's crops do not fit the model (regions, frames, size)."""
-    cfg = model.config
+def check_compatible(model: Any, feature_extractor: MicroXExtraction) -> None:
+    """Raise `ValueError` when the extractor's crops do not fit the model (regions, frames, sizes, normalisation).
+
+    Args:
+        model: A model, or its config (anything with the `MicroXConfig` fields).
+    """
+    cfg = getattr(model, "config", model)
+    fe = feature_extractor
     problems = []
-    if list(feature_extractor.regions) != list(cfg.regions):
-        problems.append(f"regions {list(feature_extractor.regions)} vs the model's {list(cfg.regions)}")
-    if feature_extractor.num_frames != cfg.num_frames:
-        problems.append(f"num_frames {feature_extractor.num_frames} vs {cfg.num_frames}")
-    if feature_extractor.crop_size != cfg.image_size:
-        problems.append(f"crop_size {feature_extractor.crop_size} vs image_size {cfg.image_size}")
+    if list(fe.regions) != list(cfg.regions):
+        problems.append(f"regions {list(fe.regions)} vs the model's {list(cfg.regions)}")
+    if fe.num_frames != cfg.num_frames:
+        problems.append(f"num_frames {fe.num_frames} vs {cfg.num_frames}")
+    if fe.crop_size != cfg.image_size:
+        problems.append(f"crop_size {fe.crop_size} vs image_size {cfg.image_size}")
     if cfg.frame_encoder is not None:
-        size = getattr(feature_extractor, "encoder_crop_size", None)
+        size = fe.encoder_crop_size
         if size is not None and size != cfg.frame_encoder_size:
             problems.append(f"encoder_crop_size {size} vs frame_encoder_size {cfg.frame_encoder_size}")
         if size is None:
             logger.warning(
                 "the feature extractor cuts no encoder crops: the model resizes its %r crops (%d px) to %d px for "
                 "its frame encoder, which loses detail; build the extractor with MicroXFeatureExtractor.from_config",
-                cfg.frame_encoder_region, cfg.image_size, cfg.frame_encoder_size,
-            )  # fmt: skip
+                cfg.frame_encoder_region,
+                cfg.image_size,
+                cfg.frame_encoder_size,
+            )
         for key in ("image_mean", "image_std"):
-            ours, theirs = list(getattr(feature_extractor, key)), list(getattr(cfg, key))
+            ours, theirs = list(getattr(fe, key)), list(getattr(cfg, key))
             if not np.allclose(ours, theirs):
                 problems.append(f"{key} {ours} vs the model's {theirs} (its frame encoder undoes that normalisation)")
     if problems:
@@ -310,52 +329,39 @@ def check_compatible(model: MicroXModel, feature_extractor: MicroXFeatureExtract
         )
 
 
-def _in_thread(frames: Any, queue_size: int = 32) -> Any:
-    """Runs an iterator in a thread, yielding its items here; at most `queue_size` wait between the two (memory stays
-    bounded), and an exception in the thread is raised here."""
-    import queue
-    import threading
+def _runtime(
+    model: MicroXModel | str | Path | None, feature_extractor: MicroXExtraction | None, runtime: str
+) -> tuple[Runtime, MicroXExtraction, Any]:
+    """(the runtime, the extractor, the model's config) for `predict`."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
+    if runtime == "onnx":
+        # ONNX Runtime runs the network exported into a local checkpoint folder, without torch or transformers.
+        if model is not None and not isinstance(model, (str, Path)):
+            raise ValueError("runtime='onnx' takes a checkpoint folder (or None for the default), not a loaded model")
+        from .extraction import MicroXExtraction
+        from .runtime_onnx import OnnxRuntime
 
-    items: queue.Queue = queue.Queue(maxsize=queue_size)
-    stop = threading.Event()
-    done = object()
+        folder = _local_folder(Path(_resolve_name(model)))
+        config = SimpleNamespace(**json.loads((folder / "config.json").read_text()))
+        extractor = feature_extractor or MicroXExtraction.from_json_file(folder / "preprocessor_config.json")
+        return OnnxRuntime(folder), extractor, config
+    from .runtime import TorchRuntime
 
-    def produce() -> None:
-        try:
-            for item in frames:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as error:  # handed to the consumer, which raises it
-            items.put(error)
-
-    thread = threading.Thread(target=produce, name="microx-extract", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    if model is None or isinstance(model, (str, Path)):
+        model, loaded_extractor = load_model(model)
+        feature_extractor = feature_extractor or loaded_extractor
+    return TorchRuntime(model), feature_extractor or extractor_for(model), model.config
 
 
 def predict(
     video: str | Path | np.ndarray | list[np.ndarray],
     model: MicroXModel | str | Path | None = None,
-    feature_extractor: MicroXFeatureExtractor | None = None,
-    batch_size: int = 8,
+    feature_extractor: MicroXExtraction | None = None,
+    batch_size: int = WINDOW_BATCH,
     overlap: bool | None = None,
+    runtime: str = "torch",
+    on_frame: Callable[[FrameCrops], None] | None = None,
 ) -> Prediction:
     """Recognise the emotion in a face video.
 
@@ -366,10 +372,14 @@ def predict(
     Args:
         video: A video file, or RGB frames (N, H, W, 3) uint8 taken at the extractor's fps.
         model: A loaded model, a name or path for `load_model`, or None for the default model.
-        feature_extractor: The extractor; None takes the one saved with the model (or one built from its config).
-        batch_size: Windows per forward pass (4-8 was fastest on CPU).
+        feature_extractor: The extractor; None takes the one saved with the model (`extractor_for`).
+        batch_size: Windows per forward pass.
         overlap: Decode and find landmarks in a second thread while the model scores (both release the GIL for
             most of their work, so two cores are used); default: when the machine has two cores or more.
+        runtime: "torch", or "onnx" for the network exported into the checkpoint folder (`microx_hf.runtime_onnx`;
+            `model` is then a folder or None).
+        on_frame: Called with each frame's `FrameCrops` as it passes (e.g. `visualize.TrackPreview.add`, which
+            draws the face track without decoding the video again).
 
     Returns:
         A `Prediction`.
@@ -379,90 +389,57 @@ def predict(
         VideoNotFoundError, InvalidVideoError, VideoDecodeError, VideoLimitError: The video cannot be used.
         ModelNotFoundError: No model could be loaded.
     """
-    from .extraction import ClipCrops
+    from .parallel import in_thread
     from .scoring import ClipScorer
 
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1")
-    if model is None or isinstance(model, (str, Path)):
-        model, loaded_extractor = load_model(model)
-        feature_extractor = feature_extractor or loaded_extractor
-    elif feature_extractor is None:
-        source = getattr(model, "name_or_path", "") or ""
-        try:
-            from .feature_extraction_microx import MicroXFeatureExtractor
+    engine, fe, config = _runtime(model, feature_extractor, runtime)
+    check_compatible(config, fe)
 
-            feature_extractor = MicroXFeatureExtractor.from_pretrained(source) if source else extractor_for(model)
-        except OSError:
-            feature_extractor = extractor_for(model)
-    check_compatible(model, feature_extractor)
-
-    fe = feature_extractor
-    scorer = ClipScorer(model, fe.num_frames, fe.window_stride, fe.image_mean, fe.image_std, batch_size,
-                        keep_telling=True)  # fmt: skip
-    stamps: list[float] = []
-    points: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    no_points = np.full((68, 2), np.nan, np.float32)
-    summary: dict[str, Any] = {}
+    scorer = ClipScorer(engine, fe.window_stride, fe.image_mean, fe.image_std, batch_size, keep_telling=True)
     if overlap is None:
         overlap = (os.cpu_count() or 1) >= 2
-    frames = _in_thread(fe.iter_crops(video, summary)) if overlap else fe.iter_crops(video, summary)
-    for frame in frames:
+    stream = fe.stream(video)
+    for frame in in_thread(stream) if overlap else stream:
         scorer.push(frame.crops, frame.mask, frame.encoder_crop)
-        stamps.append(frame.timestamp)
-        points.append(no_points if frame.points is None else frame.points)
-        masks.append(frame.mask)
+        if on_frame is not None:
+            on_frame(frame)
     scores = scorer.finish()
+    clip = stream.clip
 
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    regions = list(model.config.regions)
-    clip = ClipCrops(
-        crops=None,
-        mask=np.stack(masks, axis=1),  # (R, N)
-        timestamps=np.asarray(stamps, dtype=np.float64),
-        landmarks=np.stack(points).astype(np.float32),  # (N, 68, 2)
-        regions=regions,
-        fps=fe.fps,
-        padded=scores.padded,
-        **summary,
-    )
     where = video if isinstance(video, (str, Path)) else "the frames"
     has_face = scores.has_face
     if not has_face.any():
         raise NoFaceDetectedError(
-            f"No face was found in {where} ({len(stamps)} frames, landmark backend {clip.landmark_backend!r}). Use a "
-            "video in which one face looks towards the camera, lit from the front and at least about 80 pixels wide; "
-            "profiles and sunglasses defeat the detector."
+            f"No face was found in {where} ({clip.num_frames} frames, landmark backend {clip.landmark_backend!r}). "
+            "Use a video in which one face looks towards the camera, lit from the front and at least about 80 pixels "
+            "wide; profiles and sunglasses defeat the detector."
         )
+    labels, regions = list(engine.labels), list(engine.regions)
     clip_probs = clip_scores(scores.probs, has_face)  # (L,): the mean over the windows with a face
     contributions = scores.region_weights[has_face].mean(axis=0)  # (R,)
-    face_fraction = float(clip.mask.any(axis=0).mean())  # a frame counts when any region was found
     label = labels[int(np.argmax(clip_probs))]
-    if scores.padded:
+    if clip.padded:
         logger.warning(
-            "%s has %d frames, fewer than one window (%d): its window repeats the last frame", where, len(stamps),
+            "%s has %d frames, fewer than one window (%d): its window repeats the last frame",
+            where,
+            clip.num_frames,
             fe.num_frames,
-        )  # fmt: skip
-    logger.info("%s: %s (%.0f%%) from %d/%d windows", where, label, 100 * clip_probs.max(), int(has_face.sum()),
-                len(has_face))  # fmt: skip
+        )
+    logger.info(
+        "%s: %s (%.0f%%) from %d/%d windows", where, label, 100 * clip_probs.max(), has_face.sum(), len(has_face)
+    )
     return Prediction(
         label=label,
         scores={name: float(p) for name, p in zip(labels, clip_probs, strict=True)},
         labels=labels,
         regions=regions,
-        window_starts=clip.timestamps[np.minimum(scores.starts, len(stamps) - 1)].astype(np.float64),
+        window_starts=clip.timestamps[np.minimum(scores.starts, clip.num_frames - 1)].astype(np.float64),
         window_probs=scores.probs,
         region_weights=scores.region_weights,
         region_contributions={name: float(w) for name, w in zip(regions, contributions, strict=True)},
         region_probs=scores.region_probs,
-        face_fraction=face_fraction,
-        landmark_backend=clip.landmark_backend,
-        padded=scores.padded,
-        still=clip.still,
-        faces_seen=clip.faces_seen,
-        face_choice=clip.face_choice,
-        followed_face=clip.followed_face,
         clip=clip,
         window_crops=scores.kept_crops,
         window_stride=fe.window_stride,

@@ -1,21 +1,28 @@
-"""Scoring a clip's windows with a model, frame by frame, in bounded memory.
+"""Scoring a clip's windows with a runtime, frame by frame, in bounded memory, on numpy arrays.
 
 A clip's frames arrive one at a time (`ClipScorer.push`). The per-frame part of the network (`encode_frames`:
-normalisation, stem, the ConvLSTM's input convolution, the pretrained frame encoder) runs once per frame, in
-chunks, and the per-window part (`classify_windows`: the recurrence, heads and fusion) runs on batches of the
-windows of `microx_hf.windows` as soon as their frames are in. Frames no window still needs are dropped, so memory
-is bounded by a window and a batch, not by the video's length. `predict` (a user's video) and the evaluation of a
-prepared dataset (`training.evaluate`) both score through here, so a clip gets the same scores through either.
+the stem, the ConvLSTM's input convolution, the pretrained frame encoder) runs once per frame, in chunks, and the
+per-window part (`classify_windows`: the recurrence, heads and fusion) runs on batches of the windows of
+`microx_hf.windows` as soon as their frames are in. Frames no window still needs are dropped, so memory is bounded
+by a window and a batch, not by the video's length. `predict` (a user's video) and the evaluation of a prepared
+dataset (`training.evaluate`) both score through here, so a clip gets the same scores through either. The network
+itself runs behind the `microx_hf.runtime.Runtime` interface (torch, or ONNX Runtime), so nothing here needs torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .windows import frame_indices, normalize
+from .windows import frame_indices, normalize, regular_windows, softmax, window_starts
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+# Windows per call of the per-window part: 4-8 was fastest on a CPU, 32 was 40-49% slower per window.
+WINDOW_BATCH = 8
 
 
 @dataclass
@@ -51,44 +58,40 @@ class ClipScorer:
     """Scores the windows of one clip as its frames arrive.
 
     Args:
-        model: A `MicroXModel` (eval mode is set while scoring).
-        num_frames: Frames per window T (the model's `config.num_frames`).
+        runtime: What runs the network (`microx_hf.runtime.TorchRuntime(model)`, or an ONNX one).
         stride: Frames between window starts.
         image_mean: The feature extractor's normalisation mean.
         image_std: Its standard deviation.
-        batch_size: Windows per forward pass of the recurrent part (4-8 was fastest on CPU).
+        batch_size: Windows per call of the per-window part.
         keep_telling: Keep the uint8 crops of each label's most telling window (for displays).
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
-        num_frames: int,
+        runtime: Runtime,
         stride: int,
         image_mean: list[float],
         image_std: list[float],
-        batch_size: int = 8,
+        batch_size: int = WINDOW_BATCH,
         keep_telling: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: pass at least 1")
-        self.model = model
-        self.num_frames = int(num_frames)
+        self.runtime = runtime
+        self.num_frames = int(runtime.num_frames)
         self.stride = int(stride)
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
         self.batch_size = int(batch_size)
         self.keep_telling = keep_telling
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
-        self.labels = model.config.num_labels
-        self.regions = len(model.config.regions)
+        self.num_labels = len(runtime.labels)
+        self.num_regions = len(runtime.regions)
         # Frames from `base` on: uint8 crops and masks, and the encoded features of the first `encoded` of them.
         self.base = 0
         self.crops: list[np.ndarray] = []  # (R, C, S, S) uint8 per frame
         self.masks: list[np.ndarray] = []  # (R,) bool per frame
         self.encoder_crops: list[np.ndarray | None] = []  # (C, E, E) uint8 per frame, or None
-        self.features = None  # MicroXFrameFeatures of frames base .. base + encoded
+        self.features: dict[str, np.ndarray] = {}  # per key (1, encoded, ...) for frames base .. base + encoded
         self.encoded = 0
         self.next_window = 0  # index of the next regular window (start = index * stride) to score
         self.ready: list[tuple[int, np.ndarray]] = []  # (start, (T,) absolute frame indices) awaiting a batch
@@ -107,7 +110,7 @@ class ClipScorer:
         self.masks.append(np.asarray(mask, dtype=bool))
         self.encoder_crops.append(encoder_crop)
         t, s = self.num_frames, self.stride
-        while self.next_window * s + t <= self.num_seen:
+        while self.next_window < regular_windows(self.num_seen, t, s):
             start = self.next_window * s
             self.ready.append((start, np.arange(start, start + t)))
             self.next_window += 1
@@ -121,15 +124,15 @@ class ClipScorer:
             raise ValueError("no frames were pushed: there is nothing to score")
         scored_last = self.results[-1][0] if self.results else None
         pending_last = self.ready[-1][0] if self.ready else None
-        last = max(n - t, 0)
+        last = window_starts(n, t, self.stride)[-1]
         if last not in (scored_last, pending_last):
             self.ready.append((last, frame_indices(last, t, n)))
         self._flush()
         self.results.sort(key=lambda item: item[0])
         w = len(self.results)
-        probs = np.full((w, self.labels), np.nan, np.float32)
-        weights = np.full((w, self.regions), np.nan, np.float32)
-        region_probs = np.full((w, self.regions, self.labels), np.nan, np.float32)
+        probs = np.full((w, self.num_labels), np.nan, np.float32)
+        weights = np.full((w, self.num_regions), np.nan, np.float32)
+        region_probs = np.full((w, self.num_regions, self.num_labels), np.nan, np.float32)
         for k, (_, p, rw, rp) in enumerate(self.results):
             if p is not None:
                 probs[k], weights[k], region_probs[k] = p, rw, rp
@@ -139,53 +142,31 @@ class ClipScorer:
     # --- internals ------------------------------------------------------------------------------------------
 
     def _encode_pending(self, upto: int) -> None:
-        """Encodes the frames `base + encoded` .. `upto` (absolute, exclusive) in one pass."""
+        """Encodes the frames `base + encoded` .. `upto` (absolute, exclusive) in one call."""
         first = self.base + self.encoded
         if upto <= first:
             return
-        chunk = np.stack(self.crops[first - self.base : upto - self.base], axis=1)  # (R, M, C, S, S)
-        mask = np.stack(self.masks[first - self.base : upto - self.base], axis=1)  # (R, M)
-        pixel_values = normalize(torch.from_numpy(chunk), self.image_mean, self.image_std)
-        pixel_values = pixel_values.to(self.device, self.dtype)[None]  # (1, R, M, C, S, S)
-        encoder = self.encoder_crops[first - self.base : upto - self.base]
+        pending = slice(first - self.base, upto - self.base)
+        chunk = np.stack(self.crops[pending], axis=1)  # (R, M, C, S, S)
+        mask = np.stack(self.masks[pending], axis=1)  # (R, M)
+        pixel_values = normalize(chunk, self.image_mean, self.image_std)[None]  # (1, R, M, C, S, S)
+        encoder = self.encoder_crops[pending]
         encoder_values = None
         if encoder and all(e is not None for e in encoder):
-            encoder_values = normalize(torch.from_numpy(np.stack(encoder)), self.image_mean, self.image_std)
-            encoder_values = encoder_values.to(self.device, self.dtype)[None]  # (1, M, C, E, E)
-        new = self.model.encode_frames(pixel_values, torch.from_numpy(mask)[None].to(self.device), encoder_values)
-        if self.features is None:
-            self.features = new
-        else:
-            from .network_microx import MicroXFrameFeatures
-
-            def cat(a, b):
-                return None if a is None else torch.cat([a, b], dim=1)
-
-            old = self.features
-            self.features = MicroXFrameFeatures(
-                cat(old.stem_gates, new.stem_gates),
-                cat(old.encoder_gates, new.encoder_gates),
-                cat(old.prior, new.prior),
-                torch.cat([old.region_mask, new.region_mask], dim=2),
-            )
+            encoder_values = normalize(np.stack(encoder), self.image_mean, self.image_std)[None]  # (1, M, C, E, E)
+        new = self.runtime.encode_frames(pixel_values, mask[None], encoder_values)
+        self.features = {
+            key: np.concatenate([self.features[key], value], axis=1) if key in self.features else value
+            for key, value in new.items()
+        }
         self.encoded = upto - self.base
 
     def _flush(self) -> None:
         if not self.ready:
             return
         ready, self.ready = self.ready, []
-        # A model already in eval mode is left alone, so threads sharing it never change each other's mode; one in
-        # training mode is switched for the call (do not share a training model between threads).
-        was_training = self.model.training
-        if was_training:
-            self.model.eval()
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(ready), self.batch_size):
-                    self._score(ready[i : i + self.batch_size])
-        finally:
-            if was_training:
-                self.model.train(True)
+        for i in range(0, len(ready), self.batch_size):
+            self._score(ready[i : i + self.batch_size])
         self._drop_old_frames()
 
     def _score(self, batch: list[tuple[int, np.ndarray]]) -> None:
@@ -194,14 +175,15 @@ class ClipScorer:
         local = frames - self.base
         has_face = masks[:, local].any(axis=(0, 2))  # (W,)
         face_rows = np.flatnonzero(has_face)
-        out = None
         if len(face_rows):
             self._encode_pending(int(frames[face_rows].max()) + 1)
-            index = torch.as_tensor(local[face_rows], device=self.device)
-            out = self.model.classify_windows(self.features.windows(index))
-            probs = out.logits.float().softmax(-1).cpu().numpy()
-            weights = out.region_weights.float().cpu().numpy()
-            region_probs = out.region_logits.float().softmax(-1).cpu().numpy()
+            index = local[face_rows]  # (W', T)
+            features = {key: value[0][index] for key, value in self.features.items()}  # (W', T, ...)
+            window_mask = masks[:, index].transpose(1, 0, 2)  # (R, W', T) -> (W', R, T)
+            out = self.runtime.classify_windows(features, window_mask)
+            probs = softmax(out["logits"])
+            weights = out["region_weights"]
+            region_probs = softmax(out["region_logits"])
         k = 0
         for row, (start, index) in enumerate(batch):
             if not has_face[row]:
@@ -235,40 +217,31 @@ class ClipScorer:
         del self.crops[:drop]
         del self.masks[:drop]
         del self.encoder_crops[:drop]
-        if self.features is not None:
-            encoded_drop = min(drop, self.encoded)
-            f = self.features
-
-            def cut(x):
-                return None if x is None else x[:, encoded_drop:]
-
-            from .network_microx import MicroXFrameFeatures
-
-            self.features = MicroXFrameFeatures(
-                cut(f.stem_gates), cut(f.encoder_gates), cut(f.prior), f.region_mask[:, :, encoded_drop:]
-            )
-            self.encoded -= encoded_drop
+        encoded_drop = min(drop, self.encoded)
+        self.features = {key: value[:, encoded_drop:] for key, value in self.features.items()}
+        self.encoded -= encoded_drop
         self.base += drop
 
 
 def score_clip(
-    model: torch.nn.Module,
+    runtime: Runtime,
     crops: np.ndarray,
     mask: np.ndarray,
     stride: int,
     image_mean: list[float],
     image_std: list[float],
-    batch_size: int = 8,
+    batch_size: int = WINDOW_BATCH,
     encoder_crops: np.ndarray | None = None,
 ) -> WindowScores:
     """Scores every window of a clip whose crops are all in memory (a prepared dataset's row).
 
     Args:
+        runtime: What runs the network (`TorchRuntime(model)`).
         crops: (R, N, C, S, S) uint8 in the model's region order.
         mask: (R, N) bool.
         encoder_crops: (N, C, E, E) uint8 crops for the model's frame encoder, or None.
     """
-    scorer = ClipScorer(model, model.config.num_frames, stride, image_mean, image_std, batch_size)
+    scorer = ClipScorer(runtime, stride, image_mean, image_std, batch_size)
     crops = np.asarray(crops)
     mask = np.asarray(mask, dtype=bool)
     for i in range(crops.shape[1]):
@@ -276,4 +249,4 @@ def score_clip(
     return scorer.finish()
 
 
-__all__ = ["ClipScorer", "WindowScores", "score_clip"]
+__all__ = ["ClipScorer", "WindowScores", "WINDOW_BATCH", "score_clip"]

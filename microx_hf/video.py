@@ -2,7 +2,7 @@
 
 MicroX reads faces over time at the paper's 30 fps (10 frames = 1/3 s), whatever rate the file was recorded at.
 Phone videos often have a variable frame rate and a frame count in the header that is wrong, and seeking by frame
-position can return the wrong frame (DESIGN.md), so the reader here:
+position can return the wrong frame (docs/MEASUREMENTS.md), so the reader here:
 
 - decodes sequentially, `grab()`-ing every frame and `retrieve()`-ing (converting) only frames it will emit;
 - takes each frame's presentation time from `CAP_PROP_POS_MSEC` (falling back to index / fps where the container
@@ -176,13 +176,19 @@ def _still_error(path: Path, kind: str) -> StillImageError:
     )
 
 
-def _open(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """Open a video with OpenCV's FFmpeg backend or raise the matching MicroX error."""
-    path = Path(path)
+def _still_kind(path: Path, allow_still: bool) -> str | None:
+    """The still-image format of an existing file (None for anything else), recognised by its content; raises
+    `StillImageError` for a still unless `allow_still`. The one place a file is told apart from a video."""
     _check_path(path)
     kind = still_image_format(path)
-    if kind is not None:
+    if kind is not None and not allow_still:
         raise _still_error(path, kind)
+    return kind
+
+
+def _open(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a video (not a still: `_still_kind` first) with OpenCV's FFmpeg backend or raise the matching MicroX
+    error."""
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
     try:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
@@ -247,7 +253,9 @@ def probe_video(path: str | Path) -> VideoInfo:
         InvalidVideoError: Not a video (empty, text, audio only).
         VideoDecodeError: A video container that cannot be decoded (truncated, corrupt).
     """
+    path = Path(path)
     with quiet_opencv():
+        _still_kind(path, allow_still=False)
         cap, info = _open(path)
         cap.release()
     return info
@@ -301,6 +309,56 @@ def _check_limits(info: VideoInfo, max_duration: float | None, max_frames: int |
         raise _too_many_frames(info.path, info.frame_count, max_frames)
 
 
+class VideoFrames:
+    """The frames of a video file, decoded as they are iterated (what `iter_frames` returns).
+
+    Attributes:
+        still: Whether the file is a still image read as one frame (`allow_still`); None until iteration starts.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None,
+        max_duration: float | None,
+        max_side: int | None,
+        max_frames: int | None,
+        max_pixels: int | None,
+        allow_still: bool,
+    ) -> None:
+        self.path = Path(path)
+        self.still: bool | None = None
+        self._frames = self._decode(fps, max_duration, max_side, max_frames, max_pixels, allow_still)
+
+    def __iter__(self) -> VideoFrames:
+        return self
+
+    def __next__(self) -> tuple[float, np.ndarray]:
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop decoding and release the file (also done when iteration ends)."""
+        self._frames.close()
+
+    def _decode(self, fps, max_duration, max_side, max_frames, max_pixels, allow_still):
+        if fps is not None and not (np.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps={fps!r}: pass a positive frame rate, or None to keep every frame")
+        if max_side is not None and max_side < 1:
+            raise ValueError(f"max_side={max_side!r}: pass a positive size in pixels, or None")
+        with quiet_opencv():
+            kind = _still_kind(self.path, allow_still)
+            self.still = kind is not None
+            if kind is not None:
+                yield 0.0, _read_still(self.path, kind, max_side, max_pixels)
+                return
+            cap, info = _open(self.path)
+            try:
+                _check_limits(info, max_duration, max_frames, max_pixels)
+                yield from _resample(cap, info, fps, max_duration, max_side, max_frames)
+            finally:
+                cap.release()
+
+
 def iter_frames(
     path: str | Path,
     fps: float | None = 30.0,
@@ -309,7 +367,7 @@ def iter_frames(
     max_frames: int | None = MAX_SOURCE_FRAMES,
     max_pixels: int | None = MAX_PIXELS,
     allow_still: bool = False,
-) -> Iterator[tuple[float, np.ndarray]]:
+) -> VideoFrames:
     """Decode a video sequentially, resampled to `fps` by presentation timestamps.
 
     At each target time k / fps (k = 0, 1, ...; times relative to the first frame) the frame on screen at that
@@ -326,8 +384,9 @@ def iter_frames(
         allow_still: Read a still image (PNG, JPEG, ...; recognised by its content, not its name) as a single frame
             at time 0 instead of raising `StillImageError`.
 
-    Yields:
-        (timestamp in seconds, RGB uint8 frame (H, W, 3)), upright and downscaled. A frame emitted at several
+    Returns:
+        An iterator (`VideoFrames`, whose `still` says whether the file was a still image) of (timestamp in
+        seconds, RGB uint8 frame (H, W, 3)), upright and downscaled. A frame emitted at several
         targets is the same array object each time: copy it before changing it in place.
 
     Raises:
@@ -336,23 +395,7 @@ def iter_frames(
             the timestamps while decoding; a file that stops decoding well before the frame count its header gives
             raises `VideoDecodeError` after the frames that could be read.
     """
-    if fps is not None and not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps={fps!r}: pass a positive frame rate, or None to keep every frame")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side={max_side!r}: pass a positive size in pixels, or None")
-    with quiet_opencv():
-        if allow_still:
-            _check_path(Path(path))
-            kind = still_image_format(path)
-            if kind is not None:
-                yield 0.0, _read_still(Path(path), kind, max_side, max_pixels)
-                return
-        cap, info = _open(path)
-        try:
-            _check_limits(info, max_duration, max_frames, max_pixels)
-            yield from _resample(cap, info, fps, max_duration, max_side, max_frames)
-        finally:
-            cap.release()
+    return VideoFrames(path, fps, max_duration, max_side, max_frames, max_pixels, allow_still)
 
 
 def _downscale(bgr: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Pictures that show what the model sees: a contact sheet of region crops and a face-track preview.
+"""Pictures that show what the model sees: a contact sheet of region crops and a face-track preview (drawn while
+the video streams, `TrackPreview`).
 
 Both draw with OpenCV into RGB uint8 arrays (no matplotlib), so the CLI can write a PNG and the Space can show the
 arrays directly.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -17,8 +17,8 @@ import numpy as np
 from .regions import DEFAULT_REGIONS, CropBox, crop_boxes
 from .windows import window_starts
 
-if TYPE_CHECKING:  # the feature extractor imports the landmark backends; only its data class is needed here
-    from .extraction import ClipCrops
+if TYPE_CHECKING:  # the extraction imports the landmark backends; only its data classes are needed here
+    from .extraction import ClipCrops, FrameCrops
 
 logger = logging.getLogger(__name__)
 
@@ -224,43 +224,36 @@ def region_strips(
     return strips
 
 
-def clip_preview(
-    video: str | Path,
-    clip: ClipCrops,
-    seconds: float | None = 3.0,
-    max_side: int | None = 1280,
-    preview_side: int | None = 640,
-    geometry: str = "iod",
-    region_scales: dict[str, float] | None = None,
-    align: bool = True,
-) -> list[np.ndarray]:
-    """The first `seconds` of a video with the clip's tracked landmarks and crop boxes drawn (`face_track_preview`).
+class TrackPreview:
+    """The first `seconds` of a video with its tracked landmarks and crop boxes drawn (`face_track_preview`), made
+    while the video streams through `predict` (`predict(video, ..., on_frame=preview.add)`): the video is not decoded
+    a second time, and memory is bounded by `seconds * fps` frames of `side` pixels.
 
     Args:
-        video: The video the clip was extracted from.
-        clip: Its `ClipCrops` (landmarks at `clip.fps`).
+        extractor: The feature extractor reading the video (its frame rate, regions and crop geometry).
         seconds: How much of the video to draw; None for all of it.
-        max_side: The extractor's `max_side`, so that frames match the landmarks' coordinates.
-        preview_side: Downscale the drawn frames to this longer side (None: keep).
-        geometry, region_scales, align: The extractor's crop geometry, to draw the boxes it cropped.
+        side: Downscale the drawn frames to this longer side (None: keep).
 
-    Returns:
-        RGB uint8 frames at `clip.fps`.
+    Attributes:
+        frames: The drawn RGB uint8 frames, at the extractor's `fps`.
+        fps: Their frame rate.
     """
-    from .video import iter_frames
 
-    limit = len(clip.landmarks) if seconds is None else min(len(clip.landmarks), int(round(seconds * clip.fps)))
-    frames = []
-    for i, (_, frame) in enumerate(iter_frames(video, fps=clip.fps, max_duration=None, max_side=max_side)):
-        if i >= limit:
-            break
-        frames.append(frame)
-    drawn = face_track_preview(frames, clip.landmarks[: len(frames)], None, clip.regions, geometry, region_scales,
-                               align)  # fmt: skip
-    if preview_side is None:
-        return drawn
-    out = []
-    for frame in drawn:
-        scale = preview_side / max(frame.shape[:2])
-        out.append(cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame)
-    return out
+    def __init__(self, extractor, seconds: float | None = 3.0, side: int | None = 640) -> None:
+        self.extractor = extractor
+        self.fps = float(extractor.fps)
+        self.limit = None if seconds is None else int(round(seconds * self.fps))
+        self.side = side
+        self.frames: list[np.ndarray] = []
+
+    def add(self, frame: FrameCrops) -> None:
+        """Draws one frame of the stream (the first `seconds` only)."""
+        if self.limit is not None and len(self.frames) >= self.limit:
+            return
+        ex = self.extractor
+        points = np.full((1, 68, 2), np.nan) if frame.points is None else frame.points[None]  # (1, 68, 2)
+        drawn = face_track_preview([frame.frame], points, None, ex.regions, ex.geometry, ex.region_scales, ex.align)[0]
+        scale = 1.0 if self.side is None else self.side / max(drawn.shape[:2])
+        if scale < 1:
+            drawn = cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        self.frames.append(drawn)

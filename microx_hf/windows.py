@@ -31,13 +31,17 @@ def window_starts(n_frames: int, num_frames: int, stride: int) -> list[int]:
         raise ValueError(f"n_frames={n_frames}: a clip needs at least one frame")
     if num_frames < 1 or stride < 1:
         raise ValueError(f"num_frames={num_frames}, stride={stride}: both must be at least 1")
-    if n_frames <= num_frames:
-        return [0]
-    last = n_frames - num_frames
-    starts = list(range(0, last + 1, stride))
-    if starts[-1] != last:
+    starts = [k * stride for k in range(regular_windows(n_frames, num_frames, stride))]
+    last = max(n_frames - num_frames, 0)
+    if not starts or starts[-1] != last:
         starts.append(last)
     return starts
+
+
+def regular_windows(n_frames: int, num_frames: int, stride: int) -> int:
+    """How many windows starting every `stride` frames (0, stride, 2 stride, ...) fit in `n_frames` frames: the
+    windows a stream can score before it knows where the clip ends (`window_starts` adds the last one)."""
+    return 0 if n_frames < num_frames else (n_frames - num_frames) // stride + 1
 
 
 def frame_indices(start: int, num_frames: int, n_frames: int) -> np.ndarray:
@@ -71,6 +75,13 @@ def normalize(crops: Any, image_mean: Sequence[float], image_std: Sequence[float
         std_t = torch.as_tensor(std, device=crops.device)
         return (crops.float() / 255.0 - mean_t) / std_t
     return ((np.asarray(crops, np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, in the dtype of `logits` (numerically stable)."""
+    logits = np.asarray(logits)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def clip_scores(window_probs: np.ndarray, has_face: np.ndarray | None = None) -> np.ndarray:
@@ -130,10 +141,12 @@ def pool_clips(
 
 __all__ = [
     "window_starts",
+    "regular_windows",
     "frame_indices",
     "window_indices",
     "is_padded",
     "normalize",
+    "softmax",
     "clip_scores",
     "pool_clips",
 ]

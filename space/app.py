@@ -36,7 +36,7 @@ try:
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from microx_hf.container import still_image_format
+from microx_hf.container import VIDEO_EXTENSIONS
 from microx_hf.errors import (
     InvalidVideoError,
     MicroXError,
@@ -46,7 +46,7 @@ from microx_hf.errors import (
     VideoLimitError,
 )
 from microx_hf.predict import Prediction, load_model, predict
-from microx_hf.visualize import clip_preview, region_strips
+from microx_hf.visualize import TrackPreview, region_strips
 
 logger = logging.getLogger("microx_space")
 
@@ -73,7 +73,6 @@ MAX_FILE_SIZE = os.environ.get("MICROX_MAX_FILE_SIZE", "50mb")
 # short clip no longer waits behind a long one (0.8 s instead of 2.6 s).
 CONCURRENCY_LIMIT = int(os.environ.get("MICROX_CONCURRENCY", "2"))
 QUEUE_SIZE = int(os.environ.get("MICROX_QUEUE_SIZE", "16"))
-VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg", ".ogv", ".3gp", ".wmv"]
 PREVIEW_SECONDS = 2.0  # length of the face-track preview (drawing and encoding cost about 0.1 s a second)
 PREVIEW_SIDE = 480  # its longer side, pixels
 PREVIEW_FPS = 15.0  # an animated WebP encodes in about 4 ms a frame at this size (VP8 video took 11 ms)
@@ -173,11 +172,6 @@ def timeline_frame(prediction: Prediction) -> pd.DataFrame:
     )
 
 
-def telling_window(prediction: Prediction) -> int:
-    """Index of the window that speaks most for the clip's label (its highest probability)."""
-    return int(np.nanargmax(prediction.window_probs[:, prediction.labels.index(prediction.label)]))
-
-
 def write_preview(frames: list[np.ndarray], fps: float) -> str:
     """Write RGB frames as an animated WebP at `PREVIEW_FPS` (every browser plays it in an <img>)."""
     step = max(1, round(fps / PREVIEW_FPS))
@@ -234,15 +228,16 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
     """
     if not video:
         raise gr.Error("Upload a video (or record one) first.", title="No video", print_exception=False)
-    kind = still_image_format(video) if Path(video).is_file() else None
-    if kind is None and Path(video).suffix.lower() not in VIDEO_TYPES:
+    if Path(video).is_dir():
         raise gr.Error(
-            f"{Path(video).name} is not a video file this app accepts: upload one of {', '.join(VIDEO_TYPES)}.",
+            f"{Path(video).name} is a folder, not a video file: upload one ({', '.join(sorted(VIDEO_EXTENSIONS))}).",
             title="Not a video",
             print_exception=False,
         )
+    # The face-track preview is drawn as the video streams through predict(): no second decoding.
+    preview = TrackPreview(feature_extractor, seconds=PREVIEW_SECONDS, side=PREVIEW_SIDE)
     try:
-        prediction = predict(video, model=model, feature_extractor=feature_extractor)
+        prediction = predict(video, model=model, feature_extractor=feature_extractor, on_frame=preview.add)
     except MicroXError as error:
         logger.info("rejected %s: %s", Path(video).name, error)
         raise gr.Error(_user_message(error, video), title=_error_title(error), print_exception=False) from None
@@ -255,24 +250,14 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
             print_exception=False,
         ) from None
 
-    window = telling_window(prediction)
+    window = prediction.telling_window()
     start = prediction.window_starts[window]
     strips = region_strips(prediction.window_clip(window))
     gallery = [
         (strip, f"{region}: {weight:.0%} of this window's decision")
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
-    frames = clip_preview(
-        video,
-        prediction.clip,
-        seconds=PREVIEW_SECONDS,
-        max_side=feature_extractor.max_side,
-        geometry=feature_extractor.geometry,
-        region_scales=feature_extractor.region_scales,
-        align=feature_extractor.align,
-        preview_side=PREVIEW_SIDE,
-    )
-    preview = write_preview(frames, prediction.clip.fps)
+    preview_path = write_preview(preview.frames, preview.fps)
     end = start + feature_extractor.num_frames / feature_extractor.fps
     summary = (
         f"**{prediction.label}** over {len(prediction.window_starts)} windows. The most telling window runs from "
@@ -287,17 +272,10 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
         timeline_frame(prediction),
         gallery,
         prediction.region_contributions,
-        preview,
+        preview_path,
         summary,
         prediction.to_dict(),
     )
-
-
-def _flag(prediction: Prediction, name: str, default=None):
-    """A clip fact (padded, still, faces_seen, ...) from the prediction, or from its clip."""
-    if hasattr(prediction, name):
-        return getattr(prediction, name)
-    return getattr(getattr(prediction, "clip", None), name, default)
 
 
 def _ordinal(n: int) -> str:
@@ -307,17 +285,17 @@ def _ordinal(n: int) -> str:
 def summary_notes(prediction: Prediction) -> list[str]:
     """What the visitor must know to read the result: a still, a clip shorter than one window, several faces."""
     notes = []
-    if _flag(prediction, "still", False):
+    if prediction.still:
         notes.append("**A still image**, analysed as a single frame: there is no motion to read, so take the result "
                      "with care.")  # fmt: skip
-    elif _flag(prediction, "padded", False):
+    elif prediction.padded:
         span = feature_extractor.num_frames / feature_extractor.fps
         notes.append(f"**Short clip**: shorter than one window ({feature_extractor.num_frames} frames, {span:.2f} s); "
                      "its last frame was repeated to fill it, so the result rests on very little motion.")  # fmt: skip
-    faces = _flag(prediction, "faces_seen", 0) or 0
+    faces = prediction.faces_seen
     if faces > 1:
-        choice = _flag(prediction, "face_choice", "auto")
-        followed = _flag(prediction, "followed_face")
+        choice = prediction.face_choice
+        followed = prediction.followed_face
         how = {"auto": "the most prominent one (clearest, large and central)", "largest": "the largest one",
                "central": "the most central one"}.get(choice, f"face {choice}")  # fmt: skip
         where = f", the {_ordinal(followed + 1)} from the left" if followed is not None else ""

@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def hub() -> HubServer:
     """The session's test Hub (already in HF_ENDPOINT, token in HF_TOKEN); `hub.new_repo_id(name)` gives a fresh id."""
     return _HUB

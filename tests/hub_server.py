@@ -65,11 +65,32 @@ logger = logging.getLogger(__name__)
 CLIENT_VERSION = "2.4"
 # The huggingface_hub calls whose requests are answered (see the module docstring).
 ANSWERED_CALLS = (
-    "whoami", "create_repo", "repo_exists", "repo_info", "model_info", "dataset_info", "create_commit", "upload_file",
-    "upload_folder", "list_repo_files", "list_repo_tree", "get_paths_info", "file_exists", "list_repo_refs",
-    "list_repo_commits", "create_branch", "delete_branch", "create_tag", "delete_tag", "delete_file", "delete_folder",
-    "hf_hub_download", "snapshot_download", "HfFileSystem", "delete_repo",
-)  # fmt: skip
+    "whoami",
+    "create_repo",
+    "repo_exists",
+    "repo_info",
+    "model_info",
+    "dataset_info",
+    "create_commit",
+    "upload_file",
+    "upload_folder",
+    "list_repo_files",
+    "list_repo_tree",
+    "get_paths_info",
+    "file_exists",
+    "list_repo_refs",
+    "list_repo_commits",
+    "create_branch",
+    "delete_branch",
+    "create_tag",
+    "delete_tag",
+    "delete_file",
+    "delete_folder",
+    "hf_hub_download",
+    "snapshot_download",
+    "HfFileSystem",
+    "delete_repo",
+)
 DEFAULT_TOKENS = ("hf_test_token",)
 DEFAULT_USER = "test-user"
 REPO_TYPES = ("model", "dataset", "space")

@@ -399,8 +399,11 @@ def make_long_video(
         if exe is None:
             raise RuntimeError("ffmpeg not found: pip install imageio-ffmpeg")
         flags = ["-movflags", "frag_keyframe+empty_moov", "-f", suffix[1:]]
-        result = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-y", *source, *flags, "pipe:1"],
-                                capture_output=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [exe, "-hide_banner", "-loglevel", "error", "-y", *source, *flags, "pipe:1"],
+            capture_output=True,
+            timeout=120,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg failed: {result.stderr.decode(errors='replace').strip()}")
         path.write_bytes(result.stdout)

@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    config = MicroXConfig(num_frames=4, image_size=17, hidden_size=6, stem_channels=[5], head_hidden_size=7)
+    config = MicroXConfig(
+        frame_encoder=None, num_frames=4, image_size=17, hidden_size=6, stem_channels=[5], head_hidden_size=7
+    )
     path = tmp_path_factory.mktemp("models") / "tiny"
     MicroXForVideoClassification(config).save_pretrained(path)
     MicroXFeatureExtractor.from_config(config, landmark_backend="dlib", window_stride=2).save_pretrained(path)
@@ -154,8 +156,9 @@ def no_extraction(monkeypatch):
         ("a_folder.png", "-o {}: is a folder; give a file name"),
     ],
 )
-def test_crops_bad_outputs_are_one_line_usage_errors(tmp_path, folder, model_dir, capsys, no_extraction, output,
-                                                     message):  # fmt: skip
+def test_crops_bad_outputs_are_one_line_usage_errors(
+    tmp_path, folder, model_dir, capsys, no_extraction, output, message
+):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_folder.png").mkdir()
     path = tmp_path / output
@@ -281,8 +284,11 @@ def test_map_videos_in_process_reports_failures_and_keeps_going():
     outcomes = list(map_videos(_square, [3, "no face", "bug", 4], workers=1))
     assert [o.index for o in outcomes] == [0, 1, 2, 3]
     assert [o.result for o in outcomes] == [9, None, None, 16]
-    assert (outcomes[1].error_type, outcomes[1].expected, outcomes[1].error) == ("NoFaceDetectedError", True,
-                                                                                 "no face here")  # fmt: skip
+    assert (outcomes[1].error_type, outcomes[1].expected, outcomes[1].error) == (
+        "NoFaceDetectedError",
+        True,
+        "no face here",
+    )
     assert outcomes[2].error_type == "KeyError" and not outcomes[2].expected and "Traceback" in outcomes[2].traceback
     failing_init = list(map_videos(_square, [1, 2], init=_square, init_args=("no face",)))
     assert [o.error_type for o in failing_init] == ["NoFaceDetectedError"] * 2
@@ -293,8 +299,15 @@ def test_map_videos_in_process_reports_failures_and_keeps_going():
 def test_map_videos_pool_workers_and_this_process_share_the_items(tmp_path):
     # workers=2: one spawned process and a thread here. Item 0 goes to the spawned worker first; it dies on its
     # second item, and this process does everything else.
-    outcomes = list(map_videos(f"{__name__}:_plus_offset", list(range(8)), workers=2, init=_setup,
-                               init_args=(100, str(tmp_path / "first-done"))))  # fmt: skip
+    outcomes = list(
+        map_videos(
+            f"{__name__}:_plus_offset",
+            list(range(8)),
+            workers=2,
+            init=_setup,
+            init_args=(100, str(tmp_path / "first-done")),
+        )
+    )
     assert sorted(o.index for o in outcomes) == list(range(8))
     done = {o.item: o for o in outcomes}
     first = done[0]
@@ -308,8 +321,14 @@ def test_map_videos_pool_workers_and_this_process_share_the_items(tmp_path):
 
 def test_console_script_runs_in_a_subprocess_with_v_after_the_subcommand(folder, model_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "microx_hf.cli", "predict", str(folder / "a.mp4"), "-v", "--model",
-                           str(model_dir)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "microx_hf.cli", "predict", str(folder / "a.mp4"), "-v", "--model", str(model_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "INFO microx_hf.predict" in proc.stderr and str(folder / "a.mp4") in proc.stdout
 

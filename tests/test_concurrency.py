@@ -79,7 +79,9 @@ def test_threads_give_the_sequential_scores(clips):
     from microx_hf.predict import predict
 
     torch.manual_seed(0)
-    config = MicroXConfig(num_frames=4, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8)
+    config = MicroXConfig(
+        frame_encoder=None, num_frames=4, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8
+    )
     model = MicroXForVideoClassification(config).eval()
     extractor = MicroXFeatureExtractor.from_config(config, window_stride=4, landmark_backend="dlib")
     sequential = [predict(path, model, extractor).scores for path in clips]

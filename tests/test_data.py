@@ -31,8 +31,16 @@ def _clip(n: int, clip: int) -> dict:
     row = {r: np.broadcast_to(_pixel(k, frame, x), (n, 3, S, S)).astype(np.uint8) for k, r in enumerate(REGIONS)}
     mask = np.ones((n, len(REGIONS)), bool)
     mask[0, REGIONS.index("left_eye")] = False  # the left eye is missing in the first frame
-    row.update(region_mask=mask, timestamps=np.arange(n, dtype=np.float32) / 30, label=clip % 2, subject=f"s{clip}",
-               source=f"clip{clip}.mp4", corpus="test", landmark_backend="dlib", num_frames=n)  # fmt: skip
+    row.update(
+        region_mask=mask,
+        timestamps=np.arange(n, dtype=np.float32) / 30,
+        label=clip % 2,
+        subject=f"s{clip}",
+        source=f"clip{clip}.mp4",
+        corpus="test",
+        landmark_backend="dlib",
+        num_frames=n,
+    )
     return row
 
 
@@ -41,8 +49,9 @@ def clips(tmp_path_factory) -> Dataset:
     scheme = LabelScheme("test", ["calm", "angry"], {"calm": "calm", "angry": "angry"})
     rows = [_clip(n, i) for i, n in enumerate(LENGTHS)]
     ds = Dataset.from_list(rows, features=clip_features(REGIONS, S, scheme.class_label()))
-    ds.info.description = json.dumps({"feature_extractor": {"regions": REGIONS, "num_frames": T, "image_mean": MEAN,
-                                                            "image_std": STD}})  # fmt: skip
+    ds.info.description = json.dumps(
+        {"feature_extractor": {"regions": REGIONS, "num_frames": T, "image_mean": MEAN, "image_std": STD}}
+    )
     path = tmp_path_factory.mktemp("clips") / "ds"
     ds.save_to_disk(str(path))
     return load_from_disk(str(path))
@@ -79,8 +88,10 @@ def test_train_windows_are_random_seeded_and_in_range(clips):
         transform = WindowTransform.from_dataset(clips, train=True, seed=seed)
         reader = WindowDataset(clips, transform)
         # frame index = (pixel - x) / 3 in region 0 at x = 0, channel 0, row 0
-        return [int(round(reader[2]["pixel_values"][0, 0, 0, 0, 0].item() * STD[0] * 255 + MEAN[0] * 255)) // 3
-                for _ in range(40)]  # fmt: skip
+        return [
+            int(round(reader[2]["pixel_values"][0, 0, 0, 0, 0].item() * STD[0] * 255 + MEAN[0] * 255)) // 3
+            for _ in range(40)
+        ]
 
     a, b, c = starts(0), starts(0), starts(1)
     assert a == b and a != c
@@ -98,8 +109,13 @@ def test_loader_workers_draw_new_windows_every_epoch(clips):
         torch.manual_seed(seed)
         source = WindowDataset(clips, WindowTransform.from_dataset(clips, train=True, seed=0))
         sampler = torch.utils.data.SequentialSampler([2] * 16)
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(source, [2] * 16), batch_size=16,
-                                             sampler=sampler, num_workers=1, collate_fn=collate_windows)  # fmt: skip
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(source, [2] * 16),
+            batch_size=16,
+            sampler=sampler,
+            num_workers=1,
+            collate_fn=collate_windows,
+        )
         return [frames_of(loader) for _ in range(2)]
 
     first, second = epochs(0)
@@ -155,14 +171,30 @@ def test_trainer_runs_on_with_transform(clips, tmp_path):
     from microx_hf import MicroXConfig, MicroXForVideoClassification
 
     config = MicroXConfig.from_preset(
-        "default", regions=REGIONS, image_size=S, num_frames=T, stem_channels=[3], hidden_size=5,
-        head_hidden_size=7, id2label={0: "calm", 1: "angry"}, label2id={"calm": 0, "angry": 1},
-    )  # fmt: skip
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=2, report_to=[],
-                             remove_unused_columns=False, use_cpu=True, save_strategy="no", dataloader_num_workers=0)  # fmt: skip
+        "default",
+        regions=REGIONS,
+        image_size=S,
+        num_frames=T,
+        stem_channels=[3],
+        hidden_size=5,
+        head_hidden_size=7,
+        id2label={0: "calm", 1: "angry"},
+        label2id={"calm": 0, "angry": 1},
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=2,
+        report_to=[],
+        remove_unused_columns=False,
+        use_cpu=True,
+        save_strategy="no",
+        dataloader_num_workers=0,
+    )
     train = clips.with_transform(WindowTransform.from_dataset(clips, train=True, seed=0, flip_prob=0.5))
-    trainer = Trainer(model=MicroXForVideoClassification(config), args=args, train_dataset=train,
-                      data_collator=collate_windows)  # fmt: skip
+    trainer = Trainer(
+        model=MicroXForVideoClassification(config), args=args, train_dataset=train, data_collator=collate_windows
+    )
     result = trainer.train()
     assert np.isfinite(result.training_loss)
 

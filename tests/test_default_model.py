@@ -1,5 +1,5 @@
 """The demo checkpoint that ships in microx_hf/default_model/: loads by default with the package's own classes, is
-small, says what it is, and carries no copy of the model code."""
+small, says what it is, and carries its model code (kept equal to the package's) for `trust_remote_code`."""
 
 import json
 from pathlib import Path
@@ -19,7 +19,7 @@ def test_shipped_checkpoint_is_the_default_and_small(monkeypatch):
     assert isinstance(model, MicroXForVideoClassification)
     assert isinstance(feature_extractor, MicroXFeatureExtractor)
     assert Path(model.name_or_path).resolve() == DEFAULT_MODEL.resolve()
-    default = MicroXConfig.from_preset("default")
+    default = MicroXConfig()
     for key in ("regions", "num_frames", "image_size", "hidden_size", "fusion", "head", "pool_size"):
         assert getattr(model.config, key) == getattr(default, key), key
     assert list(model.config.id2label.values()) == microx_hf.PAPER_LABELS
@@ -32,17 +32,17 @@ def test_shipped_checkpoint_is_the_default_and_small(monkeypatch):
     assert size < 5e6, size
 
 
-def test_shipped_folder_has_no_copy_of_the_model_code_and_loads_through_the_package():
-    # Copies of the model code would go stale with every edit of the package; Hub releases carry theirs
-    # (test_release). The one code file is the pipeline's (for `pipeline(..., trust_remote_code=True)`), kept equal
-    # to the package's by `training.demo.install` and this test.
-    assert [p.name for p in DEFAULT_MODEL.glob("*.py")] == ["pipeline_microx.py"]
-    package = Path(microx_hf.__file__).parent / "pipeline_microx.py"
-    assert (DEFAULT_MODEL / "pipeline_microx.py").read_text() == package.read_text(), (
-        "refresh it: microx_hf.pipeline_microx.save_pipeline_code(DEFAULT_MODEL)"
-    )
+def test_shipped_folder_carries_the_package_code_and_loads_through_the_package():
+    # The folder carries the model code and `auto_map`, so that `trust_remote_code=True` loads it where the package
+    # is not imported (tests/test_remote_code.py); the copies must be the package's own files.
+    from microx_hf.modeling_microx import AUTO_MAP, CODE_FILES, CUSTOM_PIPELINES
+
+    package = Path(microx_hf.__file__).parent
+    assert sorted(p.name for p in DEFAULT_MODEL.glob("*.py")) == sorted(CODE_FILES)
+    stale = [name for name in CODE_FILES if (DEFAULT_MODEL / name).read_text() != (package / name).read_text()]
+    assert not stale, f"refresh them: microx_hf.modeling_microx.save_code(DEFAULT_MODEL) ({stale})"
     config = json.loads((DEFAULT_MODEL / "config.json").read_text())
-    assert "auto_map" not in config  # it would point at files that are not there
+    assert config["auto_map"] == AUTO_MAP and config["custom_pipelines"] == CUSTOM_PIPELINES
     assert type(AutoConfig.from_pretrained(DEFAULT_MODEL)) is MicroXConfig
     auto = AutoModelForVideoClassification.from_pretrained(DEFAULT_MODEL)
     assert type(auto) is MicroXForVideoClassification and type(auto).__module__ == "microx_hf.modeling_microx"

@@ -180,7 +180,9 @@ def test_settings_survive_save_and_load(tmp_path):
 
 
 def test_from_config_follows_the_model_config():
-    config = MicroXConfig(regions=["face", "mouth", "left_brow", "right_brow"], num_frames=3, image_size=16)
+    config = MicroXConfig(
+        frame_encoder=None, regions=["face", "mouth", "left_brow", "right_brow"], num_frames=3, image_size=16
+    )
     extractor = MicroXFeatureExtractor.from_config(config, window_stride=2)
     assert extractor.regions == config.regions and extractor.num_frames == 3 and extractor.crop_size == 16
     out = extractor(media.face_frames(4), return_tensors="pt")
@@ -199,14 +201,18 @@ def test_normalize_numpy_and_torch_agree(extractor):
 def test_auto_classes_load_the_extractor(tmp_path):
     from transformers import AutoFeatureExtractor, AutoImageProcessor
 
-    import microx_hf  # noqa: F401  (registers the Auto classes)
+    import microx_hf
 
-    config = MicroXConfig(num_frames=3, image_size=16)
+    config = MicroXConfig(frame_encoder=None, num_frames=3, image_size=16)
     config.save_pretrained(tmp_path)
     MicroXFeatureExtractor.from_config(config, landmark_backend="dlib").save_pretrained(tmp_path)
+    assert (tmp_path / "image_processing_microx.py").is_file()
+    assert json.loads((tmp_path / "preprocessor_config.json").read_text())["auto_map"]["AutoImageProcessor"]
+    microx_hf.register()  # the folder's own code is for where it is not: tests/test_remote_code.py
     for auto in (AutoImageProcessor, AutoFeatureExtractor):
-        loaded = auto.from_pretrained(tmp_path)
-        assert isinstance(loaded, MicroXFeatureExtractor) and loaded.crop_size == 16 and loaded.num_frames == 3
+        for trust in (False, True):
+            loaded = auto.from_pretrained(tmp_path, trust_remote_code=trust)
+            assert type(loaded) is MicroXFeatureExtractor and loaded.crop_size == 16 and loaded.num_frames == 3
 
 
 def test_paper_geometry_crops_the_features(extractor):
@@ -249,15 +255,18 @@ def test_frames_are_streamed_not_kept(monkeypatch, extractor):
     frames = media.face_frames(8)
     refs: list[weakref.ref] = []
 
-    def fake_iter_frames(path, **kwargs):
-        for i in range(len(frames)):
-            frame = frames[i].copy()  # a fresh array, as a decoder returns
-            refs.append(weakref.ref(frame))
-            yield i / 30, frame
-            del frame
-            assert all(ref() is None for ref in refs[:-2]), "an earlier frame is still held"
+    class FakeFrames:  # what `iter_frames` returns, with fresh arrays as a decoder's
+        still = False
 
-    monkeypatch.setattr(microx_hf.video, "iter_frames", fake_iter_frames)
+        def __iter__(self):
+            for i in range(len(frames)):
+                frame = frames[i].copy()
+                refs.append(weakref.ref(frame))
+                yield i / 30, frame
+                del frame
+                assert all(ref() is None for ref in refs[:-2]), "an earlier frame is still held"
+
+    monkeypatch.setattr(microx_hf.video, "iter_frames", lambda path, **kwargs: FakeFrames())
     clip = extractor.extract_clip("stream.mp4")
     assert clip.mask.all() and len(refs) == 8
 

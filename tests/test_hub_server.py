@@ -296,9 +296,14 @@ def tiny_microx():
     from microx_hf.modeling_microx import MicroXForVideoClassification
 
     config = MicroXConfig.from_preset(
-        "default", regions=["face", "mouth"], num_frames=3, image_size=16, stem_channels=[4], hidden_size=5,
+        "default",
+        regions=["face", "mouth"],
+        num_frames=3,
+        image_size=16,
+        stem_channels=[4],
+        hidden_size=5,
         head_hidden_size=7,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     return MicroXForVideoClassification(config).eval()
 

@@ -300,8 +300,10 @@ def test_tracker_finds_faces_too_small_for_the_detection_size(dlib_backend):
     tracker = FaceTracker(dlib_backend, detect_max_side=480)
     face = tracker.update(frame)
     assert face is not None
-    pose = min(media.face_poses(1, size=(1280, 560), two_faces=True)[0],
-               key=lambda p: np.linalg.norm(p.left_eye - face.points[36:42].mean(0)))  # fmt: skip
+    pose = min(
+        media.face_poses(1, size=(1280, 560), two_faces=True)[0],
+        key=lambda p: np.linalg.norm(p.left_eye - face.points[36:42].mean(0)),
+    )
     assert np.linalg.norm(face.points[36:42].mean(0) - pose.left_eye) < 0.12 * pose.iod
     # While it is followed, re-detection in its neighbourhood keeps it (no fall back to the small frame).
     assert all(tracker.update(frame) is not None for _ in range(6))

@@ -31,7 +31,9 @@ class _Payload:
 def saved(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("model")
-    config = MicroXConfig(num_frames=3, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8)
+    config = MicroXConfig(
+        frame_encoder=None, num_frames=3, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8
+    )
     MicroXForVideoClassification(config).save_pretrained(folder)
     MicroXFeatureExtractor.from_config(config, landmark_backend="dlib").save_pretrained(folder)
     return folder

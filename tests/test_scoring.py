@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from microx_hf import MicroXConfig, MicroXForVideoClassification
+from microx_hf.runtime import TorchRuntime
 from microx_hf.scoring import ClipScorer, score_clip
 from microx_hf.windows import normalize, window_indices
 
@@ -15,11 +16,15 @@ MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    config = MicroXConfig.from_preset(
-        "default", image_size=S, num_frames=T, stem_channels=[5], hidden_size=7, head_hidden_size=11,
-        frame_encoder_size=E,
-    )  # fmt: skip
+    config = MicroXConfig(
+        image_size=S, num_frames=T, stem_channels=[5], hidden_size=7, head_hidden_size=11, frame_encoder_size=E
+    )
     return MicroXForVideoClassification(config).eval()
+
+
+@pytest.fixture(scope="module")
+def runtime(model):
+    return TorchRuntime(model)
 
 
 def clip(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -38,15 +43,17 @@ def direct(model, crops, mask, stride):
     windows = crops[:, index].transpose(1, 0, 2, 3, 4, 5)  # (W, R, T, C, S, S)
     window_mask = mask[:, index].transpose(1, 0, 2)  # (W, R, T)
     with torch.no_grad():
-        out = model(normalize(torch.from_numpy(np.ascontiguousarray(windows)), MEAN, STD),
-                    region_mask=torch.from_numpy(np.ascontiguousarray(window_mask)))  # fmt: skip
+        out = model(
+            normalize(torch.from_numpy(np.ascontiguousarray(windows)), MEAN, STD),
+            region_mask=torch.from_numpy(np.ascontiguousarray(window_mask)),
+        )
     return starts, out.logits.softmax(-1).numpy(), window_mask.any(axis=(1, 2))
 
 
 @pytest.mark.parametrize(("n", "stride", "batch"), [(23, 2, 3), (20, 3, 1), (3, 2, 8), (4, 4, 2), (41, 5, 8)])
-def test_streamed_scores_equal_all_windows_at_once(model, n, stride, batch):
+def test_streamed_scores_equal_all_windows_at_once(model, runtime, n, stride, batch):
     crops, mask = clip(n)
-    scores = score_clip(model, crops, mask, stride, MEAN, STD, batch_size=batch)
+    scores = score_clip(runtime, crops, mask, stride, MEAN, STD, batch_size=batch)
     starts, probs, has_face = direct(model, crops, mask, stride)
     assert scores.starts.tolist() == starts.tolist()
     assert scores.padded == (n < T)
@@ -55,9 +62,9 @@ def test_streamed_scores_equal_all_windows_at_once(model, n, stride, batch):
     assert np.isnan(scores.probs[~has_face]).all()
 
 
-def test_memory_is_bounded_by_the_window_and_the_batch(model):
+def test_memory_is_bounded_by_the_window_and_the_batch(runtime):
     crops, mask = clip(300)
-    scorer = ClipScorer(model, T, 2, MEAN, STD, batch_size=4)
+    scorer = ClipScorer(runtime, 2, MEAN, STD, batch_size=4)
     most = 0
     for i in range(crops.shape[1]):
         scorer.push(crops[:, i], mask[:, i])
@@ -67,9 +74,9 @@ def test_memory_is_bounded_by_the_window_and_the_batch(model):
     assert most <= T + 2 * 4 + 2, most  # not 300
 
 
-def test_kept_crops_are_each_labels_most_telling_window(model):
+def test_kept_crops_are_each_labels_most_telling_window(runtime):
     crops, mask = clip(30)
-    scorer = ClipScorer(model, T, 2, MEAN, STD, batch_size=3, keep_telling=True)
+    scorer = ClipScorer(runtime, 2, MEAN, STD, batch_size=3, keep_telling=True)
     for i in range(30):
         scorer.push(crops[:, i], mask[:, i])
     scores = scorer.finish()
@@ -80,18 +87,45 @@ def test_kept_crops_are_each_labels_most_telling_window(model):
         np.testing.assert_array_equal(scores.kept_crops[w], crops[:, start : start + T])
 
 
-def test_streamed_encoder_crops_equal_all_windows_at_once(model):
+def test_streamed_encoder_crops_equal_all_windows_at_once(model, runtime):
     crops, mask = clip(14, seed=1)
     encoder = np.random.default_rng(2).integers(0, 256, (14, 3, E, E), dtype=np.uint8)  # (N, C, E, E)
-    scores = score_clip(model, crops, mask, 3, MEAN, STD, batch_size=2, encoder_crops=encoder)
+    scores = score_clip(runtime, crops, mask, 3, MEAN, STD, batch_size=2, encoder_crops=encoder)
     starts, index = window_indices(14, T, 3)
     windows = crops[:, index].transpose(1, 0, 2, 3, 4, 5)
     window_mask = mask[:, index].transpose(1, 0, 2)
     with torch.no_grad():
-        out = model(normalize(torch.from_numpy(np.ascontiguousarray(windows)), MEAN, STD),
-                    region_mask=torch.from_numpy(np.ascontiguousarray(window_mask)),
-                    encoder_pixel_values=normalize(torch.from_numpy(encoder[index]), MEAN, STD))  # fmt: skip
+        out = model(
+            normalize(torch.from_numpy(np.ascontiguousarray(windows)), MEAN, STD),
+            region_mask=torch.from_numpy(np.ascontiguousarray(window_mask)),
+            encoder_pixel_values=normalize(torch.from_numpy(encoder[index]), MEAN, STD),
+        )
     has_face = scores.has_face
     np.testing.assert_allclose(scores.probs[has_face], out.logits.softmax(-1).numpy()[has_face], rtol=1e-5, atol=1e-6)
-    without = score_clip(model, crops, mask, 3, MEAN, STD, batch_size=2)
+    without = score_clip(runtime, crops, mask, 3, MEAN, STD, batch_size=2)
     assert not np.allclose(without.probs[has_face], scores.probs[has_face])
+
+
+def test_the_torch_runtime_keeps_the_interface(model, runtime):
+    """What `ClipScorer` relies on (and an ONNX runtime must give): numpy in, numpy out, the frame axis at dim 1."""
+    assert runtime.labels == [model.config.id2label[i] for i in range(7)] and runtime.num_frames == T
+    assert runtime.regions == model.config.regions
+    crops, mask = clip(6)
+    pixel_values = normalize(crops, MEAN, STD)[None]  # (1, R, M, C, S, S)
+    encoder = normalize(np.zeros((6, 3, E, E), np.uint8), MEAN, STD)[None]  # (1, M, C, E, E)
+    features = runtime.encode_frames(pixel_values, mask[None], encoder)
+    assert set(features) == {"stem_gates", "encoder_gates", "prior"}
+    assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape[:2] == (1, 6) for v in features.values())
+    assert features["prior"].shape == (1, 6, 7)
+    index = np.array([[0, 1, 2, 3], [2, 3, 4, 5]])  # (W, T)
+    out = runtime.classify_windows({k: v[0][index] for k, v in features.items()}, mask[:, index].transpose(1, 0, 2))
+    assert {k: v.shape for k, v in out.items()} == {
+        "logits": (2, 7),
+        "region_logits": (2, 5, 7),
+        "region_weights": (2, 5),
+    }
+    assert all(v.dtype == np.float32 for v in out.values())
+    without_encoder = TorchRuntime(
+        MicroXForVideoClassification(MicroXConfig(**{**model.config.to_dict(), "frame_encoder": None}))
+    )
+    assert set(without_encoder.encode_frames(pixel_values, mask[None], None)) == {"stem_gates"}

@@ -128,13 +128,16 @@ def test_read_table_formats(tmp_path):
 def test_baum2_table_and_languages(tmp_path):
     for path in ("English/en_0001.mp4", "English/en_0002.mp4", "Turkish/tr_0001.mp4", "Turkish/tr_0002.mp4"):
         _video(tmp_path / path)
-    _csv(tmp_path / "BAUM2_annotations.csv", [
-        ["Clip Name", "Emotion", "Actor", "Film"],
-        ["en_0001.mp4", "Happy", "actor1", "Film A"],
-        ["en_0002", "Disgust", "actor2", "Film A"],
-        ["tr_0001", "Contempt", "actor1", "Film B"],
-        ["tr_0009", "Fear", "actor3", "Film B"],
-    ])  # fmt: skip
+    _csv(
+        tmp_path / "BAUM2_annotations.csv",
+        [
+            ["Clip Name", "Emotion", "Actor", "Film"],
+            ["en_0001.mp4", "Happy", "actor1", "Film A"],
+            ["en_0002", "Disgust", "actor2", "Film A"],
+            ["tr_0001", "Contempt", "actor1", "Film B"],
+            ["tr_0009", "Fear", "actor3", "Film B"],
+        ],
+    )
     listing = read_source("baum2", tmp_path)
     assert [(c.label, c.subject, c.meta["language"]) for c in listing] == [
         ("happiness", "actor1", "English"), ("disgust", "actor2", "English"), ("contempt", "actor1", "Turkish"),
@@ -165,8 +168,10 @@ def test_folder_layouts(tmp_path):
     _video(tmp_path / "tree" / "sad" / "bob" / "b.mp4")
     listing = read_source("folder", tmp_path / "tree")
     assert [(c.label, c.subject) for c in listing] == [("happy", "clip:happy/a.mp4"), ("sad", "bob")]
-    _csv(tmp_path / "tree" / "manifest.csv", [["path", "label", "subject", "take"], ["happy/a.mp4", "joy", "ann", "2"],
-                                             ["gone.mp4", "joy", "x", ""]])  # fmt: skip
+    _csv(
+        tmp_path / "tree" / "manifest.csv",
+        [["path", "label", "subject", "take"], ["happy/a.mp4", "joy", "ann", "2"], ["gone.mp4", "joy", "x", ""]],
+    )
     listing = read_source("folder", tmp_path / "tree" / "manifest.csv")
     assert [(c.label, c.subject, c.meta) for c in listing] == [("joy", "ann", {"take": "2"})]
     assert listing.skipped == {"missing_video": 1}

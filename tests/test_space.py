@@ -96,7 +96,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from microx_hf.modeling_microx import MicroXForVideoClassification
 
     folder = tmp_path_factory.mktemp("tiny_model")
-    config = MicroXConfig(num_frames=4, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8)
+    config = MicroXConfig(
+        frame_encoder=None, num_frames=4, image_size=16, stem_channels=[4], hidden_size=4, head_hidden_size=8
+    )
     MicroXForVideoClassification(config).save_pretrained(folder)
     MicroXFeatureExtractor(
         num_frames=4, window_stride=4, crop_size=16, regions=config.regions, landmark_backend="dlib"

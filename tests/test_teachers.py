@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from microx_hf.modeling_microx import FACEAPI_EXPRESSIONS, FaceApiExpressionNet
+from microx_hf.frame_encoder_faceapi import FACEAPI_EXPRESSIONS, FaceApiExpressionNet
 from training.labels import PAPER7
 from training.teachers import faceapi, get_teacher, human, teacher_names
 from training.teachers.parity import compare, digest, fixed_inputs, reference_path, to_tensor

@@ -11,12 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from microx_hf import network_microx as network
+from microx_hf import frame_encoder_fer as network
+from microx_hf.frame_encoder_fer import GREY_WEIGHTS
+from microx_hf.tf_padding import pad_same, tf_same_pads
+from microx_hf.windows import softmax
 from training.labels import PAPER7
-from training.teachers import default_cache, get_teacher, teacher_names
+from training.teachers import default_cache, get_teacher, teacher_names, tflite
 from training.teachers import facex as facex_mod
 from training.teachers import fer as fer_mod
-from training.teachers.pypi_common import GREY_WEIGHTS, pad_same, parity_inputs, softmax, tf_same_pads
+from training.teachers.pypi_common import parity_inputs
 
 # --- fer: committed weights against the committed runtime references -------------------------------------------
 
@@ -59,7 +62,7 @@ def test_fer_matches_its_tflite_runtime_reference(fer_outputs):
     assert np.abs(softmax(logits) - lite).max() < FER_TFLITE_PROB_TOL
     assert (logits.argmax(1) == lite.argmax(1)).all()
     # The astronaut's broad smile is happy in every variant of the crop.
-    happy = fer_mod.CLASSES.index("happy")
+    happy = fer_mod.FER_EXPRESSIONS.index("happy")
     for i, name in enumerate(reference["inputs"]):
         if name.startswith("astronaut"):
             assert logits[i].argmax() == happy, name
@@ -121,12 +124,32 @@ def test_facex_spec_says_licence_is_unclear_and_data_undocumented():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("fer", {"angry": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "sad": "sad",
-                 "surprise": "surprise", "neutral": "neutral"}),
-        ("facex", {"anger": "anger", "disgust": "contempt", "fear": "fear", "happy": "happy", "neutral": "neutral",
-                   "sadness": "sad", "surprised": "surprise"}),
+        (
+            "fer",
+            {
+                "angry": "anger",
+                "disgust": "contempt",
+                "fear": "fear",
+                "happy": "happy",
+                "sad": "sad",
+                "surprise": "surprise",
+                "neutral": "neutral",
+            },
+        ),
+        (
+            "facex",
+            {
+                "anger": "anger",
+                "disgust": "contempt",
+                "fear": "fear",
+                "happy": "happy",
+                "neutral": "neutral",
+                "sadness": "sad",
+                "surprised": "surprise",
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_class_mapping_onto_paper7(name, expected):
     assert name in teacher_names()
     spec = get_teacher(name)
@@ -154,9 +177,16 @@ def test_class_orders_match_the_packages():
 
 @pytest.mark.parametrize(
     ("size", "kernel", "stride", "pads"),
-    [(60, 3, 2, (0, 1)), (15, 3, 2, (1, 1)), (14, 1, 2, (0, 0)), (13, 3, 1, (1, 1)), (4, 2, 1, (0, 1)),
-     (7, 3, 2, (1, 1)), (8, 5, 2, (1, 2))],
-)  # fmt: skip
+    [
+        (60, 3, 2, (0, 1)),
+        (15, 3, 2, (1, 1)),
+        (14, 1, 2, (0, 0)),
+        (13, 3, 1, (1, 1)),
+        (4, 2, 1, (0, 1)),
+        (7, 3, 2, (1, 1)),
+        (8, 5, 2, (1, 2)),
+    ],
+)
 def test_tf_same_pads(size, kernel, stride, pads):
     assert tf_same_pads(size, kernel, stride) == pads
     # TF SAME: ceil(size / stride) outputs, windows fit exactly over the padded length.
@@ -255,8 +285,14 @@ def _tiny_keras(rng, stem=3, widths=(5, 4), classes=4, size=14, epsilon=1e-3):
     def relu(inp):
         return add("Activation", [inp], {"activation": "relu"})
 
-    layers.append({"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
-                   "config": {"batch_input_shape": [None, size, size, 1], "name": "input_1"}})  # fmt: skip
+    layers.append(
+        {
+            "class_name": "InputLayer",
+            "name": "input_1",
+            "inbound_nodes": [],
+            "config": {"batch_input_shape": [None, size, size, 1], "name": "input_1"},
+        }
+    )
     x = relu(bn(conv("input_1", 1, stem, 3), stem))
     x = relu(bn(conv(x, stem, stem, 3), stem))
     cin = stem
@@ -269,8 +305,14 @@ def _tiny_keras(rng, stem=3, widths=(5, 4), classes=4, size=14, epsilon=1e-3):
         cin = width
     x = conv(x, cin, classes, 3, padding="same", bias=True)
     x = add("GlobalAveragePooling2D", [x], {"data_format": "channels_last"})
-    layers.append({"class_name": "Activation", "name": "predictions", "inbound_nodes": [[[x, 0, 0, {}]]],
-                   "config": {"name": "predictions", "activation": "softmax"}})  # fmt: skip
+    layers.append(
+        {
+            "class_name": "Activation",
+            "name": "predictions",
+            "inbound_nodes": [[[x, 0, 0, {}]]],
+            "config": {"name": "predictions", "activation": "softmax"},
+        }
+    )
     config = {"class_name": "Model", "config": {"name": "model_1", "layers": layers,
               "input_layers": [["input_1", 0, 0]], "output_layers": [["predictions", 0, 0]]}}  # fmt: skip
     return config, weights
@@ -342,8 +384,12 @@ def _reference_mini_xception(x, weights, names, epsilon):
         hp = np.pad(h, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
         oh, ow = -(-h.shape[1] // 2), -(-h.shape[2] // 2)
         return np.stack(
-            [np.stack([hp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(ow)], 1)
-             for i in range(oh)], 1)  # fmt: skip
+            [
+                np.stack([hp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(ow)], 1)
+                for i in range(oh)
+            ],
+            1,
+        )
 
     it = iter(names)
     w = lambda: weights[next(it)]  # noqa: E731 - weighted layers in config order
@@ -422,7 +468,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
     """A graph laid out as TOCO wrote facex's: PAD + VALID stride-2 convs, SAME stride-1 depthwise convs, fused
     ReLU6, 1x1 and dense weights as UINT8 holding int8 (zero point 0), depthwise kernels as asymmetric uint8 behind
     DEQUANTIZE, the stem as float32."""
-    T = facex_mod.TfliteTensor
+    T = tflite.TfliteTensor
     tensors, ops = [T("input", (1, size, size, 3), "float32")], []
     shapes = {0: (size, size, 3)}
 
@@ -444,7 +490,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
         h, w, c = shapes[x]
         paddings = tensor("pad", (4, 2), "int32", np.array([[0, 0], [0, 1], [0, 1], [0, 0]], np.int32))
         y = activation((h + 1, w + 1, c))
-        ops.append(facex_mod.TfliteOp("PAD", [x, paddings], [y]))
+        ops.append(tflite.TfliteOp("PAD", [x, paddings], [y]))
         return y
 
     def conv(x, cout, k, stride, act, kind="CONV_2D", quantised=True):
@@ -466,7 +512,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
             q = np.clip(np.round(values / scale) + zero, 0, 255).astype(np.uint8)
             raw = tensor("dw", values.shape, "uint8", q, np.array([scale]), np.array([zero]))
             weight = tensor("dw_dequantize", values.shape)
-            ops.append(facex_mod.TfliteOp("DEQUANTIZE", [raw], [weight]))
+            ops.append(tflite.TfliteOp("DEQUANTIZE", [raw], [weight]))
             options["depthMultiplier"] = 1
         else:
             values = rng.normal(0, 0.4, (cout, k, k, cin))
@@ -476,7 +522,7 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
                 else tensor("kernel", values.shape, data=values.astype(np.float32))
             )
         y = activation((oh, ow, cout))
-        ops.append(facex_mod.TfliteOp(kind, [x, weight, bias], [y], options))
+        ops.append(tflite.TfliteOp(kind, [x, weight, bias], [y], options))
         return y
 
     x = conv(0, net.stem.out_channels, 3, 2, "RELU6", quantised=False)
@@ -488,17 +534,17 @@ def _tiny_tflite_graph(rng, net: facex_mod.MobileNetV2, size: int):
         x = conv(x, block.project.out_channels, 1, 1, "NONE")
         if block.residual:
             y = activation(shapes[x])
-            ops.append(facex_mod.TfliteOp("ADD", [inp, x], [y], {"fusedActivationFunction": "NONE"}))
+            ops.append(tflite.TfliteOp("ADD", [inp, x], [y], {"fusedActivationFunction": "NONE"}))
             x = y
     x = conv(x, net.head.out_channels, 1, 1, "RELU6")
     h, w, c = shapes[x]
     fc = hybrid("fc", rng.normal(0, 0.1, (net.classifier.out_features, h * w * c)))
     bias = tensor("fc_bias", (net.classifier.out_features,), data=np.zeros(net.classifier.out_features, np.float32))
     logits = activation((net.classifier.out_features,))
-    ops.append(facex_mod.TfliteOp("FULLY_CONNECTED", [x, fc, bias], [logits], {"fusedActivationFunction": "NONE"}))
+    ops.append(tflite.TfliteOp("FULLY_CONNECTED", [x, fc, bias], [logits], {"fusedActivationFunction": "NONE"}))
     probs = activation((net.classifier.out_features,))
-    ops.append(facex_mod.TfliteOp("SOFTMAX", [logits], [probs], {"beta": 1.0}))
-    return facex_mod.TfliteGraph(tensors, ops, [0], [probs]), logits
+    ops.append(tflite.TfliteOp("SOFTMAX", [logits], [probs], {"beta": 1.0}))
+    return tflite.TfliteGraph(tensors, ops, [0], [probs]), logits
 
 
 TINY_SETTINGS = ((1, 3, 1, 1), (2, 5, 2, 2), (3, 6, 1, 2))
@@ -511,7 +557,7 @@ def test_tflite_graph_to_mobilenet_v2(size):
     graph, logits_index = _tiny_tflite_graph(rng, net, size)
     net.load_state_dict(facex_mod.state_dict_from_tflite(graph, net))
     x = rng.uniform(0, 1, (2, size, size, 3))
-    reference = facex_mod.tflite_forward(graph, x)[logits_index]
+    reference = tflite.tflite_forward(graph, x)[logits_index]
     with torch.no_grad():
         ours = net(torch.from_numpy(x.transpose(0, 3, 1, 2)).float()).double().numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-4)

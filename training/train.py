@@ -234,7 +234,7 @@ def init_frame_encoder(model: MicroXForVideoClassification, weights: str | None)
         path = get_teacher(model.config.frame_encoder).weights_path()
     else:
         path = Path(weights)
-    model.load_frame_encoder(load_file(str(path)))
+    model.microx.load_frame_encoder(load_file(str(path)))
     logger.info("frame encoder %s: pretrained weights from %s", model.config.frame_encoder, path)
     return str(path)
 

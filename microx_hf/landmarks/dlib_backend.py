@@ -5,7 +5,7 @@ package. Its `__init__` imports `pkg_resources`, which recent setuptools no long
 through `importlib.util.find_spec` without importing the package. The 68-point model was trained on iBUG 300-W
 and is licensed for non-commercial use only.
 
-Speed on this project's 2-core machine (DESIGN.md): HOG 7.9 ms on a 480 px grey frame, the predictor about
+Speed on this project's 2-core machine (docs/MEASUREMENTS.md): HOG 7.9 ms on a 480 px grey frame, the predictor about
 0.4-1.4 ms per face; so callers detect on a small grey frame and track in between (`FaceTracker`).
 
 Threads: dlib releases the GIL, and its HOG detector is not safe to share: two threads running one detector get
@@ -88,9 +88,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-@register_backend("dlib")
-class DlibBackend(LandmarkBackend):
-    """dlib HOG detection and the 68-point shape predictor.
+class HogDetector:
+    """dlib's HOG face detector, shared by threads: each detection borrows a detector of its own (`DetectorPool`).
+    The `dlib` and `face_alignment` backends both find faces with it.
 
     Args:
         upsample: Times HOG upsamples the image before scanning (each quadruples the cost; 0 finds faces of about
@@ -99,16 +99,39 @@ class DlibBackend(LandmarkBackend):
             usually above 0.3; -0.2 keeps borderline faces for the tracker to judge.
     """
 
+    def __init__(self, upsample: int = 0, threshold: float = -0.2) -> None:
+        self.upsample = int(upsample)
+        self.threshold = float(threshold)
+        self._detectors = DetectorPool(_import_dlib().get_frontal_face_detector)
+        with self._detectors.borrow():  # build the first one now, not during the first video
+            pass
+
+    def __call__(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Face boxes in an RGB (H, W, 3) or grey (H, W) uint8 image, best score first."""
+        grey = _grey(image)
+        with self._detectors.borrow() as detector:
+            rects, scores, _ = detector.run(grey, self.upsample, self.threshold)
+        boxes = [
+            (np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64), float(s))
+            for r, s in zip(rects, scores, strict=True)
+        ]
+        return sorted(boxes, key=lambda b: -b[1])
+
+
+@register_backend("dlib")
+class DlibBackend(LandmarkBackend):
+    """dlib HOG detection and the 68-point shape predictor.
+
+    Args:
+        upsample, threshold: Of the HOG detector (`HogDetector`).
+    """
+
     wants_grey = True
 
     def __init__(self, upsample: int = 0, threshold: float = -0.2) -> None:
         dlib = _import_dlib()
         self._dlib = dlib
-        self.upsample = int(upsample)
-        self.threshold = float(threshold)
-        self._detectors = DetectorPool(dlib.get_frontal_face_detector)
-        with self._detectors.borrow():  # build the first one now, not during the first video
-            pass
+        self._hog = HogDetector(upsample, threshold)
         self._predictor = dlib.shape_predictor(str(predictor_path()))  # shared: safe across threads
 
     @classmethod
@@ -118,14 +141,7 @@ class DlibBackend(LandmarkBackend):
         predictor_path()
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        grey = _grey(image)
-        with self._detectors.borrow() as detector:
-            rects, scores, _ = detector.run(grey, self.upsample, self.threshold)
-        boxes = [
-            (np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64), float(s))
-            for r, s in zip(rects, scores, strict=True)
-        ]
-        return sorted(boxes, key=lambda b: -b[1])
+        return self._hog(image)
 
     def landmarks(self, image_rgb: np.ndarray, box: np.ndarray) -> Face:
         x0, y0, x1, y1 = (int(round(v)) for v in np.asarray(box, dtype=np.float64))

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from . import Face, LandmarkBackend, register_backend
-from .dlib_backend import DetectorPool
+from .dlib_backend import HogDetector
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +156,13 @@ def _download(url: str | None, path: Path | None, timeout: float = _TIMEOUT_S) -
         if path.is_file():  # another process finished it while this one waited
             return path, None
         # WARNING, not INFO: about 95 MB leave the machine's network unasked, so say so even without -v.
-        logger.warning("Downloading the FAN landmark weights %s from %s to %s (once; HF_HUB_OFFLINE=1 or "
-                       "MICROX_OFFLINE=1 turns downloads off)", FAN_WEIGHTS_FILE, url, path.parent)  # fmt: skip
+        logger.warning(
+            "Downloading the FAN landmark weights %s from %s to %s (once; HF_HUB_OFFLINE=1 or "
+            "MICROX_OFFLINE=1 turns downloads off)",
+            FAN_WEIGHTS_FILE,
+            url,
+            path.parent,
+        )
         import urllib.request  # here, not at the top: http.client and email cost every start-up 0.05-0.2 s
 
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{FAN_WEIGHTS_FILE}.", suffix=".partial")
@@ -195,8 +200,9 @@ def _download(url: str | None, path: Path | None, timeout: float = _TIMEOUT_S) -
                 f"{FAN_WEIGHTS_URL} into {path.parent}."
             ) from err
         os.replace(tmp, path)
-    logger.warning("Saved the FAN weights to %s (%.0f MB in %.1f s)", path, received / 1e6,
-                   time.perf_counter() - started)  # fmt: skip
+    logger.warning(
+        "Saved the FAN weights to %s (%.0f MB in %.1f s)", path, received / 1e6, time.perf_counter() - started
+    )
     return path, state
 
 
@@ -216,7 +222,6 @@ class FanBackend(LandmarkBackend):
 
     def __init__(self, device: str = "cpu", upsample: int = 0, threshold: float = -0.2, download: bool = True) -> None:
         self._check_packages()
-        import dlib
         import torch
         from face_alignment.models import FAN
 
@@ -228,10 +233,7 @@ class FanBackend(LandmarkBackend):
             path, state = _download(None, path)
         self._torch = torch
         self.device = torch.device(device)
-        self.upsample = int(upsample)
-        self.threshold = float(threshold)
-        # HOG detectors are not safe to share between threads (see dlib_backend); the network is, in eval mode.
-        self._detectors = DetectorPool(dlib.get_frontal_face_detector)
+        self._hog = HogDetector(upsample, threshold)  # thread-safe; so is the network, in eval mode
         net = FAN(NETWORK_SIZE)
         try:
             net.load_state_dict(state if state is not None else _load_state(path))
@@ -275,14 +277,7 @@ class FanBackend(LandmarkBackend):
         return (os.fspath(weights_path()),)
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        with self._detectors.borrow() as detector:
-            rects, scores, _ = detector.run(np.ascontiguousarray(grey), self.upsample, self.threshold)
-        boxes = [
-            (np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64), float(s))
-            for r, s in zip(rects, scores, strict=True)
-        ]
-        return sorted(boxes, key=lambda b: -b[1])
+        return self._hog(image)
 
     def landmarks(self, image_rgb: np.ndarray, box: np.ndarray) -> Face:
         box = np.asarray(box, dtype=np.float64)

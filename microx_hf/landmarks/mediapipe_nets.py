@@ -7,7 +7,7 @@ these modules against the TFLite runtime. What the graphs do, and what the port 
 
 - Images are NCHW here (NHWC in TFLite); kernels are permuted by the converter.
 - TF's ``SAME`` padding is asymmetric for stride 2: a 3x3 convolution over 96 pixels pads 0 before and 1 after,
-  a 5x5 over 128 pads 1 and 2 (`same_pad`). Stride-1 3x3 convolutions pad 1 on each side, as torch's would.
+  a 5x5 over 128 pads 1 and 2 (`tf_padding.pad_same`). Stride-1 3x3 convolutions pad 1 on each side, as torch's would.
 - The residual ("Blaze") blocks: a 3x3 depthwise convolution (stride 1 or 2) and a 1x1 convolution, added to a
   skip path (a 2x2 max pool where the block halves the size; zero channels appended where it widens: the graphs'
   ``channel_padding`` PAD ops), then ReLU (BlazeFace) or a per-channel PReLU (mesh).
@@ -21,35 +21,23 @@ these modules against the TFLite runtime. What the graphs do, and what the port 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tf_padding import pad_same
 from .blazeface_decode import DETECTOR_SPECS, decode_detections, sigmoid, ssd_anchors, weighted_nms
 
 __all__ = [
     "BlazeFaceShort",
     "BlazeFaceFull",
     "FaceMesh",
-    "same_pad",
     "ssd_anchors",
     "DETECTOR_SPECS",
     "decode_detections",
     "sigmoid",
     "weighted_nms",
 ]
-
-
-def same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Zero-pad an NCHW tensor as TensorFlow's ``SAME`` padding does (the odd pixel goes after, not before)."""
-    pads = []
-    for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last axis first
-        out = math.ceil(size / stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads) if any(pads) else x
 
 
 class SameConv2d(nn.Conv2d):
@@ -66,7 +54,7 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
             return super().forward(x)
-        return super().forward(same_pad(x, self.kernel_size[0], self.stride[0]))
+        return super().forward(pad_same(x, self.kernel_size[0], self.stride[0]))
 
 
 def _act(kind: str, channels: int) -> nn.Module:

@@ -36,19 +36,46 @@ from . import SourceClip, SourceListing, find_column, find_file, index_videos, n
 logger = logging.getLogger(__name__)
 
 CODES_BAUM1S = (
-    "anger", "boredom", "bothered", "concentrating", "contempt", "disgust", "fear", "happiness", "neutral",
-    "sadness", "surprise", "thinking", "unsure",
-)  # fmt: skip
+    "anger",
+    "boredom",
+    "bothered",
+    "concentrating",
+    "contempt",
+    "disgust",
+    "fear",
+    "happiness",
+    "neutral",
+    "sadness",
+    "surprise",
+    "thinking",
+    "unsure",
+)
 CODES_BAUM1A = ("anger", "boredom", "disgust", "fear", "happiness", "interest", "sadness", "surprise", "unsure")
 
 # Spellings seen in annotation sheets and exports -> the canonical names above (whole words only).
 SYNONYMS = {
-    "angry": "anger", "bored": "boredom", "concentrated": "concentrating", "concentration": "concentrating",
-    "disgusted": "disgust", "afraid": "fear", "fearful": "fear", "happy": "happiness", "joy": "happiness",
-    "interested": "interest", "curious": "interest", "curiosity": "interest", "sad": "sadness",
-    "surprised": "surprise", "think": "thinking", "unsure confused undecided": "unsure", "confused": "unsure",
-    "undecided": "unsure", "uncertain": "unsure", "neutrality": "neutral", "contemptuous": "contempt",
-}  # fmt: skip
+    "angry": "anger",
+    "bored": "boredom",
+    "concentrated": "concentrating",
+    "concentration": "concentrating",
+    "disgusted": "disgust",
+    "afraid": "fear",
+    "fearful": "fear",
+    "happy": "happiness",
+    "joy": "happiness",
+    "interested": "interest",
+    "curious": "interest",
+    "curiosity": "interest",
+    "sad": "sadness",
+    "surprised": "surprise",
+    "think": "thinking",
+    "unsure confused undecided": "unsure",
+    "confused": "unsure",
+    "undecided": "unsure",
+    "uncertain": "unsure",
+    "neutrality": "neutral",
+    "contemptuous": "contempt",
+}
 
 CLIP_ALIASES = (
     "clip name",

@@ -35,9 +35,16 @@ logger = logging.getLogger(__name__)
 
 LABELS_BAUM2 = ("anger", "happiness", "sadness", "surprise", "fear", "disgust", "contempt", "neutral")
 SYNONYMS = {
-    "angry": "anger", "happy": "happiness", "joy": "happiness", "sad": "sadness", "surprised": "surprise",
-    "fearful": "fear", "afraid": "fear", "disgusted": "disgust", "contemptuous": "contempt",
-}  # fmt: skip
+    "angry": "anger",
+    "happy": "happiness",
+    "joy": "happiness",
+    "sad": "sadness",
+    "surprised": "surprise",
+    "fearful": "fear",
+    "afraid": "fear",
+    "disgusted": "disgust",
+    "contemptuous": "contempt",
+}
 
 CLIP_ALIASES = ("clip name", "clip", "clipname", "clip id", "file name", "filename", "file", "video", "video name")
 EMOTION_ALIASES = ("emotion", "emotion name", "label", "emotion label", "class", "expression")
@@ -54,10 +61,12 @@ def canonical_emotion(name: Any) -> str:
 
 def _annotation_file(root: Path) -> Path | None:
     candidates = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in (".xlsx", ".xls", ".csv", ".tsv")
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in (".xlsx", ".xls", ".csv", ".tsv")
         and ("annot" in p.name.lower() or "label" in p.name.lower())
-    )  # fmt: skip
+    )
     if len(candidates) > 1:
         raise DatasetFormatError(
             f"Several possible BAUM-2 annotation files under {root}: {[str(c) for c in candidates]}; pass "
@@ -120,9 +129,10 @@ def read_baum2(root: Path, annotations: str | Path | None = None) -> SourceListi
     if col["subject"] is None:
         logger.warning(
             "baum2: %s has no subject column; using %s as the subject (splits by subject are then by %s)",
-            annotations.name, "the film" if col["film"] is not None else "each clip",
+            annotations.name,
+            "the film" if col["film"] is not None else "each clip",
             "film" if col["film"] is not None else "clip",
-        )  # fmt: skip
+        )
     seen: set[str] = set()
     for number, row in enumerate(rows[1:], start=2):
         where = f"{annotations.name} row {number}"

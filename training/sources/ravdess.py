@@ -47,15 +47,21 @@ def read_ravdess(root: Path, annotations: str | Path | None = None) -> SourceLis
             continue
         listing.clips.append(
             SourceClip(
-                path=str(path), label=EMOTIONS_RAVDESS[emotion - 1], subject=f"actor_{actor:02d}", corpus="ravdess",
+                path=str(path),
+                label=EMOTIONS_RAVDESS[emotion - 1],
+                subject=f"actor_{actor:02d}",
+                corpus="ravdess",
                 meta={
-                    "modality": MODALITIES[modality], "channel": CHANNELS[channel], "intensity": intensity,
-                    "statement": statement, "repetition": repetition,
+                    "modality": MODALITIES[modality],
+                    "channel": CHANNELS[channel],
+                    "intensity": intensity,
+                    "statement": statement,
+                    "repetition": repetition,
                     "gender": "male" if actor % 2 else "female",
                 },
                 source=relative(path, root),
             )
-        )  # fmt: skip
+        )
     if not listing.clips:
         raise DatasetFormatError(
             f"No RAVDESS video files under {root} (names like 01-01-03-01-01-01-05.mp4; found {len(files)} files, "

@@ -8,15 +8,14 @@ import argparse
 import csv
 import json
 import logging
-import multiprocessing
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from microx_hf.parallel import map_videos
 from microx_hf.video_writer import write_video
 
 from .action_units import LABELS
@@ -30,7 +29,6 @@ _WORKER_IDENTITIES: list[FaceIdentity] = []
 
 
 def _init_worker(identities: list[FaceIdentity]) -> None:
-    cv2.setNumThreads(1)
     _WORKER_IDENTITIES[:] = identities
 
 
@@ -80,7 +78,7 @@ def generate_dataset(
         identities: Subjects per base photo (the photo itself plus identities - 1 random variants).
         num_frames: Inclusive (min, max) frames per clip, at 30 fps.
         size: Frame (width, height), both even.
-        num_proc: Worker processes ("spawn"; each uses one OpenCV thread).
+        num_proc: Clips rendered at once (`microx_hf.parallel.map_videos`: this process and num_proc - 1 more).
         faces_dir: Extra folder of neutral frontal face photos.
         builtin_faces: Use the public-domain photos that ship with installed packages.
         labels: Labels to generate (default the paper's 7).
@@ -131,13 +129,13 @@ def generate_dataset(
                 }
             )
     start = time.perf_counter()
-    if num_proc > 1:
-        ctx = multiprocessing.get_context("spawn")  # fork after OpenCV's threads started can deadlock
-        with ctx.Pool(num_proc, initializer=_init_worker, initargs=(subjects,)) as pool:
-            rows = pool.map(_make_one, tasks, chunksize=max(1, len(tasks) // (4 * num_proc)))
-    else:
-        _init_worker(subjects)
-        rows = [_make_one(task) for task in tasks]
+    rows: list[dict] = [{}] * len(tasks)
+    for outcome in map_videos(
+        _make_one, tasks, workers=num_proc, init=_init_worker, init_args=(subjects,), desc="clips"
+    ):
+        if not outcome.ok:
+            raise RuntimeError(f"rendering {outcome.item['path']} failed: {outcome.error_type}: {outcome.error}")
+        rows[outcome.index] = outcome.result
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)

@@ -3,7 +3,7 @@
 The package ships `model/face_expression_model-weights_manifest.json` and `model/face_expression_model.bin`: a
 bare tfjs weights manifest whose filters are uint8-quantised (scale and min per tensor) and whose biases are
 float32. The architecture is face-api's own code (`src/faceFeatureExtractor/FaceFeatureExtractor.ts`,
-`denseBlock.ts`, `src/faceExpressionNet/`), rewritten in torch in `microx_hf/network_microx.py` so that it can
+`denseBlock.ts`, `src/faceExpressionNet/`), rewritten in torch in `microx_hf/frame_encoder_faceapi.py` so that it can
 travel inside a MicroX checkpoint.
 
     python -m training.teachers.faceapi [--out PATH]     # fetch the package (npm pack) and convert
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microx_hf.network_microx import FACEAPI_EXPRESSIONS, FaceApiExpressionNet
+from microx_hf.frame_encoder_faceapi import FACEAPI_EXPRESSIONS, FACEAPI_TO_LABELS, FaceApiExpressionNet
 
 from . import TeacherSpec, default_cache, register_teacher
 from .tfjs import decode_weights, dense_to_linear, depthwise_to_torch, hwio_to_oihw, npm_package, read_manifest
@@ -106,15 +106,7 @@ SPEC = register_teacher(
     TeacherSpec(
         name="faceapi",
         classes=FACEAPI_EXPRESSIONS,
-        to_microx={
-            "neutral": "neutral",
-            "happy": "happy",
-            "sad": "sad",
-            "angry": "anger",
-            "fearful": "fear",
-            "disgusted": "contempt",  # the paper merges disgust into contempt
-            "surprised": "surprise",
-        },
+        to_microx=FACEAPI_TO_LABELS,
         input_size=112,
         grey=False,
         source=f"npm {PACKAGE}@{VERSION}: model/face_expression_model.bin + -weights_manifest.json",

