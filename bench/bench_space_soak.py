@@ -21,8 +21,14 @@ probe runs are for diagnosis, not for the speed figures.
 Goals (issue 22): RSS after all requests within 10% of RSS after the first 24; temporary files bounded; throughput at 4
 concurrent >= 1.7x sequential on 2 cores; no answer differs from the sequential one.
 
+The server runs as `make run` starts it (OMP_NUM_THREADS=2, with OMP_WAIT_POLICY=PASSIVE), except that its cache
+keeps files for `--cache-seconds` (60) instead of the app's 900 s, so that a soak of a few minutes shows the
+deletion at work: the disk then levels off at about that many seconds of traffic. Server CPU seconds per request,
+and the cores one request keeps busy alone, say how much a concurrency can gain on two cores whatever the load.
+
 Usage (from the repository root): `python bench/bench_space_soak.py [--requests 200] [--concurrency 4]`; prints a
-table and writes bench/results/space_soak.json. Extra environment for the server: `--env MALLOC_ARENA_MAX=2`.
+table and writes bench/results/space_soak.json. `--env NAME=VALUE` adds to the server's environment
+(e.g. `MALLOC_ARENA_MAX=2`), `--app FILE` serves another version of the app (for a before/after comparison).
 """
 
 from __future__ import annotations
@@ -58,7 +64,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=6, help="clips in the set (4 real, then synthetic)")
     parser.add_argument("--probe", action="store_true", help="sample malloc, gc and threads inside the server")
     parser.add_argument("--trace-python", action="store_true", help="with --probe: tracemalloc too (slow)")
+    parser.add_argument("--cache-seconds", type=int, default=60,
+                        help="MICROX_CACHE_SECONDS for the server: files older than this are deleted (the app's "
+                             "default, 900, outlasts a short soak)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server environment")
+    parser.add_argument("--app", type=Path, default=REPO / "space" / "app.py", help="the app file to serve")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server subprocess
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -145,12 +155,19 @@ def folder_usage(folder: Path) -> tuple[int, float]:
     return files, round(blocks * 512 / 2**20, 2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process (all its threads) has used so far, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def server_sample(pid: int, temp: Path) -> dict:
     status = _status(pid)
     files, disk_mb = folder_usage(temp)
     return {
         "rss_mb": round(status["VmRSS"] / 1024, 1),
         "rss_anon_mb": round(status.get("RssAnon", 0) / 1024, 1),
+        "rss_peak_mb": round(status["VmHWM"] / 1024, 1),
         "threads": status["Threads"],
         "open_fds": len(os.listdir(f"/proc/{pid}/fd")),
         **arena_heaps(pid),
@@ -215,7 +232,7 @@ def _malloc_view() -> dict:
     }
 
 
-def serve(port: int, probe_file: Path | None, trace: bool = False) -> None:
+def serve(app: Path, port: int, probe_file: Path | None, trace: bool = False) -> None:
     """Run the app; with `probe_file`, answer SIGUSR1 with the inside view (Python allocations traced from the
     first probe on)."""
     if probe_file is not None:
@@ -264,7 +281,7 @@ def serve(port: int, probe_file: Path | None, trace: bool = False) -> None:
     sys.argv = ["app.py", "--port", str(port)]
     import runpy
 
-    runpy.run_path(str(REPO / "space" / "app.py"), run_name="__main__")
+    runpy.run_path(str(app), run_name="__main__")
 
 
 # --- the visitors ---------------------------------------------------------------------------------------------------
@@ -340,7 +357,7 @@ def _percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> dict:
     args = _parse(argv)
     if args.serve:
-        serve(args.port, args.probe_file, args.trace)
+        serve(args.app, args.port, args.probe_file, args.trace)
         return {}
     with tempfile.TemporaryDirectory(prefix="microx_soak_") as tmp:
         tmp = Path(tmp)
@@ -350,10 +367,11 @@ def main(argv: list[str] | None = None) -> dict:
         port = _free_port()
         probe_file = tmp / "probe.json" if args.probe else None
         env = dict(os.environ, TMPDIR=str(temp), GRADIO_TEMP_DIR=str(temp / "gradio"), HF_HUB_OFFLINE="1",
-                   GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+                   GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="2",
                    OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")  # fmt: skip
         env.update(item.split("=", 1) for item in args.env)
-        command = [sys.executable, __file__, "--serve", "--port", str(port)]
+        env["MICROX_CACHE_SECONDS"] = str(args.cache_seconds)
+        command = [sys.executable, __file__, "--serve", "--app", str(args.app.resolve()), "--port", str(port)]
         if probe_file:
             command += ["--probe-file", str(probe_file)] + (["--trace"] if args.trace_python else [])
         log = open(tmp / "server.log", "w")  # noqa: SIM115 (closed below, after the server)
@@ -386,7 +404,8 @@ def main(argv: list[str] | None = None) -> dict:
                 Path(os.environ["SOAK_KEEP_LOG"]).write_text(server_log)
         if result["errors"]:
             print(server_log[-4000:])
-    result["server_env"] = args.env
+    result["server_env"] = [*args.env, f"MICROX_CACHE_SECONDS={args.cache_seconds}"]
+    result["app"] = str(args.app.resolve().relative_to(REPO) if args.app.resolve().is_relative_to(REPO) else args.app)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     _print(result, args.out)
@@ -412,9 +431,10 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
         while sent < args.requests:
             batch = [clips[(sent + i) % len(clips)] for i in range(min(args.round, args.requests - sent))]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds(pid)
             answers = list(pool.map(visitors.request, batch))
             wall = time.perf_counter() - start
+            cpu = cpu_seconds(pid) - cpu_start
             sent += len(batch)
             for clip, (seconds, key, error) in zip(batch, answers, strict=True):
                 latencies.append(seconds)
@@ -423,6 +443,7 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
                 elif key != reference[clip.name]:
                     differ += 1
             sample = {"requests": sent, "batch": len(batch), "wall_s": round(wall, 2), "per_s": round(len(batch) / wall, 3),
+                      "server_cpu_s": round(cpu, 2),
                       **server_sample(pid, temp), "load_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
             if probe_file:
                 sample["probe"] = probe(pid, probe_file)
@@ -432,6 +453,7 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
                   f"({sample['arena_heaps_rss_mb']:.0f} MB)  temp {sample['temp_mb']:.1f} MB", flush=True)  # fmt: skip
     # 3. sequential pass again, timed
     seq_s = []
+    seq_cpu = cpu_seconds(pid)
     for clip in clips:
         seconds, key, error = visitors.request(clip)
         seq_s.append(seconds)
@@ -439,6 +461,7 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
             errors.append(f"sequential {clip.name}: {error}")
         elif key != reference[clip.name]:
             differ += 1
+    seq_cpu = cpu_seconds(pid) - seq_cpu
     after_sequential = server_sample(pid, temp)
     sequential_per_s = len(seq_s) / sum(seq_s)
     # Throughput at the concurrency: all rounds after the first (the first still warms threads and caches).
@@ -458,6 +481,7 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
         "rss_final_mb": final["rss_mb"],
         "rss_growth_vs_24": round(final["rss_mb"] / at_24["rss_mb"] - 1, 4),
         "rss_after_sequential_mb": after_sequential["rss_mb"],
+        "rss_peak_mb": after_sequential["rss_peak_mb"],
         "goal_rss_flat": final["rss_mb"] <= 1.10 * at_24["rss_mb"],
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p95_s": round(_percentile(latencies, 0.95), 3),
@@ -466,6 +490,14 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
         "concurrent_per_s": round(concurrent_per_s, 3),
         "throughput_ratio": round(concurrent_per_s / sequential_per_s, 2),
         "goal_throughput": concurrent_per_s / sequential_per_s >= 1.7,
+        # CPU the server spends per request, and the cores one request keeps busy when alone: with 2 cores and no
+        # other work, the concurrency can gain at most 2 / sequential_cores_busy (more if it costs less CPU).
+        "server_cpu_s_per_request_sequential": round(seq_cpu / len(seq_s), 3),
+        "server_cpu_s_per_request_concurrent": round(
+            sum(r["server_cpu_s"] for r in steady) / sum(r["batch"] for r in steady), 3
+        ),
+        "sequential_cores_busy": round(seq_cpu / sum(seq_s), 2),
+        "concurrent_cores_busy": round(sum(r["server_cpu_s"] for r in steady) / sum(r["wall_s"] for r in steady), 2),
         "errors": errors,
         "answers_differ": differ,
         "temp_files_final": final["temp_files"],
@@ -502,6 +534,10 @@ def _print(result: dict, out: Path) -> None:
     print(f"  latency p50 {result['latency_p50_s']:.2f} s, p95 {result['latency_p95_s']:.2f} s; throughput "
           f"{result['concurrent_per_s']:.2f}/s at {result['concurrency']} vs {result['sequential_per_s']:.2f}/s "
           f"sequential ({result['throughput_ratio']:.2f}x; goal >= 1.7x)")  # fmt: skip
+    print(f"  server CPU per request {result['server_cpu_s_per_request_sequential']:.2f} s sequential, "
+          f"{result['server_cpu_s_per_request_concurrent']:.2f} s at {result['concurrency']}; cores busy "
+          f"{result['sequential_cores_busy']:.2f} sequential, {result['concurrent_cores_busy']:.2f} at "
+          f"{result['concurrency']}")  # fmt: skip
     print(f"  errors {len(result['errors'])}, answers differing from the sequential ones {result['answers_differ']}; "
           f"temp files {result['temp_files_final']} ({result['temp_mb_final']:.1f} MB)")  # fmt: skip
     machine = result["machine"]
