@@ -1,11 +1,13 @@
 """Soak benchmark of the Space: many visitors, a fixed concurrency, and the server's memory after every round.
 
 Starts `space/app.py` on 127.0.0.1 in a subprocess (its own temp folder), then:
-1. one sequential pass over the clip set through `gradio_client`: the reference answers (and the warm-up);
+1. one sequential pass over the clip set through `gradio_client`: the reference answers (and the warm-up), then a
+   second one, timed;
 2. rounds of `--round` requests (the clip set, repeated), `--concurrency` at a time, each request from a new
    visitor (a new session), until `--requests` have been sent; after every round: the server's RSS, threads, open
    files, glibc arena heaps (from /proc/PID/smaps) and the size of its temporary files;
-3. one more sequential pass, timed: the sequential throughput, and the answers once more.
+3. one more sequential pass, timed: the sequential throughput is that of the two timed passes, which bracket the
+   soak in time (the load from other work on a shared machine drifts).
 
 Reports latency p50/p95 (seconds from submit to answer, queueing included), throughput at the concurrency against
 sequential, errors, and whether any answer differs from the sequential one (every output but file paths: label,
@@ -425,8 +427,23 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
     after_warmup = server_sample(pid, temp)
     if probe_file:
         after_warmup["probe"] = probe(pid, probe_file)
+    errors: list[str] = []
+
+    def sequential(after: bool) -> tuple[list[float], float, int]:
+        """One timed pass over the clips, one at a time: (seconds of each, server CPU seconds, answers differing)."""
+        seconds_each, differing, cpu = [], 0, cpu_seconds(pid)
+        for clip in clips:
+            seconds, key, error = visitors.request(clip)
+            seconds_each.append(seconds)
+            if error:
+                errors.append(f"sequential {'after' if after else 'before'} {clip.name}: {error}")
+            elif key != reference[clip.name]:
+                differing += 1
+        return seconds_each, cpu_seconds(pid) - cpu, differing
+
+    seq_before, seq_cpu_before, differ = sequential(after=False)
     # 2. the soak: rounds at the concurrency
-    rounds, latencies, errors, differ = [], [], [], 0
+    rounds, latencies = [], []
     sent = 0
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
         while sent < args.requests:
@@ -451,17 +468,10 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
             print(f"  round {len(rounds):>2}: {sent:>4} requests  RSS {sample['rss_mb']:7.1f} MB  "
                   f"{sample['per_s']:.2f}/s  threads {sample['threads']:>3}  arena heaps {sample['arena_heaps']:>2} "
                   f"({sample['arena_heaps_rss_mb']:.0f} MB)  temp {sample['temp_mb']:.1f} MB", flush=True)  # fmt: skip
-    # 3. sequential pass again, timed
-    seq_s = []
-    seq_cpu = cpu_seconds(pid)
-    for clip in clips:
-        seconds, key, error = visitors.request(clip)
-        seq_s.append(seconds)
-        if error:
-            errors.append(f"sequential {clip.name}: {error}")
-        elif key != reference[clip.name]:
-            differ += 1
-    seq_cpu = cpu_seconds(pid) - seq_cpu
+    # 3. sequential pass again, timed; with the timed pass before the soak, it brackets the soak in time, so that a
+    # change in the machine's load during the soak weighs on both sides of the comparison.
+    seq_s, seq_cpu, differ_seq = sequential(after=True)
+    seq_s, seq_cpu, differ = seq_before + seq_s, seq_cpu_before + seq_cpu, differ + differ_seq
     after_sequential = server_sample(pid, temp)
     sequential_per_s = len(seq_s) / sum(seq_s)
     # Throughput at the concurrency: all rounds after the first (the first still warms threads and caches).
@@ -487,6 +497,8 @@ def _soak(args, clips, visitors: Visitors, pid: int, temp: Path, probe_file: Pat
         "latency_p95_s": round(_percentile(latencies, 0.95), 3),
         "sequential_latency_p50_s": round(statistics.median(seq_s), 3),
         "sequential_per_s": round(sequential_per_s, 3),
+        "sequential_per_s_before": round(len(seq_before) / sum(seq_before), 3),
+        "sequential_per_s_after": round((len(seq_s) - len(seq_before)) / sum(seq_s[len(seq_before) :]), 3),
         "concurrent_per_s": round(concurrent_per_s, 3),
         "throughput_ratio": round(concurrent_per_s / sequential_per_s, 2),
         "goal_throughput": concurrent_per_s / sequential_per_s >= 1.7,

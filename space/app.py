@@ -11,6 +11,14 @@ Settings come from the environment:
     MICROX_MAX_DURATION    longest video accepted, in seconds (default 60)
     MICROX_MAX_FILE_SIZE   largest upload accepted (default "50mb")
     MICROX_CONCURRENCY     videos analysed at the same time (default 2; more queue up, up to MICROX_QUEUE_SIZE)
+    MICROX_CACHE_SECONDS   uploads, results and previews older than this are deleted (default 900)
+    MICROX_SESSIONS_KEPT   visitor sessions gradio keeps in memory (default 64)
+    MICROX_MALLOC_ARENAS   glibc malloc arenas for the whole server (default 2)
+
+Memory stays flat over any number of visitors (issue 22, `bench/bench_space_soak.py`): the analyses run on
+MICROX_CONCURRENCY threads of their own, glibc's malloc arenas are bounded and trimmed after each analysis
+(`microx_hf.memory`), gradio keeps a bounded number of sessions, and every file the app writes goes once into
+gradio's cache, which deletes it after MICROX_CACHE_SECONDS.
 
 Run locally (from the repository root): `python space/app.py --port 7860`, then open http://127.0.0.1:7860.
 """
@@ -105,7 +113,7 @@ CARD_NOTE_KEY = "microx_note"
 # that span (about 0.5 MB a request besides the upload itself; a page keeps showing its results once loaded).
 CACHE_SECONDS = int(os.environ.get("MICROX_CACHE_SECONDS", "900"))
 CACHE_CHECK_SECONDS = max(1, min(300, CACHE_SECONDS // 3))
-# Gradio keeps the component values of every visitor's session, about 150 KB each (the timeline, the JSON, the
+# Gradio keeps the component values of every visitor's session, about 100 KB each (the timeline, the JSON, the
 # page's configuration), for its 10,000 most recent sessions; this app keeps nothing between events, so a few
 # sessions beyond those being served are enough.
 SESSIONS_KEPT = int(os.environ.get("MICROX_SESSIONS_KEPT", "64"))
