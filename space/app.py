@@ -32,6 +32,8 @@ import os
 import re
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,8 +111,9 @@ CSS = """
 # The key of the model card's YAML header that holds the note shown above the app (`training/release.py` writes it).
 CARD_NOTE_KEY = "microx_note"
 # Uploads, results and previews live in gradio's cache folder (`GRADIO_TEMP_DIR`, else <temp>/gradio); every
-# CACHE_CHECK_SECONDS those older than CACHE_SECONDS are deleted, so the disk they take is bounded by the traffic of
-# that span (about 0.5 MB a request besides the upload itself; a page keeps showing its results once loaded).
+# CACHE_CHECK_SECONDS those older than CACHE_SECONDS are deleted (`delete_old_files`), so the disk they take is bounded
+# by the traffic of that span (about 0.3 MB a request besides the upload itself; a page keeps showing its results
+# once loaded).
 CACHE_SECONDS = int(os.environ.get("MICROX_CACHE_SECONDS", "900"))
 CACHE_CHECK_SECONDS = max(1, min(300, CACHE_SECONDS // 3))
 # Gradio keeps the component values of every visitor's session, about 100 KB each (the timeline, the JSON, the
@@ -213,6 +216,58 @@ def _cache_file(prefix: str, suffix: str) -> str:
     handle, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=folder)
     os.close(handle)
     return path
+
+
+def delete_old_files(age: float = CACHE_SECONDS, file_sets: list[set[str]] | None = None) -> int:
+    """Delete the uploads and results gradio tracks (`file_sets`, default all of the app's) that are older than `age`
+    seconds, and this app's own files of that age that were never handed to gradio; returns how many went. (The
+    empty folders gradio names after each file's hash stay, as with gradio's own deletion: removing one could race
+    with a new upload of the same file.)
+
+    Gradio's own `delete_cache` schedule does the same, but it walks each set while requests add to it: under
+    traffic it soon raises "Set changed size during iteration" and never runs again, and the cache then grows with
+    every request (seen in the soak benchmark). This walks snapshots of the sets instead.
+    """
+    sets = demo.temp_file_sets if file_sets is None else file_sets
+    keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in demo.blocks.values()))
+    cache = Path(demo.GRADIO_CACHE)
+    now = time.time()
+    deleted = 0
+
+    def old(path: Path) -> bool:
+        return now - path.lstat().st_ctime > age  # ctime: gradio touches a cached copy when it hands it out again
+
+    for files in sets:
+        gone = set()
+        for name in list(files):  # a snapshot (one call, so no request can add to the set midway)
+            path = Path(name)
+            try:
+                if name not in keep and old(path):
+                    path.unlink()
+                    deleted += 1
+                    gone.add(name)
+            except FileNotFoundError:
+                gone.add(name)
+        files.difference_update(gone)
+    if file_sets is None:
+        for path in (cache / "microx").glob("*"):  # written by a request that failed before returning them
+            try:
+                if old(path):
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                pass
+    return deleted
+
+
+def _delete_old_files_forever(stop: threading.Event) -> None:
+    while not stop.wait(CACHE_CHECK_SECONDS):
+        try:
+            deleted = delete_old_files()
+        except Exception:  # the next round tries again
+            logger.exception("deleting old files failed")
+        else:
+            logger.debug("deleted %d old files", deleted)
 
 
 def write_image(image: np.ndarray) -> str:
@@ -499,8 +554,20 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)
     )
 
 
+_janitor: threading.Thread | None = None
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False) -> str:
-    """Serve the app with its queue and upload limit; returns its URL (blocks unless `prevent_thread_lock`)."""
+    """Serve the app with its queue and upload limit; returns its URL (blocks unless `prevent_thread_lock`).
+
+    A thread of its own (`microx-cache`) deletes old uploads and results every CACHE_CHECK_SECONDS.
+    """
+    global _janitor
+    if _janitor is None:
+        _janitor = threading.Thread(
+            target=_delete_old_files_forever, args=(threading.Event(),), name="microx-cache", daemon=True
+        )
+        _janitor.start()
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     _, url, _ = demo.launch(
         server_name=host,

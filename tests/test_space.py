@@ -365,9 +365,8 @@ def test_analyses_run_on_a_fixed_pool_of_analysis_threads(server, media, app, mo
 
 
 def test_previews_live_in_gradios_cache_and_go_with_it(server, media, app):
-    """The preview is written once, into gradio's cache, which tracks it and deletes it on the app's schedule (the
+    """The preview is written once, into gradio's cache, which tracks it, and the app's schedule deletes it (the
     gallery's images likewise)."""
-    from gradio.route_utils import delete_files_created_by_app
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False, download_files=False)
@@ -380,9 +379,53 @@ def test_previews_live_in_gradios_cache_and_go_with_it(server, media, app):
     assert app.demo.delete_cache == (app.CACHE_CHECK_SECONDS, app.CACHE_SECONDS)
     tracked = [files for files in app.demo.temp_file_sets if any(str(path) in files for path in paths)]
     assert all(any(str(path) in files for files in tracked) for path in paths), "delete_cache would miss some"
-    # What the app's delete_cache schedule runs, on the sets that hold these files (not on other tests' files).
-    delete_files_created_by_app(SimpleNamespace(blocks=app.demo.blocks, temp_file_sets=tracked), age=0)
+    # What the app's schedule runs, on the sets that hold these files (not on other tests' files).
+    assert app.delete_old_files(0, tracked) >= len(paths)
     assert not any(path.exists() for path in paths)
+    assert not any(str(path) in files for files in tracked for path in paths)
+    janitors = [thread for thread in threading.enumerate() if thread.name == "microx-cache"]
+    assert len(janitors) == 1 and janitors[0].is_alive()
+
+
+def test_old_files_are_deleted_while_requests_add_files(app, tmp_path):
+    """Gradio's own scheduled deletion walks its file sets while requests add to them, raises "Set changed size
+    during iteration" and never runs again; the app's works on snapshots."""
+    from gradio.route_utils import delete_files_created_by_app
+
+    def busy_set(tag: str) -> tuple[set[str], threading.Event, threading.Thread]:
+        files = set()
+        for i in range(300):
+            (tmp_path / f"{tag}{i}").touch()
+            files.add(str(tmp_path / f"{tag}{i}"))
+        stop = threading.Event()
+
+        def add() -> None:  # a request's new result every half millisecond
+            i = 0
+            while not stop.wait(0.0005):
+                (tmp_path / f"{tag}new{i}").touch()
+                files.add(str(tmp_path / f"{tag}new{i}"))
+                i += 1
+
+        thread = threading.Thread(target=add)
+        thread.start()
+        return files, stop, thread
+
+    files, stop, thread = busy_set("gradio")
+    try:
+        with pytest.raises(RuntimeError, match="changed size"):  # the control: gradio's deletion under traffic
+            for _ in range(20):
+                delete_files_created_by_app(SimpleNamespace(blocks={}, temp_file_sets=[files]), age=0)
+    finally:
+        stop.set()
+        thread.join()
+    files, stop, thread = busy_set("app")
+    try:
+        deleted = sum(app.delete_old_files(0, [files]) for _ in range(20))
+    finally:
+        stop.set()
+        thread.join()
+    assert deleted >= 300
+    assert not any((tmp_path / f"app{i}").exists() for i in range(300))
 
 
 def test_gradio_keeps_a_bounded_number_of_sessions(server, app):
