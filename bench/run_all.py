@@ -27,6 +27,7 @@ TOPICS = [
     "dataset",
     "training",
     "space",
+    "space_soak",
     "learning",
 ]
 
