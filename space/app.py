@@ -260,8 +260,9 @@ def delete_old_files(age: float = CACHE_SECONDS, file_sets: list[set[str]] | Non
     return deleted
 
 
-def _delete_old_files_forever(stop: threading.Event) -> None:
-    while not stop.wait(CACHE_CHECK_SECONDS):
+def _delete_old_files_forever() -> None:
+    while True:
+        time.sleep(CACHE_CHECK_SECONDS)
         try:
             deleted = delete_old_files()
         except Exception:  # the next round tries again
@@ -564,9 +565,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool 
     """
     global _janitor
     if _janitor is None:
-        _janitor = threading.Thread(
-            target=_delete_old_files_forever, args=(threading.Event(),), name="microx-cache", daemon=True
-        )
+        _janitor = threading.Thread(target=_delete_old_files_forever, name="microx-cache", daemon=True)
         _janitor.start()
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     _, url, _ = demo.launch(
