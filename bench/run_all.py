@@ -28,6 +28,7 @@ TOPICS = [
     "dataset",
     "training",
     "space",
+    "space_soak",
     "learning",
 ]
 

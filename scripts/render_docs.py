@@ -138,6 +138,22 @@ def _space_row() -> str:
     )
 
 
+def _space_soak_row() -> str:
+    soak, before = _bench("space_soak"), _bench("space_soak_before")
+    load = [r["load_1m"] for r in soak["rounds"] if r.get("load_1m") is not None]
+    measured = f" at load average {min(load):.1f}-{max(load):.1f} from other work" if load else ""
+    return (
+        f"{soak['requests']} requests from new visitors, {soak['concurrency']} at a time, real and synthetic 854x480 "
+        f"clips (`bench_space_soak.py`): RSS {soak['rss_after_24_mb']:.0f} MB after 24, {soak['rss_final_mb']:.0f} MB "
+        f"after {soak['requests']} ({soak['rss_growth_vs_24']:+.1%}; before the fix {before['rss_after_24_mb']:.0f} -> "
+        f"{before['rss_final_mb']:.0f} MB, {before['rss_growth_vs_24']:+.1%}), peak {soak['rss_peak_mb']:.0f} MB; temporary "
+        f"files at most {soak['temp_mb_max']:.1f} MB; {len(soak['errors'])} errors, "
+        f"{soak['answers_differ']} answers differing from the sequential ones; latency p50 "
+        f"{soak['latency_p50_s']:.1f} s, p95 {soak['latency_p95_s']:.1f} s with {soak['concurrency']} in flight; "
+        f"throughput {soak['throughput_ratio']:.2f}x sequential{measured}"
+    )
+
+
 def _learning_row() -> str:
     demo = _json(DEFAULT_MODEL / "demo_results.json")
     return (
@@ -169,6 +185,7 @@ BENCHMARK_ROWS: dict[str, Callable[[], str]] = {
     "dataset": _dataset_row,
     "training": _training_row,
     "space": _space_row,
+    "space soak": _space_soak_row,
     "learning": _learning_row,
     "workers": _workers_row,
 }

@@ -11,6 +11,14 @@ Settings come from the environment:
     MICROX_MAX_DURATION    longest video accepted, in seconds (default 60)
     MICROX_MAX_FILE_SIZE   largest upload accepted (default "50mb")
     MICROX_CONCURRENCY     videos analysed at the same time (default 2; more queue up, up to MICROX_QUEUE_SIZE)
+    MICROX_CACHE_SECONDS   uploads, results and previews older than this are deleted (default 900)
+    MICROX_SESSIONS_KEPT   visitor sessions gradio keeps in memory (default 64)
+    MICROX_MALLOC_ARENAS   glibc malloc arenas for the whole server (default 2)
+
+Memory stays flat over any number of visitors (issue 22, `bench/bench_space_soak.py`): the analyses run on
+MICROX_CONCURRENCY threads of their own, glibc's malloc arenas are bounded and trimmed after each analysis
+(`microx_hf.memory`), gradio keeps a bounded number of sessions, and every file the app writes goes once into
+gradio's cache, which deletes it after MICROX_CACHE_SECONDS.
 
 Run locally (from the repository root): `python space/app.py --port 7860`, then open http://127.0.0.1:7860.
 """
@@ -18,12 +26,15 @@ Run locally (from the repository root): `python space/app.py --port 7860`, then 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import re
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
@@ -45,10 +56,17 @@ from microx_hf.errors import (
     VideoDecodeError,
     VideoLimitError,
 )
+from microx_hf.memory import limit_malloc_arenas, release_free_memory
 from microx_hf.predict import Prediction, load_model, predict
 from microx_hf.visualize import TrackPreview, region_strips
 
 logger = logging.getLogger("microx_space")
+
+# glibc's malloc arenas: at most this many for the whole server, set before any worker thread starts (see
+# `microx_hf.memory`: with glibc's default of 8 per core, every thread that runs a request ends up holding a video's
+# working set of its own, and the server's memory climbs with its visitors).
+MALLOC_ARENAS = int(os.environ.get("MICROX_MALLOC_ARENAS", "2"))
+limit_malloc_arenas(MALLOC_ARENAS)
 
 # The first matching class gives the heading, so subclasses come before their bases.
 ERROR_TITLES = {
@@ -91,8 +109,20 @@ CSS = """
 """
 # The key of the model card's YAML header that holds the note shown above the app (`training/release.py` writes it).
 CARD_NOTE_KEY = "microx_note"
-OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
-CACHE_SECONDS = 3600  # uploads, results and previews older than this are deleted (a Space runs for days)
+# Uploads, results and previews live in gradio's cache folder (`GRADIO_TEMP_DIR`, else <temp>/gradio); every
+# CACHE_CHECK_SECONDS those older than CACHE_SECONDS are deleted (`delete_old_files`), so the disk they take is bounded
+# by the traffic of that span (about 0.3 MB a request besides the upload itself; a page keeps showing its results
+# once loaded).
+CACHE_SECONDS = int(os.environ.get("MICROX_CACHE_SECONDS", "900"))
+CACHE_CHECK_SECONDS = max(1, min(300, CACHE_SECONDS // 3))
+# Gradio keeps the component values of every visitor's session, about 100 KB each (the timeline, the JSON, the
+# page's configuration), for its 10,000 most recent sessions; this app keeps nothing between events, so a few
+# sessions beyond those being served are enough.
+SESSIONS_KEPT = int(os.environ.get("MICROX_SESSIONS_KEPT", "64"))
+# The analyses run on this many long-lived threads of their own (not gradio's pool of up to 40 short-lived workers):
+# the threads, their torch/OpenMP teams and what their allocations leave in the malloc arenas stay the same however
+# many visitors come and go.
+ANALYSIS_THREADS = ThreadPoolExecutor(max_workers=CONCURRENCY_LIMIT, thread_name_prefix="microx-analysis")
 
 model, feature_extractor = load_model(MODEL_ID)
 if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
@@ -172,17 +202,88 @@ def timeline_frame(prediction: Prediction) -> pd.DataFrame:
     )
 
 
+def _cache_file(prefix: str, suffix: str) -> str:
+    """A new, empty file of this app's in gradio's cache folder (served without a copy, deleted on the schedule of
+    `delete_cache`)."""
+    folder = Path(demo.GRADIO_CACHE) / "microx"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=folder)
+    os.close(handle)
+    return path
+
+
+def delete_old_files(age: float = CACHE_SECONDS, file_sets: list[set[str]] | None = None) -> int:
+    """Delete the uploads and results gradio tracks (`file_sets`, default all of the app's) that are older than `age`
+    seconds, and this app's own files of that age that were never handed to gradio; returns how many went. (The
+    empty folders gradio names after each file's hash stay, as with gradio's own deletion: removing one could race
+    with a new upload of the same file.)
+
+    Gradio's own `delete_cache` schedule does the same, but it walks each set while requests add to it: under
+    traffic it soon raises "Set changed size during iteration" and never runs again, and the cache then grows with
+    every request (seen in the soak benchmark). This walks snapshots of the sets instead.
+    """
+    sets = demo.temp_file_sets if file_sets is None else file_sets
+    keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in demo.blocks.values()))
+    cache = Path(demo.GRADIO_CACHE)
+    now = time.time()
+    deleted = 0
+
+    def old(path: Path) -> bool:
+        return now - path.lstat().st_ctime > age  # ctime: gradio touches a cached copy when it hands it out again
+
+    for files in sets:
+        gone = set()
+        for name in list(files):  # a snapshot (one call, so no request can add to the set midway)
+            path = Path(name)
+            try:
+                if name not in keep and old(path):
+                    path.unlink()
+                    deleted += 1
+                    gone.add(name)
+            except FileNotFoundError:
+                gone.add(name)
+        files.difference_update(gone)
+    if file_sets is None:
+        for path in (cache / "microx").glob("*"):  # written by a request that failed before returning them
+            try:
+                if old(path):
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                pass
+    return deleted
+
+
+def _delete_old_files_forever() -> None:
+    while True:
+        time.sleep(CACHE_CHECK_SECONDS)
+        try:
+            deleted = delete_old_files()
+        except Exception:  # the next round tries again
+            logger.exception("deleting old files failed")
+        else:
+            logger.debug("deleted %d old files", deleted)
+
+
+def write_image(image: np.ndarray) -> str:
+    """Write an RGB image as a WebP file of its own in gradio's cache (what `gr.Gallery` would write for an array).
+
+    Gradio's own writer names the file after its content and rewrites it in place, so two visitors whose videos
+    give the same crops (an example clicked twice at once) could be served a half-written image.
+    """
+    path = _cache_file("crops_", ".webp")
+    Image.fromarray(image).save(path, format="WEBP")
+    return path
+
+
 def write_preview(frames: list[np.ndarray], fps: float) -> str:
-    """Write RGB frames as an animated WebP at `PREVIEW_FPS` (every browser plays it in an <img>)."""
+    """Write RGB frames as an animated WebP at `PREVIEW_FPS` (every browser plays it in an <img>).
+
+    The file goes straight into gradio's cache folder (`_cache_file`).
+    """
     step = max(1, round(fps / PREVIEW_FPS))
     images = [Image.fromarray(frame) for frame in frames[::step]]
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    # Gradio copies each result into its own cache, so older previews here are no longer needed.
-    for old in OUTPUT_DIR.glob("track_*.webp"):
-        if time.time() - old.stat().st_mtime > CACHE_SECONDS:
-            old.unlink(missing_ok=True)
-    handle, path = tempfile.mkstemp(suffix=".webp", prefix="track_", dir=OUTPUT_DIR)
-    os.close(handle)
+    path = _cache_file("track_", ".webp")
     images[0].save(
         path, save_all=True, append_images=images[1:], duration=round(1000 * step / fps), loop=0, quality=70, method=0
     )
@@ -254,7 +355,7 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
     start = prediction.window_starts[window]
     strips = region_strips(prediction.window_clip(window))
     gallery = [
-        (strip, f"{region}: {weight:.0%} of this window's decision")
+        (write_image(strip), f"{region}: {weight:.0%} of this window's decision")
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
     preview_path = write_preview(preview.frames, preview.fps)
@@ -303,6 +404,24 @@ def summary_notes(prediction: Prediction) -> list[str]:
     return notes
 
 
+def _on_analysis_thread(handler, video: str | None):
+    """Run `handler(video)` on one of the analysis threads, then give the free memory it left back to the system."""
+    try:
+        return handler(video)
+    finally:
+        release_free_memory()
+
+
+async def analyze_api(video: str | None) -> tuple:
+    """The `/analyze` endpoint: `analyze` on an analysis thread (gradio's worker thread only waits for it)."""
+    return await asyncio.wrap_future(ANALYSIS_THREADS.submit(_on_analysis_thread, analyze, video))
+
+
+async def analyze_page_async(video: str | None) -> tuple:
+    """`analyze_page` on an analysis thread, for the page and its examples."""
+    return await asyncio.wrap_future(ANALYSIS_THREADS.submit(_on_analysis_thread, analyze_page, video))
+
+
 def _blank_outputs(status: str) -> tuple:
     """Cleared results and a visible message: the previous video's results must not stand under a new error."""
     return (None, None, None, None, None, "", None, gr.update(value=status, visible=True))
@@ -318,7 +437,7 @@ def analyze_page(video: str | None) -> tuple:
     return (*results, gr.update(value="", visible=False))
 
 
-with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
+with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     gr.Markdown(model_note(MODEL_ID), elem_id="model-note")
     # Outputs are made first (unrendered) so that the examples, placed beside the input, can fill them.
@@ -369,7 +488,7 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
                 examples=EXAMPLES,
                 inputs=video_in,
                 outputs=page_outputs,
-                fn=analyze_page,
+                fn=analyze_page_async,
                 run_on_click=True,
                 cache_mode="lazy",
                 label="Examples (public-domain faces; click one)",
@@ -394,7 +513,7 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
         queue=False,
         api_visibility="private",
     ).then(
-        analyze_page,
+        analyze_page_async,
         inputs=video_in,
         outputs=page_outputs,
         api_visibility="private",
@@ -405,7 +524,7 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
     # page's concurrency limit, so the two together never analyse more than CONCURRENCY_LIMIT videos at once.
     api_trigger = gr.Button(visible=False)
     api_trigger.click(
-        analyze,
+        analyze_api,
         inputs=video_in,
         outputs=outputs,
         api_name="analyze",
@@ -414,14 +533,25 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as d
     )
 
 
+_janitor: threading.Thread | None = None
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False) -> str:
-    """Serve the app with its queue and upload limit; returns its URL (blocks unless `prevent_thread_lock`)."""
+    """Serve the app with its queue and upload limit; returns its URL (blocks unless `prevent_thread_lock`).
+
+    A thread of its own (`microx-cache`) deletes old uploads and results every CACHE_CHECK_SECONDS.
+    """
+    global _janitor
+    if _janitor is None:
+        _janitor = threading.Thread(target=_delete_old_files_forever, name="microx-cache", daemon=True)
+        _janitor.start()
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
         max_file_size=MAX_FILE_SIZE,
-        allowed_paths=[str(OUTPUT_DIR), str(EXAMPLES_DIR)],
+        allowed_paths=[str(EXAMPLES_DIR)],
+        state_session_capacity=SESSIONS_KEPT,
         prevent_thread_lock=prevent_thread_lock,
         css=CSS,
         quiet=prevent_thread_lock,

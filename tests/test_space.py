@@ -10,8 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import subprocess
 import sys
+import textwrap
+import threading
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import gradio as gr
@@ -328,6 +333,139 @@ def test_server_refuses_uploads_over_the_size_limit(server, media):
     with open(media["big"], "rb") as handle:
         response = httpx.post(f"{server}gradio_api/upload", files={"files": ("big.mp4", handle, "video/mp4")})
     assert response.status_code == 413
+
+
+# Memory and disk over many visitors (issue 22) ----------------------------------------------------------------------
+
+
+def test_analyses_run_on_a_fixed_pool_of_analysis_threads(server, media, app, monkeypatch):
+    """Every analysis runs on one of CONCURRENCY_LIMIT long-lived threads of the app's own, not on gradio's pool of
+    short-lived workers (each of which would leave a video's working set in a malloc arena of its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    threads = []
+    analyze = app.analyze
+
+    def spy(video):
+        threads.append(threading.current_thread())
+        return analyze(video)
+
+    monkeypatch.setattr(app, "analyze", spy)
+    clients = [Client(server, verbose=False, download_files=False) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            answers = list(pool.map(lambda i: clients[i % 3].predict(handle_file(str(media["face"])),
+                                                                     api_name="/analyze"), range(6)))  # fmt: skip
+    finally:
+        for client in clients:
+            client.close()
+    assert len(answers) == len(threads) == 6
+    assert all(thread.name.startswith("microx-analysis") for thread in threads), {t.name for t in threads}
+    assert len({thread.ident for thread in threads}) <= app.CONCURRENCY_LIMIT == app.ANALYSIS_THREADS._max_workers
+
+
+def test_previews_live_in_gradios_cache_and_go_with_it(server, media, app):
+    """The preview is written once, into gradio's cache, which tracks it, and the app's schedule deletes it (the
+    gallery's images likewise)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False, download_files=False)
+    try:
+        _, _, gallery, _, preview, *_ = client.predict(handle_file(str(media["face"])), api_name="/analyze")
+    finally:
+        client.close()
+    paths = [Path(preview["path"])] + [Path(item["image"]["path"]) for item in gallery]
+    assert all(path.is_file() and path.parent == Path(app.demo.GRADIO_CACHE) / "microx" for path in paths), paths
+    assert app.demo.delete_cache == (app.CACHE_CHECK_SECONDS, app.CACHE_SECONDS)
+    tracked = [files for files in app.demo.temp_file_sets if any(str(path) in files for path in paths)]
+    assert all(any(str(path) in files for files in tracked) for path in paths), "delete_cache would miss some"
+    # What the app's schedule runs, on the sets that hold these files (not on other tests' files).
+    assert app.delete_old_files(0, tracked) >= len(paths)
+    assert not any(path.exists() for path in paths)
+    assert not any(str(path) in files for files in tracked for path in paths)
+    janitors = [thread for thread in threading.enumerate() if thread.name == "microx-cache"]
+    assert len(janitors) == 1 and janitors[0].is_alive()
+
+
+def test_old_files_are_deleted_while_requests_add_files(app, tmp_path):
+    """Gradio's own scheduled deletion walks its file sets while requests add to them, raises "Set changed size
+    during iteration" and never runs again; the app's works on snapshots."""
+    from gradio.route_utils import delete_files_created_by_app
+
+    def busy_set(tag: str) -> tuple[set[str], threading.Event, threading.Thread]:
+        files = set()
+        for i in range(300):
+            (tmp_path / f"{tag}{i}").touch()
+            files.add(str(tmp_path / f"{tag}{i}"))
+        stop = threading.Event()
+
+        def add() -> None:  # a request's new result every half millisecond
+            i = 0
+            while not stop.wait(0.0005):
+                (tmp_path / f"{tag}new{i}").touch()
+                files.add(str(tmp_path / f"{tag}new{i}"))
+                i += 1
+
+        thread = threading.Thread(target=add)
+        thread.start()
+        return files, stop, thread
+
+    files, stop, thread = busy_set("gradio")
+    try:
+        with pytest.raises(RuntimeError, match="changed size"):  # the control: gradio's deletion under traffic
+            for _ in range(20):
+                delete_files_created_by_app(SimpleNamespace(blocks={}, temp_file_sets=[files]), age=0)
+    finally:
+        stop.set()
+        thread.join()
+    files, stop, thread = busy_set("app")
+    try:
+        deleted = sum(app.delete_old_files(0, [files]) for _ in range(20))
+    finally:
+        stop.set()
+        thread.join()
+    assert deleted >= 300
+    assert not any((tmp_path / f"app{i}").exists() for i in range(300))
+
+
+def test_gradio_keeps_a_bounded_number_of_sessions(server, app):
+    holder = app.demo.state_holder
+    assert holder.capacity == app.SESSIONS_KEPT
+    for _ in range(app.SESSIONS_KEPT + 5):
+        holder[uuid.uuid4().hex]  # a visitor's session, as gradio makes one for each new session hash
+    assert len(holder.session_data) <= app.SESSIONS_KEPT
+
+
+def test_the_app_limits_malloc_arenas_before_its_threads_start(tiny_model_dir):
+    from microx_hf.memory import malloc_arenas
+
+    if malloc_arenas() is None:
+        pytest.skip("glibc's malloc only")
+    code = textwrap.dedent(f"""
+        import importlib.util, threading
+        spec = importlib.util.spec_from_file_location("microx_space_app", {str(APP_PATH)!r})
+        app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(app)
+        from microx_hf.memory import malloc_arenas
+        barrier = threading.Barrier(9)
+        def work():
+            blocks = [bytearray(200_000) for _ in range(20)]
+            barrier.wait()
+            barrier.wait()
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        print(malloc_arenas(), app.MALLOC_ARENAS)
+        barrier.wait()
+    """)  # fmt: skip
+    env = dict(os.environ, MICROX_MODEL=str(tiny_model_dir), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    arenas, limit = (int(v) for v in done.stdout.split()[-2:])
+    assert arenas <= limit == 2
 
 
 # In a real browser --------------------------------------------------------------------------------------------------
