@@ -31,7 +31,8 @@ from microx_hf.configuration_microx import MicroXConfig
 from microx_hf.errors import DatasetFormatError
 from microx_hf.frame_encoder_hub import HubFrameEncoder, expression_label, feature_grid
 from microx_hf.modeling_microx import MicroXForVideoClassification
-from tests import snippets
+from microx_hf.predict import predict
+from tests import media, snippets
 from tests.test_train import TINY_MODEL, _argv, make_clips
 from training import train
 
@@ -209,6 +210,10 @@ def test_train_on_a_hub_vit_then_reload_offline_and_without_the_package(vit, tmp
     probe = tmp_path / "probe.pt"
     torch.save({"kwargs": kwargs, "logits": logits}, probe)
 
+    # The whole predict path on a face video: the extractor cuts the face at the encoder's side.
+    prediction = predict(media.make_face_video(tmp_path / "face.mp4", n_frames=12, size=(320, 240)), model=out)
+    assert set(prediction.scores) == {"neutral", "happy", "sad"} and sum(prediction.scores.values()) == pytest.approx(1)
+
     # A fresh interpreter, offline, with the package importable: identical logits.
     result = _fresh(_RELOAD, out, probe, tmp_path / "offline")
     assert result["diff"] == 0.0 and result["encoder"] == "ViTForImageClassification"
@@ -260,3 +265,17 @@ def test_a_hub_convnext_fine_tuned_saves_and_reloads(hub, tmp_path):
     reloaded = MicroXForVideoClassification.from_pretrained(tmp_path / "saved").eval()
     with torch.no_grad():
         assert torch.equal(reloaded(**kwargs).logits, logits)
+
+
+def test_a_hub_vit_encoder_exports_to_onnx(vit, tmp_path):
+    """The ONNX export (`microx_hf.onnx_export`, dynamo) traces the Hub encoder inside `encode_frames`; its graphs
+    agree with torch (the export's own parity check, onnxruntime against torch, whole path)."""
+    from microx_hf.onnx_export import PARITY_BOUND, export_onnx
+
+    config = MicroXConfig(frame_encoder=vit[0], regions=["face", "mouth"], image_size=16, **TINY)
+    model = MicroXForVideoClassification(config)
+    model.microx.frame_encoder.load_pretrained(vit[0])
+    folder = export_onnx(model.eval(), tmp_path / "onnx")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["frame_encoder"] == vit[0] and manifest["encoder_size"] == SIDE
+    assert manifest["parity"]["max_prob_diff"] <= PARITY_BOUND and manifest["parity"]["max_feature_diff"] <= 1e-4
