@@ -279,3 +279,26 @@ def test_a_hub_vit_encoder_exports_to_onnx(vit, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["frame_encoder"] == vit[0] and manifest["encoder_size"] == SIDE
     assert manifest["parity"]["max_prob_diff"] <= PARITY_BOUND and manifest["parity"]["max_feature_diff"] <= 1e-4
+
+
+def test_the_readme_recipe_parses():
+    """The README's Hub-encoder recipe: every command's flags are its script's (parsed as the script parses them)."""
+    import re
+    import shlex
+
+    from training.prepare_dataset import PrepareArguments
+    from training.release import ReleaseArguments
+    from training.scripts import ArgumentsError, parse_arguments
+
+    section = (REPO / "README.md").read_text().split("### The same recipe on a Hugging Face face-expression", 1)[1]
+    (block,) = re.findall(r"```bash\n(.*?)```", section.split("\n### ", 1)[0], re.DOTALL)
+    lines = [line for line in block.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    commands = {argv[2]: argv[3:] for argv in map(shlex.split, lines)}
+    assert list(commands) == ["training.prepare_dataset", "training.folds", "training.release"]
+    assert parse_arguments(PrepareArguments, commands["training.prepare_dataset"]).encoder_crop_size == 224
+    model_args, data_args, _ = train.parse_args(commands["training.folds"])
+    assert model_args.overrides()["frame_encoder"] == "hf:trpakov/vit-face-expression"
+    assert data_args.dataset_name_or_path == "data/baum1s-224"
+    assert parse_arguments(ReleaseArguments, commands["training.release"]).checkpoint == "runs/baum1s-vit/fold-00"
+    with pytest.raises(ArgumentsError, match="'hf:ORG/NAME'"):
+        train.parse_args([*commands["training.folds"], "--frame_encoder", "trpakov/vit-face-expression"])
