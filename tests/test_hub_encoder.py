@@ -34,7 +34,7 @@ from microx_hf.modeling_microx import MicroXForVideoClassification
 from microx_hf.predict import predict
 from tests import media, snippets
 from tests.test_train import TINY_MODEL, _argv, make_clips
-from training import train
+from training import release, train
 
 REPO = Path(__file__).resolve().parents[1]
 # The names the issue lists, in the mixed case Hub checkpoints use.
@@ -214,6 +214,13 @@ def test_train_on_a_hub_vit_then_reload_offline_and_without_the_package(vit, tmp
     prediction = predict(media.make_face_video(tmp_path / "face.mp4", n_frames=12, size=(320, 240)), model=out)
     assert set(prediction.scores) == {"neutral", "happy", "sad"} and sum(prediction.scores.values()) == pytest.approx(1)
 
+    # The release (dry run) reloads it and names the checkpoint on the card, for its licence and training data.
+    repo = name.removeprefix("hf:")
+    release.main(["--checkpoint", str(out), "--repo_id", "me/microx-vit", "--output_dir", str(tmp_path / "release"),
+                  "--dry_run", "--dataset_name", "Tiny"])  # fmt: skip
+    card = (tmp_path / "release" / "README.md").read_text()
+    assert f"[{repo}](https://huggingface.co/{repo})" in card and f"the model card of {repo}" in card
+
     # A fresh interpreter, offline, with the package importable: identical logits.
     result = _fresh(_RELOAD, out, probe, tmp_path / "offline")
     assert result["diff"] == 0.0 and result["encoder"] == "ViTForImageClassification"
@@ -302,3 +309,14 @@ def test_the_readme_recipe_parses():
     assert parse_arguments(ReleaseArguments, commands["training.release"]).checkpoint == "runs/baum1s-vit/fold-00"
     with pytest.raises(ArgumentsError, match="'hf:ORG/NAME'"):
         train.parse_args([*commands["training.folds"], "--frame_encoder", "trpakov/vit-face-expression"])
+
+
+def test_a_checkpoint_saved_in_float16_runs_in_float32(hub, tmp_path):
+    processor = ViTImageProcessorPil(size={"height": SIDE, "width": SIDE})
+    name = push(tiny_vit().half(), processor, hub.new_repo_id("tiny-vit-fp16"), tmp_path / "fp16")
+    model = MicroXForVideoClassification(MicroXConfig(frame_encoder=name, regions=["face", "mouth"], image_size=16,
+                                                      **TINY))  # fmt: skip
+    model.microx.frame_encoder.load_pretrained(name)  # its own check: our logits equal the checkpoint's
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    out = model(torch.randn(1, 2, 3, 3, 16, 16), encoder_pixel_values=torch.randn(1, 3, 3, SIDE, SIDE))
+    assert out.logits.dtype == torch.float32 and torch.isfinite(out.logits).all()

@@ -105,8 +105,9 @@ def hub_encoder_config(name: str) -> dict:
     std = list(processor.image_std) if normalise else [1.0] * channels
     if isinstance(mean, float):
         mean, std = [mean] * channels, [std] * channels
+    values = {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}  # not where it was read from
     return {
-        "config": config.to_dict(),
+        "config": values,
         "size": int(side),
         "scale": 255.0 * rescale,
         "image_mean": [float(v) for v in mean],
@@ -151,7 +152,8 @@ def _build_classifier(encoder_config: dict) -> nn.Module:
 
     values = dict(encoder_config)
     model_type = values.pop("model_type")
-    return AutoModelForImageClassification.from_config(AutoConfig.for_model(model_type, **values))
+    # float32 whatever dtype the checkpoint was saved in (a float16 checkpoint's config says so): MicroX computes in it.
+    return AutoModelForImageClassification.from_config(AutoConfig.for_model(model_type, **values), dtype=torch.float32)
 
 
 class HubFrameEncoder(nn.Module):
@@ -198,7 +200,9 @@ class HubFrameEncoder(nn.Module):
         from transformers import AutoModelForImageClassification
 
         repo, revision = hub_reference(name)
-        pretrained = AutoModelForImageClassification.from_pretrained(repo, revision=revision).eval()
+        # float32 whatever the checkpoint was saved in: the MicroX model computes in it (and the check below too).
+        pretrained = AutoModelForImageClassification.from_pretrained(repo, revision=revision, dtype=torch.float32)
+        pretrained.eval()
         self.classifier_model.load_state_dict(pretrained.state_dict())
         training = self.training
         self.eval()
