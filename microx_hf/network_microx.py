@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .frame_encoders import FRAME_ENCODERS
+from .frame_encoders import frame_encoder_spec
 
 # The keys of the per-frame features `encode_frames` returns (each with the frame axis at dim 1); a key is absent
 # where the model has no such part.
@@ -148,7 +148,7 @@ class MicroXNetwork(nn.Module):
         self.prior_weight = None
         self.label_map: torch.Tensor | None = None
         if config.frame_encoder is not None:
-            spec = FRAME_ENCODERS[config.frame_encoder]
+            spec = frame_encoder_spec(config.frame_encoder, config.frame_encoder_config)
             self.frame_encoder = spec.build()
             in_channels = spec.channels
             for _ in range(config.num_convlstm_layers):
@@ -179,7 +179,7 @@ class MicroXNetwork(nn.Module):
     def label_map_matrix(self) -> torch.Tensor:
         """(K, L) 0/1 matrix: the encoder's class k counts for label l (`config.frame_encoder_label_map`)."""
         cfg = self.config
-        classes = FRAME_ENCODERS[cfg.frame_encoder].classes
+        classes = frame_encoder_spec(cfg.frame_encoder, cfg.frame_encoder_config).classes
         matrix = torch.zeros(len(classes), cfg.num_labels)
         for k, name in enumerate(classes):
             target = (cfg.frame_encoder_label_map or {}).get(name)
@@ -309,11 +309,12 @@ class MicroXNetwork(nn.Module):
             # number into the graph. (Not `torch.onnx.is_in_onnx_export()`: touching torch.onnx imports it, 0.4 s.)
             exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
             chunks = (face,) if exporting else face.split(8)
-            maps = torch.cat([self.frame_encoder.forward_features(chunk) for chunk in chunks])
+            encoded = [self.frame_encoder.encode(chunk) for chunk in chunks]  # (map, logits) per chunk
+            maps = torch.cat([m for m, _ in encoded])  # (B*N, Ce, He, We)
             gates = self.encoder_convlstm[0].input_gates(maps)  # (B*N, 4F, He, We)
             features["encoder_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
             if self.label_map is not None:
-                logits = self.frame_encoder.head(maps)  # (B*N, K)
+                logits = torch.cat([k for _, k in encoded])  # (B*N, K)
                 features["prior"] = (logits.float().softmax(dim=-1) @ self.label_map).view(b, n, -1)  # (B, N, L)
         return features
 

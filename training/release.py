@@ -36,6 +36,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.frame_encoder_hub import hub_reference, is_hub_encoder
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from training.scripts import ArgumentsError, parse_arguments, run_script
 
@@ -250,6 +251,9 @@ def source_networks(config: Any, results: dict | None) -> list[dict[str, str]]:
         roles.setdefault(name, []).append("distillation teacher")
     out = []
     for name, role in roles.items():
+        if is_hub_encoder(name):
+            out.append(_hub_network(name, " and ".join(role)))
+            continue
         spec = get_teacher(name)
         out.append(
             {
@@ -264,12 +268,30 @@ def source_networks(config: Any, results: dict | None) -> list[dict[str, str]]:
     return out
 
 
+def _hub_network(name: str, role: str) -> dict[str, str]:
+    """A Hugging Face checkpoint used as the frame encoder: its licence and training data are whatever its own card
+    says (the checkpoint's config does not state them)."""
+    repo, revision = hub_reference(name)
+    url = f"https://huggingface.co/{repo}" + (f"/tree/{revision}" if revision else "")
+    return {
+        "name": name,
+        "role": role,
+        "source": f"[{repo}]({url}) (Hugging Face, read through AutoModelForImageClassification)",
+        "licence": f"as stated on the model card of {repo} (check it before publishing)",
+        "training_data": f"as stated on the model card of {repo}",
+        "notes": "",
+    }
+
+
 def _default_note(args: ReleaseArguments, config: Any, results: dict | None) -> str:
     """The Space's one-line model note: what the model builds on, what it was trained on, and the notice."""
     parts = []
     networks = source_networks(config, results)
     encoder = next((n for n in networks if n["role"].startswith("frame encoder")), None)
-    if encoder is not None:
+    if encoder is not None and is_hub_encoder(encoder["name"]):
+        repo = hub_reference(encoder["name"])[0]
+        parts.append(f"Face branch on the Hugging Face checkpoint {repo} (licence and training data: its model card).")
+    elif encoder is not None:
         parts.append(
             f"Face branch on {encoder['name']}'s network ({encoder['licence'].split(' (')[0]}; trained on "
             f"{encoder['training_data'].split(' (')[0]})."

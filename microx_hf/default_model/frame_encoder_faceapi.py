@@ -129,6 +129,11 @@ class FaceApiExpressionNet(nn.Module):
         """Expression logits (N, 7) from `forward_features`' map: its average, then the dense layer."""
         return self.fc(features.mean(dim=(2, 3)))  # (N, 256, S/16, S/16) -> (N, 256) -> (N, 7)
 
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) RGB in [0, 1] -> (`forward_features`' map, `head`'s logits): what a MicroX branch reads."""
+        features = self.forward_features(x)
+        return features, self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Expression logits (N, 7) of `x` (N, 3, S, S) RGB in [0, 1]; softmax gives face-api's probabilities."""
         return self.head(self.forward_features(x))
