@@ -309,7 +309,6 @@ class MicroXConfig(PreTrainedConfig):
         if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
             raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
 
-
     def _validate_residual(self) -> None:
         def bad(name: str, value, allowed: str) -> ValueError:
             return ValueError(f"MicroXConfig.{name}={value!r} is not valid: {allowed}.")
@@ -342,4 +341,12 @@ class MicroXConfig(PreTrainedConfig):
 # Custom code: a saved config carries this file (and what it imports) and names the class in `auto_map`.
 MicroXConfig.register_for_auto_class()
 
-__all__ = ["MicroXConfig", "CLOSED_GATE", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS", "FRAME_ENCODERS"]
+__all__ = [
+    "MicroXConfig",
+    "CLOSED_GATE",
+    "PAPER_LABELS",
+    "KNOWN_REGIONS",
+    "DEFAULT_REGIONS",
+    "PRESETS",
+    "FRAME_ENCODERS",
+]

@@ -241,7 +241,9 @@ class ClipStream:
             still=self.still,
             faces_seen=int(self._faces_found > 0) if self.extractor.face_crops else self.tracker.faces_seen,
             face_choice=self.extractor.face_choice,
-            followed_face=(0 if self._faces_found else None) if self.extractor.face_crops else self.tracker.followed_face,
+            followed_face=(0 if self._faces_found else None)
+            if self.extractor.face_crops
+            else self.tracker.followed_face,
         )
 
     def _frames(self) -> Iterator[tuple[float, np.ndarray]]:

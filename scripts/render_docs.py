@@ -200,8 +200,17 @@ def render_card(committed: str) -> str:
     from microx_hf.predict import load_model
     from training import demo, release
 
-    real_faces = DEFAULT_MODEL / "real_faces.json"
-    args = demo.release_arguments(DEFAULT_MODEL, DEFAULT_MODEL, str(real_faces) if real_faces.is_file() else None)
+    real_faces, benchmark = DEFAULT_MODEL / "real_faces.json", DEFAULT_MODEL / "real_labelled.json"
+    training_data = DEFAULT_MODEL / "demo_results.json"
+    args = demo.release_arguments(
+        DEFAULT_MODEL,
+        DEFAULT_MODEL,
+        str(real_faces) if real_faces.is_file() else None,
+        # The benchmark run after installing, with this checkpoint as the bench's "default".
+        str(benchmark) if benchmark.is_file() else None,
+        "default",
+        str(training_data) if training_data.is_file() else None,
+    )
     model, feature_extractor = load_model(DEFAULT_MODEL)
     date = re.search(r"on (\d{4}-\d{2}-\d{2})\.\s*$", committed)
     card = release.build_card(

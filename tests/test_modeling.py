@@ -551,7 +551,9 @@ def test_residual_fusion_starts_as_its_calibrated_prior_and_a_closed_gate_keeps_
         moved = model(pixel_values, region_mask=mask)
         shift = moved.logits - calibrated_prior()
         spread = shift.max(dim=1).values - shift.min(dim=1).values
-        assert (spread > 0.01).all() and (spread <= 2 * config.correction_bound * torch.sigmoid(torch.tensor(2.0))).all()
+        assert (spread > 0.01).all() and (
+            spread <= 2 * config.correction_bound * torch.sigmoid(torch.tensor(2.0))
+        ).all()
         # ... and the region weights say which region moved it, every visible region keeping its floor.
         assert moved.region_weights[1, 2] == 0 and (moved.region_weights[0] >= 0.1 / 5 - 1e-6).all()
         model.microx.fusion_gate.fill_(CLOSED_GATE)  # what a release does when the branches lose to the prior

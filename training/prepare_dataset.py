@@ -252,7 +252,7 @@ def run(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor) 
         npz, fail = work / "clips" / f"{keys[i]}.npz", work / "failed" / f"{keys[i]}.json"
         if npz.exists():
             clip = clips[i]
-            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, scheme.names.index(clip.label)))
+            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, scheme.label_id(clip.label)))
             positions.append(i)
         elif fail.exists():
             failed.append(json.loads(fail.read_text()))

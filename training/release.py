@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from microx_hf.configuration_microx import CLOSED_GATE
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import MicroXForVideoClassification
 from training.scripts import ArgumentsError, parse_arguments, run_script
@@ -107,6 +108,18 @@ class ReleaseArguments:
     real_faces: str | None = field(
         default=None,
         metadata={"help": "JSON written by bench/bench_real_faces.py: the real-face results the card reports."},
+    )
+    benchmark: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON written by bench/bench_real_labelled.py with this checkpoint in it: the card reports the table, "
+            "and a `residual` model whose UAR there is below its own prior's has its fusion gate closed before release."
+        },
+    )
+    benchmark_name: str = field(default="default", metadata={"help": "This checkpoint's system name in --benchmark."})
+    training_data: str | None = field(
+        default=None,
+        metadata={"help": "training/demo.py's demo_results.json: the training data's sources, licences and counts."},
     )
     shipped: bool = field(
         default=False,
@@ -313,6 +326,110 @@ def _real_faces_table(path: str | None) -> str:
     return "\n".join(rows)
 
 
+BENCHMARK_SYSTEMS = ("faceapi", "fer", "human", "facex", "mean(faceapi+fer)", "old default")
+
+
+def benchmark_rows(data: dict, name: str) -> list[tuple[str, dict]]:
+    """(display name, results) of this checkpoint, its prior alone, its encoder off, the teachers and the old default,
+    as far as `data` (bench_real_labelled.py's JSON) has them."""
+    systems = data["systems"]
+    wanted = [
+        (name, "this checkpoint"),
+        (f"{name}, prior only", "its prior alone (gate closed)"),
+        (f"{name}, encoder off", "its region branches alone (face region hidden)"),
+        *((system, system) for system in BENCHMARK_SYSTEMS),
+    ]
+    return [(title, systems[key]) for key, title in wanted if key in systems]
+
+
+def gate_decision(data: dict, name: str) -> dict[str, Any]:
+    """Whether the checkpoint does worse than its own prior on the benchmark (UAR over every item it ran), and the
+    best single teacher's UAR."""
+    systems = data["systems"]
+    if name not in systems or f"{name}, prior only" not in systems:
+        raise ValueError(f"the benchmark has no {name!r} and {name + ', prior only'!r} rows: run it with --model")
+    full, prior = systems[name]["all"]["uar"], systems[f"{name}, prior only"]["all"]["uar"]
+    teachers = {t: systems[t]["all"]["uar"] for t in ("faceapi", "fer", "human", "facex") if t in systems}
+    best = max(teachers, key=teachers.get) if teachers else None
+    return {
+        "uar": full,
+        "prior_uar": prior,
+        "close": full < prior,
+        "best_teacher": best,
+        "best_teacher_uar": teachers.get(best),
+        "items": systems[name]["all"]["n"],
+    }
+
+
+def _benchmark_table(data: dict | None, name: str) -> str:
+    if data is None:
+        return ""
+    corpora = sorted(data["corpora"])
+    head = ["system", *(f"{c} ({data['corpora'][c]['items']})" for c in corpora), "all: accuracy", "all: UAR"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for title, result in benchmark_rows(data, name):
+        cells = [title]
+        for corpus in corpora:
+            score = result["corpora"].get(corpus)
+            cells.append("-" if not isinstance(score, dict) else f"{score['accuracy']:.3f} / {score['uar']:.3f}")
+        cells += [f"{result['all']['accuracy']:.3f}", f"{result['all']['uar']:.3f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _gate_text(model: Any, data: dict | None, name: str) -> str:
+    """What the card says of the fusion gate: its value and, with a benchmark, why."""
+    gate = getattr(getattr(model, "microx", None), "fusion_gate", None)
+    if gate is None:
+        return ""
+    g = float(torch.sigmoid(gate.detach()))
+    if g == 0.0:
+        state = (
+            "**The fusion gate is closed (g = 0): this checkpoint answers with its calibrated prior alone.** The "
+            "region branches and their ConvLSTMs, trained on unlabelled real face video and synthetic onsets, did "
+            "worse than the prior on the real labelled faces below, so their correction is switched off; they still "
+            "run, and the region weights a prediction reports say how the (inactive) correction would weigh the "
+            "regions, not what decided the answer."
+        )
+    else:
+        state = (
+            f"The fusion gate is open at g = {g:.3f}: the region branches and their ConvLSTMs may move the prior's "
+            f"log-probabilities by at most {g * model.config.correction_bound:.2f} nats per class."
+        )
+    if data is None:
+        return state
+    decision = gate_decision(data, name)
+    return (
+        f"{state} On the {decision['items']} real labelled items, UAR {decision['uar']:.3f} against its prior's "
+        f"{decision['prior_uar']:.3f} and the best single teacher's ({decision['best_teacher']}) "
+        f"{decision['best_teacher_uar']:.3f}."
+    )
+
+
+def _training_data_table(data: dict | None) -> str:
+    if not data or "real_video" not in data:
+        return ""
+    rows = ["| source | licence (credit) | clips | people | minutes |", "|---|---|---|---|---|"]
+    for source in data["real_video"]:
+        rows.append(
+            f"| {source['name']}: {source['origin']} | {source['licence']} ({source['credit']}) | {source['clips']} | "
+            f"{len(source['people'])} | {source['minutes']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def _data_counts_table(data: dict | None) -> str:
+    if not data or "data" not in data:
+        return ""
+    names = {"real": "real video (unlabelled)", "warp": "synthetic onsets on real people", "photo": "synthetic onsets "
+             "on two public-domain photos"}  # fmt: skip
+    rows = ["| split | clips | people / identities | minutes |", "|---|---|---|---|"]
+    for split, kinds in data["data"].items():
+        for kind, c in kinds.items():
+            rows.append(f"| {split}: {names.get(kind, kind)} | {c['clips']} | {c['people']} | {c['minutes']:.2f} |")
+    return "\n".join(rows)
+
+
 def build_card(
     args: ReleaseArguments,
     model: Any,
@@ -325,6 +442,8 @@ def build_card(
 ) -> ModelCard:
     """The filled model card (`date`: of the release, default today)."""
     config = model.config
+    benchmark = _read_json(args.benchmark)
+    training_data = _read_json(args.training_data)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     if args.dataset_name is None:
         dataset = (results or {}).get("dataset") or ((folds or {}).get("dataset"))
@@ -394,6 +513,11 @@ def build_card(
         license_note=args.license_note,
         networks_table=_networks_table(source_networks(config, results)),
         real_faces_table=_real_faces_table(args.real_faces),
+        benchmark_table=_benchmark_table(benchmark, args.benchmark_name),
+        gate_text=_gate_text(model, benchmark, args.benchmark_name),
+        training_data_table=_training_data_table(training_data),
+        data_counts_table=_data_counts_table(training_data),
+        training_data=training_data or {},
         release_name=args.tag or args.revision or "main",
         date=date or datetime.date.today().isoformat(),
     )
@@ -405,6 +529,16 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"staging folder {folder} is not empty; give a new --output_dir")
     folder.mkdir(parents=True, exist_ok=True)
+    if args.benchmark and getattr(model.microx, "fusion_gate", None) is not None:
+        decision = gate_decision(_read_json(args.benchmark), args.benchmark_name)
+        if decision["close"]:
+            # The region branches lost to the prior on real labelled faces: the release answers with the prior.
+            # This chooses between two models already trained; it fits nothing on the benchmark's corpora.
+            logger.warning(
+                "closing the fusion gate: UAR %.3f < the prior's %.3f", decision["uar"], decision["prior_uar"]
+            )
+            with torch.no_grad():
+                model.microx.fusion_gate.fill_(CLOSED_GATE)
     model.save_pretrained(folder)
     feature_extractor.save_pretrained(folder)
     check_reload(model, folder)
@@ -429,6 +563,8 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     copy_notices(source_networks(model.config, results), folder)
     if args.real_faces:
         shutil.copy(args.real_faces, folder / "real_faces.json")
+    if args.benchmark and Path(args.benchmark).resolve() != (folder / "real_labelled.json").resolve():
+        shutil.copy(args.benchmark, folder / "real_labelled.json")
     logger.info("staged release in %s: %s", folder, sorted(p.name for p in folder.iterdir()))
     return folder
 
