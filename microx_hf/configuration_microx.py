@@ -101,6 +101,12 @@ class MicroXConfig(PreTrainedConfig):
             frame by the feature extractor); None: the encoder's native size (112 for `faceapi`, where smaller inputs
             lost agreement with its own answers quickly: 0.89 at 96, 0.37 at 64). Without `encoder_pixel_values` the
             region's crop in `pixel_values` is resized to this side.
+        frame_encoder_every: Run the frame encoder on every k-th frame of the frames encoded together and give the
+            k - 1 frames after each its features (and prior); 1: every frame. face-api costs 3-4x fer per face in
+            torch: on every frame a window cost 1.69x the fer-based model's, on every second frame 1.19x
+            (`bench/bench_window_latency.py`), and a face changes little in 1/15 s. None: 2 with `residual` fusion
+            (where the prior is a mean over the window anyway), else 1 (what checkpoints saved before the field
+            computed).
         freeze_frame_encoder: Keep the encoder's weights fixed in training (it stays in eval mode).
         frame_encoder_prior: Use the encoder's own expression prediction, mapped onto the labels by
             `frame_encoder_label_map` and averaged over the window's visible frames, as a prior: with `residual`
@@ -148,6 +154,7 @@ class MicroXConfig(PreTrainedConfig):
     frame_encoder: str | None = "faceapi"
     frame_encoder_region: str = "face"
     frame_encoder_size: int | None = None
+    frame_encoder_every: int | None = None
     freeze_frame_encoder: bool = True
     frame_encoder_prior: bool = True
     frame_encoder_label_map: dict[str, str | None] | None = None
@@ -176,6 +183,8 @@ class MicroXConfig(PreTrainedConfig):
             self.prior_bias = [float(v) for v in self.prior_bias]
         if self.fusion is None:
             self.fusion = "residual" if self.frame_encoder is not None and self.frame_encoder_prior else "attention"
+        if self.frame_encoder_every is None:
+            self.frame_encoder_every = 2 if self.fusion == "residual" else 1
         if self.frame_encoder is not None and self.frame_encoder_label_map is None:
             self.frame_encoder_label_map = self.default_label_map(self.frame_encoder)
         if self.frame_encoder in FRAME_ENCODERS and self.frame_encoder_size is None:
@@ -252,6 +261,7 @@ class MicroXConfig(PreTrainedConfig):
             "num_convlstm_layers",
             "head_hidden_size",
             "pool_size",
+            "frame_encoder_every",
         )
         for name in positive:
             value = getattr(self, name)

@@ -315,11 +315,18 @@ class MicroXNetwork(nn.Module):
             features["stem_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, Rs*4F, H', W')
         if self.frame_encoder is not None:
             size = cfg.frame_encoder_size
+            every = cfg.frame_encoder_every
             if encoder_pixel_values is not None:
                 visible = region_mask[:, self.encoder_index, :, None, None, None].to(x.dtype)  # (B, N, 1, 1, 1)
-                face = (encoder_pixel_values.to(x.dtype) * visible).flatten(0, 1)  # (B*N, C, E, E)
+                face = encoder_pixel_values.to(x.dtype) * visible  # (B, N, C, E, E)
             else:
-                face = x[:, self.encoder_index].flatten(0, 1)  # (B*N, C, H, W)
+                face = x[:, self.encoder_index]  # (B, N, C, H, W)
+            m = n
+            if every > 1:
+                face = face[:, ::every]  # (B, ceil(N / every), C, E, E): frames 0, k, 2k, ... of this call
+                m = face.shape[1]
+            face = face.flatten(0, 1)  # (B*M, C, E, E)
+            if encoder_pixel_values is None:
                 if face.shape[-1] != size:
                     face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
             # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
@@ -332,12 +339,21 @@ class MicroXNetwork(nn.Module):
             exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
             chunks = (face,) if exporting else face.split(8)
             maps = torch.cat([self.frame_encoder.forward_features(chunk) for chunk in chunks])
-            gates = self.encoder_convlstm[0].input_gates(maps)  # (B*N, 4F, He, We)
-            features["encoder_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
+            gates = self.encoder_convlstm[0].input_gates(maps)  # (B*M, 4F, He, We)
+            features["encoder_gates"] = self._every_frame(gates.view(b, m, *gates.shape[1:]), n)  # (B, N, 4F, He, We)
             if self.label_map is not None:
-                logits = self.frame_encoder.head(maps)  # (B*N, K)
-                features["prior"] = (logits.float().softmax(dim=-1) @ self.label_map).view(b, n, -1)  # (B, N, L)
+                logits = self.frame_encoder.head(maps)  # (B*M, K)
+                prior = (logits.float().softmax(dim=-1) @ self.label_map).view(b, m, -1)  # (B, M, L)
+                features["prior"] = self._every_frame(prior, n)  # (B, N, L)
         return features
+
+    def _every_frame(self, encoded: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, M, ...) features of every `frame_encoder_every`-th frame -> (B, N, ...), each frame taking those of the
+        last encoded frame at or before it."""
+        every = self.config.frame_encoder_every
+        if every == 1:
+            return encoded
+        return encoded.repeat_interleave(every, dim=1)[:, :n]
 
     def classify_windows(
         self, features: dict[str, torch.Tensor], region_mask: torch.Tensor, labels: torch.Tensor | None = None

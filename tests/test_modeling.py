@@ -360,10 +360,12 @@ def test_learns_a_tiny_temporal_task():
 @pytest.mark.parametrize(
     "overrides",
     [
-        {},
+        # (With the encoder on every second frame, the frames it sees depend on where a call starts: exact only
+        # with it on every frame.)
+        {"frame_encoder_every": 1},
         {"frame_encoder": None},
         {"num_convlstm_layers": 2, "fusion": "mean"},
-        {"frame_encoder": "fer", "fusion_floor": 0.2},
+        {"frame_encoder": "fer", "fusion_floor": 0.2, "frame_encoder_every": 1},
     ],
 )
 def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(overrides):
@@ -465,7 +467,7 @@ def test_forward_rejects_unknown_arguments_and_computes_the_region_loss():
 
 
 def test_encoder_pixel_values_feed_the_encoder_and_are_checked():
-    config = tiny_config()
+    config = tiny_config(frame_encoder_every=1)
     model = MicroXForVideoClassification(config).eval()
     pixel_values, mask = inputs(config)
     g = torch.Generator().manual_seed(5)
@@ -599,3 +601,25 @@ def test_residual_fusion_settings_are_checked(overrides, message):
         MicroXConfig(**overrides)
     # Without a frame encoder the default fusion is the attention over regions.
     assert MicroXConfig(frame_encoder=None).fusion == "attention"
+
+
+def test_frame_encoder_every_second_frame_reuses_its_features():
+    config = tiny_config(frame_encoder_every=1)
+    every = tiny_config()
+    assert every.frame_encoder_every == 2  # the default with `residual` fusion
+    assert tiny_config(fusion="attention").frame_encoder_every == 1  # what checkpoints saved before it computed
+    model = MicroXForVideoClassification(config).eval()
+    halved = MicroXForVideoClassification(every).eval()
+    halved.load_state_dict(model.state_dict())
+    pixel_values, mask = inputs(config, batch=2)
+    pixel_values = torch.cat([pixel_values, pixel_values[:, :, :2]], dim=2)  # 5 frames: an odd count
+    mask = torch.ones(pixel_values.shape[:3], dtype=torch.bool)
+    with torch.no_grad():
+        full = model.encode_frames(pixel_values, mask)
+        half = halved.encode_frames(pixel_values, mask)
+    for key in ("encoder_gates", "prior"):
+        torch.testing.assert_close(half[key][:, [0, 2, 4]], full[key][:, [0, 2, 4]])  # encoded frames: the same
+        torch.testing.assert_close(half[key][:, [1, 3]], full[key][:, [0, 2]])  # the others: their predecessor's
+    torch.testing.assert_close(half["stem_gates"], full["stem_gates"])  # the other regions see every frame
+    with pytest.raises(ValueError, match="frame_encoder_every"):
+        tiny_config(frame_encoder_every=0)
