@@ -643,6 +643,34 @@ def _rounded(value):
     return value
 
 
+SUMMARY_SYSTEMS = ("faceapi", "fer", "human", "facex", "mean(faceapi+fer)", "old default")
+
+
+def summary(results: dict, info: dict, labels: tuple[str, ...] = LABELS) -> dict:
+    """The aggregates a model card shows (`--summary`): per system accuracy, UAR, recall and answer shares over every
+    item and per corpus, for the MicroX models and their variants, the teachers and the old default; no confusion,
+    no per-person row."""
+
+    def strip(score):
+        return {k: v for k, v in score.items() if k != "confusion"} if isinstance(score, dict) else score
+
+    keep = [s for s in results if not s.startswith(("mean(", "logmean(")) or s in SUMMARY_SYSTEMS]
+    return {
+        "source": "bench/bench_real_labelled.py --summary",
+        "corpora": info,
+        "labels": list(labels),
+        "note": "JAFFE, CK+ and Yale are research-only: measured, never trained on; no item is committed.",
+        "systems": {
+            s: {
+                "runnable": results[s]["runnable"],
+                "all": strip(results[s]["all"]),
+                "corpora": {c: strip(v) for c, v in results[s]["corpora"].items()},
+            }
+            for s in keep
+        },
+    }
+
+
 def scores_path(topic: str) -> Path:
     return cache_dir() / "real_labelled_scores" / f"{topic}.json"
 
@@ -660,6 +688,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--topic", default="real_labelled")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/<topic>.json)")
+    parser.add_argument("--summary", type=Path, default=None,
+                        help="also write the aggregates a model card shows here (e.g. the shipped model's folder: "
+                        "microx_hf/default_model/real_labelled.json)")  # fmt: skip
     args = parser.parse_args(argv)
     set_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -737,6 +768,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {args.out}")
     else:
         write_results(args.topic, rows, **extra)
+    if args.summary is not None:
+        args.summary.write_text(json.dumps(_rounded(summary(results, info)), indent=1) + "\n")
+        print(f"wrote {args.summary}")
     path = scores_path(args.topic)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             windows[name] = len(scores.starts)
     rows = []
     base = 1000 * statistics.median(times["old default"]) / windows["old default"]
-    for name, (model, fe, key) in systems.items():
+    for name, (model, _, key) in systems.items():
         ms = 1000 * statistics.median(times[name]) / windows[name]
         rows.append({"system": name, "encoder": model.config.frame_encoder, "every": model.config.frame_encoder_every,
                      "landmarks": key[0], "windows": windows[name], "ms_per_window": round(ms, 2),

@@ -326,9 +326,8 @@ class MicroXNetwork(nn.Module):
                 face = face[:, ::every]  # (B, ceil(N / every), C, E, E): frames 0, k, 2k, ... of this call
                 m = face.shape[1]
             face = face.flatten(0, 1)  # (B*M, C, E, E)
-            if encoder_pixel_values is None:
-                if face.shape[-1] != size:
-                    face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
+            if encoder_pixel_values is None and face.shape[-1] != size:
+                face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
             # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
             mean = face.new_tensor(cfg.image_mean).view(1, -1, 1, 1)
             std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
