@@ -25,11 +25,16 @@ expression onsets from synthetic clips:
 Each step is a typed call (`prepare_dataset.run`, `train.run`, `release.run`), as in code of one's own::
 
     python -m training.real_video --fetch                          # once: the real clips into the cache (network)
-    python -m training.demo --out_dir runs/demo                   # the shipped checkpoint (about an hour on 2 cores)
-    python bench/bench_real_labelled.py --model new=runs/demo/run --topic real_labelled_new
-    python -m training.demo --out_dir runs/demo --release_only true --benchmark \
-        bench/results/real_labelled_new.json --benchmark_name new --install true
+    python -m training.demo --out_dir runs/demo                   # media, prepare, train: about 20 min on 2 cores
+    python bench/bench_real_labelled.py --model new=runs/demo/run --out runs/real_labelled_new.json
+    python -m training.demo --out_dir runs/demo --release_only true --benchmark runs/real_labelled_new.json \
+        --benchmark_name new --install true                       # the gate check, then microx_hf/default_model/
+    python bench/bench_real_labelled.py --summary microx_hf/default_model/real_labelled.json   # the installed model
+    python scripts/render_docs.py                                 # README's and the card's tables from those
     python -m training.demo --out_dir /tmp/demo --quick           # the CI-sized run: synthetic clips only (minutes)
+
+(`bench/fetch_real_labelled.py` lays out the benchmark's corpora in the cache first; JAFFE, CK+ and the Yale faces
+are research-only: measured, and used for the gate check's choice, never trained or calibrated on.)
 
 The quick run keeps the old recipe (synthetic clips of two photos, a small encoder-free model): it tests that the
 pipeline learns at all.

