@@ -27,10 +27,10 @@ Systems (`--systems`, default all):
 - ensembles of the teachers: the mean of their probabilities (`mean(...)`) and the mean of their log-probabilities
   (`logmean(...)`, a product of experts);
 - MicroX models through `microx_hf.predict.predict` (the whole pipeline; stills with `allow_still`): the shipped
-  default, any `--model NAME=PATH`, and for each with a frame encoder, the same with its prior only (the frame
+  default, the old default (`OLD_DEFAULT_REV`, fer encoder, trained on synthetic clips only), any `--model NAME=PATH`, and for each with a frame encoder, the same with its prior only (the frame
   encoder's own per-frame probabilities averaged over the window, nothing else) and with its encoder off (the face
-  region masked: `bench_real_faces.without_encoder`). MicroX cannot read CK+48 yet (HOG finds no face in a 48x48
-  crop; issue 17 asks for a face-crop mode): those rows say "not runnable" for CK+48.
+  region masked: `bench_real_faces.without_encoder`). CK+48's crops are read in the extractor's face-crop mode
+  (`predict(..., face_crops=True)`: the image is the face box, the landmarks are found inside it, upscaled).
 
 A clip's answer is the mean of its per-frame (teachers) or per-window (MicroX) probabilities. An item where a system
 finds no face counts as wrong (answer "no face").
@@ -446,31 +446,58 @@ def teacher_item_probs(teachers, item: Item) -> tuple[dict[str, np.ndarray], int
 
 def prior_only(model):
     """A copy of `model` that answers with its frame encoder's prior alone: the encoder's per-frame probabilities
-    averaged over the window's frames where the encoder region is visible (what the fusion starts from)."""
+    averaged over the window's frames where the encoder region is visible, with the calibration of a `residual`
+    model (`prior_bias`): what its fusion starts from (for a `residual` model, the model with its gate closed)."""
     import torch
 
     blind = copy.deepcopy(model)
     classify = blind.classify_windows
     e = blind.config.encoder_region_index
+    bias = getattr(blind.microx, "prior_bias", None)
 
-    def classify_windows(features, labels=None):
-        out = classify(features, labels)
-        visible = features.region_mask[:, e].to(features.prior.dtype)  # (B, T)
-        prior = (features.prior * visible[..., None]).sum(1) / visible.sum(1, keepdim=True).clamp_min(1.0)
-        out.logits = torch.log(prior.clamp_min(1e-8))
+    def classify_windows(features, region_mask, labels=None):
+        out = classify(features, region_mask, labels)
+        prior = features["prior"]  # (B, T, L)
+        visible = region_mask[:, e].to(prior.dtype)  # (B, T)
+        prior = (prior * visible[..., None]).sum(1) / visible.sum(1, keepdim=True).clamp_min(1.0)  # (B, L)
+        logits = torch.log(prior.clamp_min(1e-6))
+        out.logits = logits + bias if bias is not None else logits
         return out
 
     blind.classify_windows = classify_windows
     return blind
 
 
+# The shipped default before issue 17 (fer encoder, attention fusion, synthetic clips only): the "old default" row.
+OLD_DEFAULT_REV = "d2d2abf"
+OLD_DEFAULT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+
+
+def old_default() -> Path:
+    """The old shipped checkpoint (`OLD_DEFAULT_REV`), written from git into the cache."""
+    import subprocess
+
+    folder = cache_dir() / f"old_default_{OLD_DEFAULT_REV}"
+    if not (folder / "model.safetensors").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in OLD_DEFAULT_FILES:
+            blob = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{OLD_DEFAULT_REV}:microx_hf/default_model/{name}"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            (folder / name).write_bytes(blob)
+    return folder
+
+
 def microx_models(specs: list[str], wanted: set[str] | None) -> dict[str, tuple]:
-    """name -> (model, feature_extractor) for the default, `--model NAME=PATH` and their prior/encoder variants."""
+    """name -> (model, feature_extractor) for the default, the old default, `--model NAME=PATH` and their prior and
+    encoder-off variants (not the old default's)."""
     from bench_real_faces import without_encoder
 
     from microx_hf.predict import DEFAULT_MODEL, load_model
 
-    named = {"default": DEFAULT_MODEL}
+    named = {"default": DEFAULT_MODEL, "old default": None}
     for spec in specs:
         label, _, path = spec.partition("=")
         if not path or label in named:
@@ -478,14 +505,16 @@ def microx_models(specs: list[str], wanted: set[str] | None) -> dict[str, tuple]
         named[label] = Path(path)
     out = {}
     for label, path in named.items():
-        variants = [label, f"{label}, prior only", f"{label}, encoder off"]
+        variants = [label] if path is None else [label, f"{label}, prior only", f"{label}, encoder off"]
         if wanted is not None and not any(v in wanted for v in variants):
             continue
+        if path is None:
+            path = old_default()
         model, fe = load_model(path)
         fe = copy.deepcopy(fe)
         fe.allow_still = True
         out[label] = (model, fe)
-        if model.config.frame_encoder is not None:
+        if model.config.frame_encoder is not None and len(variants) > 1:
             if model.config.frame_encoder_prior:
                 out[f"{label}, prior only"] = (prior_only(model), fe)
             out[f"{label}, encoder off"] = (without_encoder(model), fe)
@@ -501,7 +530,8 @@ def microx_item_probs(model, fe, item: Item) -> np.ndarray:
 
     video = np.stack(load_frames(item, fe.fps)) if item.kind == "frames" else item.path
     try:
-        prediction = predict(video, model=model, feature_extractor=fe, overlap=False)
+        # A crop (CK+48) is read in face-crop mode: the image is the face box.
+        prediction = predict(video, model=model, feature_extractor=fe, overlap=False, face_crops=item.kind == "crop")
     except NoFaceDetectedError:
         return np.full(len(LABELS), np.nan)
     labels = prediction.labels
@@ -534,7 +564,7 @@ def _fmt(x: float | None) -> str:
 
 
 def print_report(results: dict, corpora: list[str]) -> None:
-    print("\n== every system on the items it can run (CK+48 is not runnable for MicroX rows) ==")
+    print("\n== every system on every item ==")
     rows = []
     for system, r in results.items():
         a = r["all"]
@@ -613,6 +643,34 @@ def _rounded(value):
     return value
 
 
+SUMMARY_SYSTEMS = ("faceapi", "fer", "human", "facex", "mean(faceapi+fer)", "old default")
+
+
+def summary(results: dict, info: dict, labels: tuple[str, ...] = LABELS) -> dict:
+    """The aggregates a model card shows (`--summary`): per system accuracy, UAR, recall and answer shares over every
+    item and per corpus, for the MicroX models and their variants, the teachers and the old default; no confusion,
+    no per-person row."""
+
+    def strip(score):
+        return {k: v for k, v in score.items() if k != "confusion"} if isinstance(score, dict) else score
+
+    keep = [s for s in results if not s.startswith(("mean(", "logmean(")) or s in SUMMARY_SYSTEMS]
+    return {
+        "source": "bench/bench_real_labelled.py --summary",
+        "corpora": info,
+        "labels": list(labels),
+        "note": "JAFFE, CK+ and Yale are research-only: measured, never trained on; no item is committed.",
+        "systems": {
+            s: {
+                "runnable": results[s]["runnable"],
+                "all": strip(results[s]["all"]),
+                "corpora": {c: strip(v) for c, v in results[s]["corpora"].items()},
+            }
+            for s in keep
+        },
+    }
+
+
 def scores_path(topic: str) -> Path:
     return cache_dir() / "real_labelled_scores" / f"{topic}.json"
 
@@ -630,6 +688,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--topic", default="real_labelled")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/<topic>.json)")
+    parser.add_argument("--summary", type=Path, default=None,
+                        help="also write the aggregates a model card shows here (e.g. the shipped model's folder: "
+                        "microx_hf/default_model/real_labelled.json)")  # fmt: skip
     args = parser.parse_args(argv)
     set_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -678,7 +739,7 @@ def main(argv: list[str] | None = None) -> dict:
                 runnable[name] = np.ones(n, dtype=bool)
     for name, (model, fe) in models.items():
         probs[name] = np.full((n, len(LABELS)), np.nan)
-        runnable[name] = np.array([item.kind != "crop" for item in items])
+        runnable[name] = np.ones(n, dtype=bool)
         start = time.perf_counter()
         for i, item in enumerate(items):
             if runnable[name][i]:
@@ -707,6 +768,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {args.out}")
     else:
         write_results(args.topic, rows, **extra)
+    if args.summary is not None:
+        args.summary.write_text(json.dumps(_rounded(summary(results, info)), indent=1) + "\n")
+        print(f"wrote {args.summary}")
     path = scores_path(args.topic)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({

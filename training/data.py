@@ -245,38 +245,58 @@ def _flat_values(column) -> np.ndarray:
 
 class DistillTargets:
     """Soft targets of a window from the teachers' per-frame logits stored with the clips (`--teachers` of
-    `prepare_dataset`): each teacher's softmax at `temperature`, summed onto the student's labels, averaged over the
-    window's frames with a face and over the teachers.
+    `prepare_dataset`): each teacher's softmax at `temperature` (after the calibration `bias`), summed onto the
+    student's labels, averaged over the window's frames with a face, then over the teachers with `weights`.
 
     Args:
         teachers: Teacher names (their columns `schema.teacher_column(name)` must be in the dataset).
         labels: The student's labels, in class order.
         temperature: Softening temperature (Hinton et al. 2015); the loss scales by its square.
+        weights: Each teacher's share of the target (normalised; default equal shares).
+        bias: (L,) a calibration in nats added to every teacher's log-probabilities, per student label (each
+            teacher class takes its label's value): the student whose prior carries the same calibration
+            (`MicroXConfig.prior_bias`) then learns a target calibrated alike, not one that undoes it.
     """
 
-    def __init__(self, teachers: Sequence[str], labels: Sequence[str], temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        teachers: Sequence[str],
+        labels: Sequence[str],
+        temperature: float = 1.0,
+        weights: Sequence[float] | None = None,
+        bias: Sequence[float] | None = None,
+    ) -> None:
         from .teachers import get_teacher
 
         if temperature <= 0:
             raise ValueError(f"temperature={temperature}: use a positive number")
         self.teachers = list(teachers)
+        weights = [1.0] * len(self.teachers) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(self.teachers) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights={weights}: give one non-negative share per teacher {self.teachers}")
+        self.weights = np.asarray(weights, np.float64) / sum(weights)
         self.columns = [teacher_column(name) for name in self.teachers]
         self.matrices = [get_teacher(name).microx_matrix(list(labels)) for name in self.teachers]
+        if bias is not None and len(bias) != len(labels):
+            raise ValueError(f"bias={list(bias)}: give one value per label {list(labels)}")
+        bias = np.zeros(len(labels)) if bias is None else np.asarray(bias, np.float64)
+        self.class_bias = [matrix @ bias for matrix in self.matrices]  # (K,) per teacher: its classes' label bias
         self.temperature = float(temperature)
 
     def __call__(self, logits: dict[str, np.ndarray], frames: np.ndarray) -> tuple[np.ndarray, float]:
         """(L,) soft target of the window of `frames` and its weight (0 when no frame of it shows a face)."""
-        per_teacher = []
-        for column, matrix in zip(self.columns, self.matrices, strict=True):
-            z = np.asarray(logits[column], np.float64)[frames] / self.temperature  # (T, K)
+        per_teacher, shares = [], []
+        for column, matrix, bias, share in zip(self.columns, self.matrices, self.class_bias, self.weights, strict=True):
+            z = (np.asarray(logits[column], np.float64)[frames] + bias) / self.temperature  # (T, K)
             seen = np.isfinite(z).all(axis=1)
             if not seen.any():
                 continue
             p = np.exp(z[seen] - z[seen].max(axis=1, keepdims=True))
             per_teacher.append(((p / p.sum(axis=1, keepdims=True)) @ matrix).mean(axis=0))
+            shares.append(share)
         if not per_teacher:
             return np.full(self.matrices[0].shape[1], 1.0 / self.matrices[0].shape[1], np.float32), 0.0
-        target = np.mean(per_teacher, axis=0)
+        target = np.average(per_teacher, axis=0, weights=shares)
         return (target / max(target.sum(), 1e-12)).astype(np.float32), 1.0
 
 
@@ -291,6 +311,9 @@ class WindowDataset(torch.utils.data.Dataset):
         encoder_crops: Also give `encoder_pixel_values` (T, C, E, E) from the `encoder_crops` column, for a model
             with a pretrained frame encoder (mirrored with the window).
         distill: Also give `teacher_probs` (L,) and `teacher_weight` from the teachers' stored logits.
+        teacher_labels: For a row without a label (-1, real video learned from the teachers alone), give the class
+            the teachers' target for the window favours as its `labels` (validation: accuracy then measures the
+            agreement with the teachers); `labelled` says which rows had a label of their own. Needs `distill`.
     """
 
     def __init__(
@@ -300,7 +323,10 @@ class WindowDataset(torch.utils.data.Dataset):
         windows_per_clip: int = 1,
         encoder_crops: bool = False,
         distill: DistillTargets | None = None,
+        teacher_labels: bool = False,
     ) -> None:
+        if teacher_labels and distill is None:
+            raise ValueError("teacher_labels needs the teachers' targets (distill)")
         if windows_per_clip < 1:
             raise ValueError(f"windows_per_clip={windows_per_clip}: need at least 1")
         if encoder_crops and ENCODER_COLUMN not in dataset.column_names:
@@ -319,6 +345,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.windows_per_clip = windows_per_clip
         self.encoder_crops = encoder_crops
         self.distill = distill
+        self.teacher_labels = teacher_labels
         self._extras = ([ENCODER_COLUMN] if encoder_crops else []) + (list(distill.columns) if distill else [])
         self._arrow = dataset.with_format("arrow")
         features = dataset.features
@@ -359,9 +386,16 @@ class WindowDataset(torch.utils.data.Dataset):
                     face = face[..., ::-1]
                 item["encoder_pixel_values"] = torch.from_numpy(self.transform.normalize(face))
             if self.distill is not None:
+                item["labelled"] = label >= 0  # (MicroXTrainer.compute_loss takes it out of the model's inputs)
                 target, weight = self.distill(extra, frames)
                 item["teacher_probs"] = torch.from_numpy(target)
                 item["teacher_weight"] = weight
+                if label < 0 and self.teacher_labels:
+                    item["labels"] = int(np.argmax(target))
+        if item["labels"] < 0 and self.distill is None:
+            raise DatasetFormatError(
+                f"row {row} has no label (-1: real video to learn from the teachers): train with --distill_teachers"
+            )
         return item
 
 
@@ -370,7 +404,8 @@ def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
     Returns:
         pixel_values (B, R, T, C, S, S) float32, region_mask (B, R, T) bool, labels (B,) long; and where the rows
-        have them, encoder_pixel_values (B, T, C, E, E), teacher_probs (B, L) and teacher_weight (B,).
+        have them, encoder_pixel_values (B, T, C, E, E), teacher_probs (B, L), teacher_weight (B,) and labelled
+        (B,) bool (False for a row whose label came from the teachers or is -1).
     """
     if not rows:
         raise ValueError("collate_windows got an empty batch")
@@ -385,6 +420,8 @@ def collate_windows(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     if "teacher_probs" in rows[0]:
         batch["teacher_probs"] = torch.stack([torch.as_tensor(r["teacher_probs"]) for r in rows])
         batch["teacher_weight"] = torch.as_tensor([float(r["teacher_weight"]) for r in rows])
+    if "labelled" in rows[0]:
+        batch["labelled"] = torch.as_tensor([bool(r["labelled"]) for r in rows])
     return batch
 
 

@@ -34,7 +34,7 @@ def dataset_counts(dataset: DatasetDict) -> dict[str, dict[str, Counter]]:
     for split, ds in dataset.items():
         names = ds.features["label"].names
         counts[split] = {
-            "label": Counter(names[i] for i in ds["label"]),
+            "label": Counter(names[i] if i >= 0 else "(unlabelled)" for i in ds["label"]),
             "subject": Counter(ds["subject"]),
         }
     return counts

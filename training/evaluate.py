@@ -57,6 +57,48 @@ def score_clips(
     return out
 
 
+def teacher_agreement(
+    model: torch.nn.Module, feature_extractor: Any, clips: Dataset, distill: Any, stride: int | None = None
+) -> dict[str, Any]:
+    """How well a model agrees with its teachers on clips without labels (a label-free validation).
+
+    Every window of every clip is scored as `predict` scores a video; the teachers' target of the window
+    (`training.data.DistillTargets` over its frames) is what it is compared with.
+
+    Returns:
+        "windows" scored, "agreement" (share of windows whose answer is the teachers' top class), "uar" (over the
+        teachers' top classes), "kl" (mean KL(teachers || model) at temperature 1) and "answers" (share of each label).
+    """
+    from microx_hf.windows import frame_indices
+
+    stride = stride or feature_extractor.window_stride
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    reader = WindowDataset(clips, WindowTransform.for_model(model.config, feature_extractor), distill=distill)
+    truth, answers, kl = [], [], []
+    for row, scores in enumerate(score_clips(model, feature_extractor, clips, stride)):
+        logits = reader.read_frames(row, distill.columns)
+        for start, probs in zip(scores.starts, scores.probs, strict=True):
+            target, weight = distill(logits, frame_indices(int(start), model.config.num_frames, scores.num_frames))
+            if not weight or not np.isfinite(probs).all():
+                continue
+            truth.append(int(np.argmax(target)))
+            answers.append(int(np.argmax(probs)))
+            kl.append(
+                float(np.sum(target * (np.log(np.clip(target, 1e-8, None)) - np.log(np.clip(probs, 1e-8, None)))))
+            )
+    if not truth:
+        return {"windows": 0}
+    metrics = classification_metrics(truth, answers, labels)
+    return {
+        "windows": len(truth),
+        "agreement": round(float(np.mean(np.equal(truth, answers))), 4),
+        "uar": round(float(metrics["uar"]), 4),
+        "kl": round(float(np.mean(kl)), 4),
+        "answers": {labels[k]: round(float(np.mean(np.equal(answers, k))), 4) for k in sorted(set(answers))},
+        "teachers": {labels[k]: round(float(np.mean(np.equal(truth, k))), 4) for k in sorted(set(truth))},
+    }
+
+
 def evaluate_dataset(
     model: torch.nn.Module,
     feature_extractor: Any,

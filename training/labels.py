@@ -9,6 +9,10 @@
   drops the label. Class order is the order targets first appear in the file. Labels the file does not name are
   dropped and counted.
 
+Every scheme keeps clips labelled `UNLABELLED` ("unlabelled"): real face video without an emotion label, which a
+model learns from through its teachers only (distillation); their `label` is -1 in the dataset, `datasets`' mark of a
+missing label.
+
 The result is a `datasets.ClassLabel`, so `id2label` goes into the dataset's features and from there into the
 model config.
 """
@@ -32,6 +36,8 @@ from .sources import SourceClip
 logger = logging.getLogger(__name__)
 
 PAPER7 = ("neutral", "anger", "contempt", "surprise", "fear", "happy", "sad")
+# The source label of a clip without an emotion label (a manifest row or a folder of that name); its id is -1.
+UNLABELLED = "unlabelled"
 
 # Source names (BAUM-1s/1a, BAUM-2, RAVDESS, common folder spellings) -> paper7. Everything else is dropped.
 _TO_PAPER7 = {
@@ -69,8 +75,13 @@ class LabelScheme:
     mapping: dict[str, str] = field(default_factory=dict)
 
     def map(self, label: str) -> str | None:
-        """The class for a source label, or None when the scheme drops it."""
-        return self.mapping.get(label.strip().lower())
+        """The class for a source label (`UNLABELLED` for an unlabelled clip), or None when the scheme drops it."""
+        key = label.strip().lower()
+        return UNLABELLED if key == UNLABELLED else self.mapping.get(key)
+
+    def label_id(self, name: str) -> int:
+        """The class index of a mapped label; -1 for `UNLABELLED`."""
+        return -1 if name == UNLABELLED else self.names.index(name)
 
     def class_label(self) -> ClassLabel:
         """The `datasets.ClassLabel` feature with this scheme's names."""
@@ -105,7 +116,9 @@ def paper7_scheme() -> LabelScheme:
 
 def source_scheme(label_sets: Sequence[Sequence[str]]) -> LabelScheme:
     """Each source's own labels, unchanged; several sets are merged in order of first appearance."""
-    names = list(dict.fromkeys(label.lower() for labels in label_sets for label in labels))
+    names = list(
+        dict.fromkeys(label.lower() for labels in label_sets for label in labels if label.lower() != UNLABELLED)
+    )
     return LabelScheme("source", names, {n: n for n in names})
 
 

@@ -108,6 +108,13 @@ class PrepareArguments:
     landmark_backend: str | None = field(
         default=None, metadata={"help": f"Override: the landmark backend, one of {', '.join(BACKEND_CHOICES)}."}
     )
+    face_crops: bool = field(
+        default=False,
+        metadata={
+            "help": "The clips are already cropped to one face (DFEW, AFEW, FERV39k): the frame is the face box and the "
+            "landmarks are found inside it (microx_hf.extraction, face-crop mode); a clip that is not a face crop fails."
+        },
+    )
     max_clips: int | None = field(default=None, metadata={"help": "Use only the first N clips (a quick trial)."})
     retry_failed: bool = field(default=False, metadata={"help": "Process again the clips that failed before."})
     num_shards: int = field(
@@ -175,6 +182,8 @@ def build_extractor(args: PrepareArguments, extractor_class: type = MicroXFeatur
             overrides[key] = getattr(args, key)
     if args.regions:
         overrides["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
+    if args.face_crops:
+        overrides["face_crops"] = True
     if args.feature_extractor:
         return extractor_class.from_pretrained(args.feature_extractor, **overrides)
     return extractor_class(**overrides)
@@ -243,7 +252,7 @@ def run(args: PrepareArguments, extractor_class: type = MicroXFeatureExtractor) 
         npz, fail = work / "clips" / f"{keys[i]}.npz", work / "failed" / f"{keys[i]}.json"
         if npz.exists():
             clip = clips[i]
-            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, scheme.names.index(clip.label)))
+            items.append((str(npz), clip.subject, clip.source, clip.corpus, clip.label, scheme.label_id(clip.label)))
             positions.append(i)
         elif fail.exists():
             failed.append(json.loads(fail.read_text()))

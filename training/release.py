@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from microx_hf.configuration_microx import CLOSED_GATE
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.frame_encoder_hub import hub_reference, is_hub_encoder
 from microx_hf.modeling_microx import MicroXForVideoClassification
@@ -108,6 +109,22 @@ class ReleaseArguments:
     real_faces: str | None = field(
         default=None,
         metadata={"help": "JSON written by bench/bench_real_faces.py: the real-face results the card reports."},
+    )
+    benchmark: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON written by bench/bench_real_labelled.py with this checkpoint in it: the card reports the table, "
+            "and a `residual` model whose UAR there is below its own prior's has its fusion gate closed before release."
+        },
+    )
+    benchmark_name: str = field(default="default", metadata={"help": "This checkpoint's system name in --benchmark."})
+    gate_check: str | None = field(
+        default=None,
+        metadata={"help": "gate_check.json of an earlier release of this checkpoint (the card reports its decision)."},
+    )
+    training_data: str | None = field(
+        default=None,
+        metadata={"help": "training/demo.py's demo_results.json: the training data's sources, licences and counts."},
     )
     shipped: bool = field(
         default=False,
@@ -335,6 +352,119 @@ def _real_faces_table(path: str | None) -> str:
     return "\n".join(rows)
 
 
+BENCHMARK_SYSTEMS = ("faceapi", "fer", "human", "facex", "mean(faceapi+fer)", "old default")
+BENCHMARK_TITLES = {"old default": "previous default (fer encoder, synthetic clips)", "facex": "facex (measured only)"}
+
+
+def benchmark_rows(data: dict, name: str) -> list[tuple[str, dict]]:
+    """(display name, results) of this checkpoint, its prior alone, its encoder off, the teachers and the old default,
+    as far as `data` (bench_real_labelled.py's JSON) has them."""
+    systems = data["systems"]
+    wanted = [
+        (name, "this checkpoint"),
+        (f"{name}, prior only", "its prior alone (gate closed)"),
+        (f"{name}, encoder off", "its region branches alone (face region hidden)"),
+        *((system, BENCHMARK_TITLES.get(system, system)) for system in BENCHMARK_SYSTEMS),
+    ]
+    return [(title, systems[key]) for key, title in wanted if key in systems]
+
+
+def gate_decision(data: dict, name: str) -> dict[str, Any]:
+    """Whether the checkpoint does worse than its own prior on the benchmark (UAR over every item it ran), and the
+    best single teacher's UAR."""
+    systems = data["systems"]
+    if name not in systems or f"{name}, prior only" not in systems:
+        raise ValueError(f"the benchmark has no {name!r} and {name + ', prior only'!r} rows: run it with --model")
+    full, prior = systems[name]["all"]["uar"], systems[f"{name}, prior only"]["all"]["uar"]
+    teachers = {t: systems[t]["all"]["uar"] for t in ("faceapi", "fer", "human", "facex") if t in systems}
+    best = max(teachers, key=teachers.get) if teachers else None
+    return {
+        "uar": full,
+        "prior_uar": prior,
+        "close": full < prior,
+        "best_teacher": best,
+        "best_teacher_uar": teachers.get(best),
+        "items": systems[name]["all"]["n"],
+    }
+
+
+def _benchmark_table(data: dict | None, name: str) -> str:
+    if data is None:
+        return ""
+    corpora = sorted(data["corpora"])
+    head = ["system", *(f"{c} ({data['corpora'][c]['items']})" for c in corpora), "all: accuracy", "all: UAR"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for title, result in benchmark_rows(data, name):
+        cells = [title]
+        for corpus in corpora:
+            score = result["corpora"].get(corpus)
+            cells.append("-" if not isinstance(score, dict) else f"{score['accuracy']:.3f} / {score['uar']:.3f}")
+        cells += [f"{result['all']['accuracy']:.3f}", f"{result['all']['uar']:.3f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _gate_text(model: Any, data: dict | None, name: str, check: dict | None = None) -> str:
+    """What the card says of the fusion gate: its value and, with a benchmark, why."""
+    gate = getattr(getattr(model, "microx", None), "fusion_gate", None)
+    if gate is None:
+        return ""
+    g = float(torch.sigmoid(gate.detach()))
+    if g == 0.0:
+        state = (
+            "**The fusion gate is closed (g = 0): this checkpoint answers with its calibrated prior alone.** The "
+            "region branches and their ConvLSTMs, trained on unlabelled real face video and synthetic onsets, did "
+            "worse than the prior on real labelled faces (`bench/bench_real_labelled.py`), so their correction is switched off; they still "
+            "run, and the region weights a prediction reports say how the (inactive) correction would weigh the "
+            "regions, not what decided the answer."
+        )
+    else:
+        state = (
+            f"The fusion gate is open at g = {g:.3f}: the region branches and their ConvLSTMs may move the prior's "
+            f"log-probabilities by at most {g * model.config.correction_bound:.2f} nats per class."
+        )
+    if check is not None:
+        verdict = "so the release closed it" if check["close"] else "so the release kept it"
+        state += (
+            f" Trained, the gate stood at g = {check['trained_g']:.3f} (a correction of at most "
+            f"{check['trained_g'] * model.config.correction_bound:.2f} nats); with it the model scored UAR "
+            f"{check['uar']:.4f} on the {check['items']} real labelled items, against {check['prior_uar']:.4f} "
+            f"for its prior alone, {verdict}."
+        )
+    if data is None:
+        return state
+    decision = gate_decision(data, name)
+    return (
+        f"{state} As released, on the {decision['items']} real labelled items: UAR {decision['uar']:.4f}, its prior "
+        f"alone {decision['prior_uar']:.4f}, the best single teacher ({decision['best_teacher']}) "
+        f"{decision['best_teacher_uar']:.4f}."
+    )
+
+
+def _training_data_table(data: dict | None) -> str:
+    if not data or "real_video" not in data:
+        return ""
+    rows = ["| source | licence (credit) | clips | people | minutes |", "|---|---|---|---|---|"]
+    for source in data["real_video"]:
+        rows.append(
+            f"| {source['name']}: {source['origin']} | {source['licence']} ({source['credit']}) | {source['clips']} | "
+            f"{source['people']} | {source['minutes']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def _data_counts_table(data: dict | None) -> str:
+    if not data or "data" not in data:
+        return ""
+    names = {"real": "real video (unlabelled)", "warp": "synthetic onsets on real people", "photo": "synthetic onsets "
+             "on two public-domain photos"}  # fmt: skip
+    rows = ["| split | clips | people / identities | minutes |", "|---|---|---|---|"]
+    for split, kinds in data["data"].items():
+        for kind, c in kinds.items():
+            rows.append(f"| {split}: {names.get(kind, kind)} | {c['clips']} | {c['people']} | {c['minutes']:.2f} |")
+    return "\n".join(rows)
+
+
 def build_card(
     args: ReleaseArguments,
     model: Any,
@@ -347,6 +477,8 @@ def build_card(
 ) -> ModelCard:
     """The filled model card (`date`: of the release, default today)."""
     config = model.config
+    benchmark = _read_json(args.benchmark)
+    training_data = _read_json(args.training_data)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     if args.dataset_name is None:
         dataset = (results or {}).get("dataset") or ((folds or {}).get("dataset"))
@@ -372,6 +504,13 @@ def build_card(
         evaluation_summary = f"Clip-level results on the test set of {args.dataset_name}."
     else:
         evaluation_summary = "No evaluation results were supplied for this release."
+    if training_data and "real_video" in training_data:
+        evaluation_summary += (
+            " That test set is two synthetic photo identities held out of training: the synthetic clips' labels are "
+            "motion prototypes that real-face networks, this checkpoint's prior among them, read at chance. The real "
+            "labelled faces (above, where measured) and the agreement with the teachers on real people held out of "
+            "training (below) are the measures that count."
+        )
     if results is not None and not results.get("subject_independent", True):
         evaluation_summary += " The test set shares subjects with the training set: the numbers are optimistic."
     per_class_source = "pooled over folds" if folds is not None else "this checkpoint's test set"
@@ -416,6 +555,11 @@ def build_card(
         license_note=args.license_note,
         networks_table=_networks_table(source_networks(config, results)),
         real_faces_table=_real_faces_table(args.real_faces),
+        benchmark_table=_benchmark_table(benchmark, args.benchmark_name),
+        gate_text=_gate_text(model, benchmark, args.benchmark_name, _read_json(args.gate_check)),
+        training_data_table=_training_data_table(training_data),
+        data_counts_table=_data_counts_table(training_data),
+        training_data=training_data or {},
         release_name=args.tag or args.revision or "main",
         date=date or datetime.date.today().isoformat(),
     )
@@ -427,6 +571,21 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"staging folder {folder} is not empty; give a new --output_dir")
     folder.mkdir(parents=True, exist_ok=True)
+    if args.benchmark and getattr(model.microx, "fusion_gate", None) is not None:
+        decision = gate_decision(_read_json(args.benchmark), args.benchmark_name)
+        trained = float(model.microx.fusion_gate.detach())
+        check = {**decision, "trained_gate": trained, "trained_g": float(torch.sigmoid(torch.tensor(trained))),
+                 "benchmark": Path(args.benchmark).name}  # fmt: skip
+        (folder / "gate_check.json").write_text(json.dumps(check, indent=1) + "\n")
+        args.gate_check = str(folder / "gate_check.json")
+        if decision["close"]:
+            # The region branches lost to the prior on real labelled faces: the release answers with the prior.
+            # This chooses between two models already trained; it fits nothing on the benchmark's corpora.
+            logger.warning(
+                "closing the fusion gate: UAR %.4f < the prior's %.4f", decision["uar"], decision["prior_uar"]
+            )
+            with torch.no_grad():
+                model.microx.fusion_gate.fill_(CLOSED_GATE)
     model.save_pretrained(folder)
     feature_extractor.save_pretrained(folder)
     check_reload(model, folder)
@@ -451,6 +610,8 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     copy_notices(source_networks(model.config, results), folder)
     if args.real_faces:
         shutil.copy(args.real_faces, folder / "real_faces.json")
+    if args.benchmark and Path(args.benchmark).resolve() != (folder / "real_labelled.json").resolve():
+        shutil.copy(args.benchmark, folder / "real_labelled.json")
     logger.info("staged release in %s: %s", folder, sorted(p.name for p in folder.iterdir()))
     return folder
 

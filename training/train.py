@@ -257,16 +257,81 @@ def distillation_loss(
 ) -> torch.Tensor:
     """KL(teacher || student) at `temperature`, times its square (so gradients keep their scale; Hinton et al.
     2015), averaged over the windows with a teacher target (`weight` 1) of the batch."""
+    kl = row_kl(logits, teacher_probs, temperature)  # (B,)
+    weight = weight.to(kl)
+    return (kl * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def row_kl(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at `temperature` times its square, per row: logits (..., L), targets (B, L) or
+    broadcastable to the logits -> (...)."""
     log_student = F.log_softmax(logits.float() / temperature, dim=-1)
     teacher = teacher_probs.float().clamp_min(1e-8)
-    kl = (teacher * (teacher.log() - log_student)).sum(dim=-1)  # (B,)
-    weight = weight.to(kl)
-    return (kl * weight).sum() / weight.sum().clamp_min(1.0) * temperature**2
+    return (teacher * (teacher.log() - log_student)).sum(dim=-1) * temperature**2
+
+
+def mixed_loss(
+    outputs: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    labelled: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    teacher_weight: torch.Tensor,
+    distill_weight: float,
+    temperature: float,
+    region_loss_weight: float = 0.0,
+    class_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The loss of a batch that mixes labelled clips and unlabelled real video, with the teachers' soft targets.
+
+    Per window: a labelled one gives (1 - distill_weight) * cross-entropy + distill_weight * distillation, an
+    unlabelled one (label -1, or a label that came from the teachers) the distillation alone; a window without a
+    teacher target (no face in its frames) gives its cross-entropy alone, or nothing. Both terms are taken on the
+    fused logits and, times `region_loss_weight`, on each visible region's own logits (averaged over the regions):
+    the teachers teach every region branch and its ConvLSTM what they see on the whole face, not only the fusion.
+
+    Args:
+        outputs: The model's "logits" (B, L), "region_logits" (B, R, L) and "region_weights" (B, R) (0 for a region
+            hidden for the whole window).
+        labels: (B,) class ids; ignored where `labelled` is False.
+        labelled: (B,) bool.
+        teacher_probs: (B, L) the teachers' (tempered) targets; teacher_weight (B,) 1 where there is one.
+        class_weights: (L,) weights of the cross-entropy per class (`class_weights`), or None.
+    """
+    logits, region_logits = outputs["logits"], outputs["region_logits"]
+    visible = (outputs["region_weights"] > 0).to(logits.dtype)  # (B, R)
+    count = visible.sum(dim=1).clamp_min(1.0)  # (B,)
+    labelled = labelled.to(logits.device) & (labels >= 0)
+    safe = labels.clamp_min(0).long()
+    weights = torch.ones(logits.shape[-1], device=logits.device) if class_weights is None else class_weights
+    weights = weights.to(device=logits.device, dtype=torch.float32)
+    ce = F.cross_entropy(logits.float(), safe, weight=weights, reduction="none")  # (B,)
+    if region_loss_weight > 0:
+        r = region_logits.shape[1]
+        per_region = F.cross_entropy(
+            region_logits.float().flatten(0, 1), safe.repeat_interleave(r), weight=weights, reduction="none"
+        ).view(-1, r)  # (B, R)
+        ce = ce + region_loss_weight * (per_region * visible).sum(dim=1) / count
+    kd = row_kl(logits, teacher_probs, temperature)  # (B,)
+    if region_loss_weight > 0:
+        per_region = row_kl(region_logits, teacher_probs[:, None], temperature)  # (B, R)
+        kd = kd + region_loss_weight * (per_region * visible).sum(dim=1) / count
+    has_teacher = teacher_weight.to(logits.device) > 0
+    w = float(distill_weight)
+    loss = torch.where(
+        labelled,
+        torch.where(has_teacher, (1 - w) * ce + w * kd, ce),
+        torch.where(has_teacher, kd, torch.zeros_like(kd)),
+    )
+    counted = (labelled | has_teacher).to(loss.dtype)
+    return (loss * counted).sum() / counted.sum().clamp_min(1.0)
 
 
 def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
-    """Inverse class frequencies scaled so that the mean weight over the training rows is 1 (absent classes: 0)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
+    """Inverse class frequencies scaled so that the mean weight over the labelled training rows is 1 (absent classes:
+    0; unlabelled rows, -1, are not counted)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    labels = labels[labels >= 0]  # unlabelled clips (-1) learn from the teachers only
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
     weights = np.zeros(num_labels)
     present = counts > 0
     weights[present] = len(labels) / (present.sum() * counts[present])
@@ -310,7 +375,11 @@ class WeightedLoss:
 
 class MicroXTrainer(Trainer):
     """The Trainer, with an optional class-balanced sampler (each class drawn equally often) and an optional
-    distillation term from teachers' soft targets in the batch (`teacher_probs`, `teacher_weight`)."""
+    distillation term from teachers' soft targets in the batch (`teacher_probs`, `teacher_weight`; `mixed_loss`).
+
+    Args:
+        class_weights: (L,) weights of the cross-entropy per class in the distillation loss, or None.
+    """
 
     def __init__(
         self,
@@ -318,22 +387,34 @@ class MicroXTrainer(Trainer):
         sample_weights: np.ndarray | None = None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
+        class_weights: torch.Tensor | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.sample_weights = sample_weights
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
+        self.class_weights = class_weights
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         teacher_probs = inputs.pop("teacher_probs", None)
         teacher_weight = inputs.pop("teacher_weight", None)
+        labelled = inputs.pop("labelled", None)
         if teacher_probs is None or self.distill_weight == 0:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
-        kd = distillation_loss(logits, teacher_probs, teacher_weight, self.distill_temperature)
-        loss = (1 - self.distill_weight) * loss + self.distill_weight * kd
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = mixed_loss(
+            outputs,
+            labels,
+            labels >= 0 if labelled is None else labelled,
+            teacher_probs,
+            teacher_weight,
+            self.distill_weight,
+            self.distill_temperature,
+            self.model.config.region_loss_weight,
+            self.class_weights,
+        )
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
@@ -348,6 +429,26 @@ class MicroXTrainer(Trainer):
             replacement=True,
             generator=generator,
         )
+
+
+def source_share_weights(sources: list[str], shares: dict[str, float]) -> np.ndarray:
+    """Per clip, the sampling weight that draws each group of clips (clips whose `source` path starts with a key of
+    `shares`) as often as its share says, whatever its size; clips of no group are never drawn.
+
+    Raises:
+        ArgumentsError: A group has no clip.
+    """
+    weights = np.zeros(len(sources))
+    for prefix, share in shares.items():
+        members = np.array([str(source).startswith(prefix) for source in sources])
+        if not members.any():
+            raise ArgumentsError(f"--source_shares: no training clip's source starts with {prefix!r}")
+        weights[members & (weights == 0)] = share / members.sum()
+    if not (weights > 0).all():
+        logger.warning(
+            "--source_shares: %d training clips belong to no group and are never drawn", (weights == 0).sum()
+        )
+    return weights * len(sources) / weights.sum()
 
 
 def resolve_precision(model_args: ModelArguments, training_args: TrainingArguments) -> TrainingArguments:
@@ -425,8 +526,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         feature_extractor.encoder_crop_size = None
     distill = None
     if model_args.distill_teachers:
+        # A prior calibrated by `prior_bias` learns from targets calibrated alike (not ones that undo it).
+        bias = getattr(config, "prior_bias", None) if config.fusion == "residual" else None
         distill = DistillTargets(model_args.teacher_list(), list(config.id2label.values()),
-                                 model_args.distill_temperature)  # fmt: skip
+                                 model_args.distill_temperature, model_args.teacher_weights(), bias)  # fmt: skip
 
     stride = data_args.eval_window_stride or getattr(feature_extractor, "window_stride", None) or config.num_frames
 
@@ -438,8 +541,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
             seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
             flip_prob=data_args.flip_prob,
         )
+        # Validation windows carry the teachers' targets too: the validation loss of a window without a label of
+        # its own (real video) is its distillation loss, and its label for the metrics the teachers' answer.
         return WindowDataset(rows, transform, windows_per_clip=windows_per_clip, encoder_crops=use_encoder_crops,
-                             distill=distill if train else None)  # fmt: skip
+                             distill=distill, teacher_labels=not train and distill is not None)  # fmt: skip
 
     # Under torchrun/accelerate the main process writes the window datasets' cache first; the others reuse it.
     with training_args.main_process_first(desc="splits and evaluation windows"):
@@ -457,15 +562,26 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
     training_args = resolve_precision(model_args, training_args)
     training_args = prepare_training_args(training_args, data_args, eval_set is not None)
 
-    train_labels = splits.train["label"]
-    compute_loss_func, sample_weights = None, None
+    train_labels = np.asarray(splits.train["label"])
+    if (train_labels < 0).any() and distill is None:
+        raise ArgumentsError(
+            f"{int((train_labels < 0).sum())} training clips have no label (-1: real video to learn from the "
+            "teachers): give --distill_teachers, with the teachers' logits in the dataset (prepare_dataset --teachers)"
+        )
+    compute_loss_func, sample_weights, weights = None, None, None
     if data_args.class_balance == "weighted_loss":
         weights = class_weights(train_labels, config.num_labels)
         logger.info("class weights: %s", dict(zip(config.id2label.values(), weights.tolist(), strict=True)))
         compute_loss_func = WeightedLoss(weights, config.region_loss_weight)
     elif data_args.class_balance == "balanced_sampler":
-        per_clip = class_weights(train_labels, config.num_labels).numpy()[np.asarray(train_labels)]
+        per_class = class_weights(train_labels, config.num_labels).numpy()
+        per_clip = np.where(train_labels >= 0, per_class[np.maximum(train_labels, 0)], 1.0)
         sample_weights = np.tile(per_clip, data_args.windows_per_clip)  # WindowDataset repeats the clips in order
+    if data_args.source_shares:
+        per_clip = source_share_weights(splits.train["source"], data_args.shares())
+        if sample_weights is not None:
+            per_clip = per_clip * sample_weights[: len(per_clip)]
+        sample_weights = np.tile(per_clip, data_args.windows_per_clip)
 
     callbacks = []
     if eval_set is not None and data_args.early_stopping_patience > 0:
@@ -486,6 +602,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         sample_weights=sample_weights,
         distill_weight=model_args.distill_weight if distill is not None else 0.0,
         distill_temperature=model_args.distill_temperature,
+        class_weights=weights,
     )
 
     resume = training_args.resume_from_checkpoint

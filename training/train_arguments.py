@@ -57,8 +57,18 @@ class ModelArguments:
             "the loss adds the KL divergence from their averaged, softened predictions (knowledge distillation)."
         },
     )
+    distill_teacher_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated share of each teacher in the soft targets, e.g. '0.75,0.25' (default equal)."
+        },
+    )
     distill_weight: float = field(
-        default=0.5, metadata={"help": "Share of the distillation term in the loss: (1 - w) * labels + w * teachers."}
+        default=0.5,
+        metadata={
+            "help": "Share of the distillation term in the loss of a labelled window: (1 - w) * labels + w * teachers "
+            "(a window without a label, -1, learns from the teachers alone)."
+        },
     )
     distill_temperature: float = field(
         default=2.0, metadata={"help": "Softmax temperature of teachers and student in the distillation term."}
@@ -75,6 +85,16 @@ class ModelArguments:
             unknown = [n for n in self.teacher_list() if n not in teacher_names()]
             if unknown:
                 raise ArgumentsError(f"--distill_teachers {unknown}: choose from {', '.join(teacher_names())}")
+        if self.distill_teacher_weights:
+            try:
+                shares = self.teacher_weights()
+            except ValueError as err:
+                raise ArgumentsError(f"--distill_teacher_weights {self.distill_teacher_weights!r}: {err}") from err
+            if len(shares) != len(self.teacher_list()) or min(shares) < 0 or sum(shares) <= 0:
+                raise ArgumentsError(
+                    f"--distill_teacher_weights {self.distill_teacher_weights!r}: give one non-negative share per "
+                    f"teacher of --distill_teachers ({self.teacher_list()})"
+                )
         from microx_hf.configuration_microx import PRESETS
         from microx_hf.frame_encoders import FRAME_ENCODERS
 
@@ -101,6 +121,12 @@ class ModelArguments:
     def teacher_list(self) -> list[str]:
         """The teachers `--distill_teachers` names."""
         return [n.strip() for n in (self.distill_teachers or "").split(",") if n.strip()]
+
+    def teacher_weights(self) -> list[float] | None:
+        """The teachers' shares `--distill_teacher_weights` gives (None: equal)."""
+        if not self.distill_teacher_weights:
+            return None
+        return [float(w) for w in self.distill_teacher_weights.split(",") if w.strip()]
 
     def overrides(self) -> dict[str, Any]:
         """The `MicroXConfig` fields `config_overrides` and `frame_encoder` set (a new dict each call)."""
@@ -155,6 +181,13 @@ class DataArguments:
     windows_per_clip: int = field(
         default=1, metadata={"help": "Random training windows drawn from each clip per epoch."}
     )
+    source_shares: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON object: a prefix of the clips' `source` path -> the share of training windows drawn from the "
+            'clips under it, e.g. \'{"real/": 0.6, "warp/": 0.3, "photo/": 0.1}\' (a weighted sampler).'
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.dataset_name_or_path is None:
@@ -173,11 +206,25 @@ class DataArguments:
             raise ArgumentsError(f"--validation_fraction {self.validation_fraction}: use a value in [0, 1)")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ArgumentsError(f"--flip_prob {self.flip_prob}: use a probability between 0 and 1")
+        if self.source_shares:
+            try:
+                shares = self.shares()
+            except (json.JSONDecodeError, TypeError, ValueError) as err:
+                raise ArgumentsError(f"--source_shares {self.source_shares!r}: {err}") from err
+            if not shares or min(shares.values()) <= 0:
+                raise ArgumentsError(f"--source_shares {self.source_shares!r}: give positive shares")
         if self.windows_per_clip < 1 or self.early_stopping_patience < 0:
             raise ArgumentsError(
                 f"--windows_per_clip {self.windows_per_clip} --early_stopping_patience "
                 f"{self.early_stopping_patience}: need at least 1 window per clip and a patience of 0 or more"
             )
+
+    def shares(self) -> dict[str, float]:
+        """`--source_shares` as a dict (empty when not given)."""
+        values = json.loads(self.source_shares) if self.source_shares else {}
+        if not isinstance(values, dict):
+            raise TypeError("give a JSON object of path prefix -> share")
+        return {str(k): float(v) for k, v in values.items()}
 
 
 # The Trainer's flags a first run sets (`--help` lists these; `--help-all` every one). tests/test_train.py checks that

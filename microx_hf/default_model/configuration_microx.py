@@ -19,7 +19,7 @@ PAPER_LABELS = ["neutral", "anger", "contempt", "surprise", "fear", "happy", "sa
 KNOWN_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth", "left_brow", "right_brow"]
 DEFAULT_REGIONS = ["face", "left_eye", "right_eye", "nose", "mouth"]
 
-FUSIONS = ["attention", "mean", "paper"]
+FUSIONS = ["residual", "attention", "mean", "paper"]
 HEADS = ["pool", "flatten"]
 PADDINGS = ["same", "valid"]
 
@@ -44,6 +44,8 @@ PRESETS: dict[str, dict] = {
 }
 # The stem the shipped model uses (a list cannot be a field default).
 DEFAULT_STEM_CHANNELS = [16, 32]
+# `fusion_gate` of a model whose correction is switched off: sigmoid(-inf) is exactly 0, so the model is its prior.
+CLOSED_GATE = float("-inf")
 
 
 class MicroXConfig(PreTrainedConfig):
@@ -51,13 +53,15 @@ class MicroXConfig(PreTrainedConfig):
 
     The defaults are a faster variant of the paper (its exact architecture is the `paper` preset): two stride-2
     convolutions shrink each 48x48 crop to 12x12 before a 32-filter ConvLSTM, pooling to a 3x3 grid replaces the
-    55 M-parameter Flatten->Dense, a learned, mask-aware attention over regions replaces the concatenation (it says
-    which region drove a decision; a floor keeps every visible region in it), and the face branch's ConvLSTM runs on
-    the feature map of fer's face-expression network (trained on the 35,887 real faces of FER2013), whose own
-    per-frame prediction is a prior for the face branch. On the labelled real stills it was the best of the four
-    networks converted (4 of 5 right; face-api 3 of 5, which as the encoder left the model at 3 of 5). Each region
-    also learns on its own (region loss) and without the others (region dropout), as the paper's per-region softmax
-    heads did.
+    55 M-parameter Flatten->Dense, and the face branch's ConvLSTM runs on the feature map of face-api's
+    face-expression network (trained on real faces), whose own per-frame prediction is the model's **prior**. The
+    `residual` fusion starts from that prior and adds a bounded, gated correction from the region branches and their
+    ConvLSTMs (a mask-aware attention over the regions says which region drove the correction; a floor keeps every
+    visible region in it): the gate starts closed, so an untrained model is its prior, and a release whose branches do
+    worse than the prior on real labelled faces closes it for good. Chosen on 276 labelled real stills and 981 CK+48
+    crops (`bench/bench_real_labelled.py`): face-api was the best per-frame network on every corpus there (fer, the
+    previous encoder, 0.13 UAR below it). Each region also learns on its own (region loss) and without the others
+    (region dropout), as the paper's per-region softmax heads did.
 
     Args:
         regions: Facial regions, in the order of `pixel_values`' R axis. Any of `face`, `left_eye`, `right_eye`,
@@ -79,12 +83,16 @@ class MicroXConfig(PreTrainedConfig):
         head_hidden_size: Width of the per-region dense layer.
         dropout: Dropout after the ConvLSTM (the paper: 0.2).
         head_dropout: Dropout after the per-region dense layer (the paper: 0.3).
-        fusion: How region outputs become the clip's logits: `attention` (learned weights over the available
-            regions), `mean` (average of the available regions' logits) or `paper` (concatenated per-region
-            softmax outputs, then a dense layer; a masked region contributes zeros).
-        fusion_floor: With `attention` fusion, the share of the decision spread evenly over the visible regions
-            (the rest follows the attention), so that no visible region is ever silenced: each keeps at least
-            `fusion_floor / R` of the weight.
+        fusion: How region outputs become the clip's logits: `residual` (the frame encoder's prior, calibrated by
+            `prior_bias`, plus `g * correction_bound * tanh(delta / correction_bound)`, where delta is the regions'
+            attention-fused logits, centred, and g = sigmoid(`fusion_gate`) a learned gate that starts at
+            `fusion_gate_init`; a window whose encoder region is hidden takes the regions' fused logits), `attention`
+            (learned weights over the available regions), `mean` (average of the available regions' logits) or
+            `paper` (concatenated per-region softmax outputs, then a dense layer; a masked region contributes zeros).
+            None (the default): `residual` where there is a frame encoder with its prior, else `attention`.
+        fusion_floor: With `attention` or `residual` fusion, the share of the region weights spread evenly over the
+            visible regions (the rest follows the attention), so that no visible region is ever silenced: each keeps
+            at least `fusion_floor / R` of the weight.
         region_dropout: During training, probability of hiding each region for a whole sample (never all of
             them), so the model learns to cope with a missing region (a mask hiding the mouth).
         frame_encoder: A pretrained per-frame face encoder whose feature map replaces the stem of the
@@ -102,16 +110,31 @@ class MicroXConfig(PreTrainedConfig):
             lost agreement with its own answers quickly: 0.89 at 96, 0.37 at 64; an `hf:` encoder's image
             processor's size). Without `encoder_pixel_values` the
             region's crop in `pixel_values` is resized to this side.
+        frame_encoder_every: Run the frame encoder on every k-th frame of the frames encoded together and give the
+            k - 1 frames after each its features (and prior); 1: every frame. face-api costs 3-4x fer per face in
+            torch: on every frame a window cost 1.69x the fer-based model's, on every second frame 1.19x
+            (`bench/bench_window_latency.py`), and a face changes little in 1/15 s. None: 2 with `residual` fusion
+            (where the prior is a mean over the window anyway), else 1 (what checkpoints saved before the field
+            computed).
         freeze_frame_encoder: Keep the encoder's weights fixed in training (it stays in eval mode).
-        frame_encoder_prior: Add the encoder's own expression prediction, mapped onto the labels by
-            `frame_encoder_label_map` and averaged over the window's visible frames, to the encoder region's logits
-            (as log-probabilities, scaled by a learned weight): the branch learns a correction to the prior.
+        frame_encoder_prior: Use the encoder's own expression prediction, mapped onto the labels by
+            `frame_encoder_label_map` and averaged over the window's visible frames, as a prior: with `residual`
+            fusion it is where the logits start; with the other fusions its log-probabilities, scaled by a learned
+            weight, are added to the encoder region's logits (the branch learns a correction to the prior).
         frame_encoder_label_map: Encoder class -> label of `id2label` (or None for no counterpart); default the
             encoder's `to_labels` restricted to the labels the model has (for an `hf:` encoder, its `id2label` names
             read as expressions, `frame_encoder_hub.EXPRESSION_NAMES`; a name that is none is refused).
         image_mean: The per-channel mean `pixel_values` were normalised with (the feature extractor's `image_mean`);
             the frame encoder undoes the normalisation.
         image_std: The per-channel standard deviation, likewise.
+        correction_bound: With `residual` fusion, the most (in nats, per class) the region branches can move the
+            prior's log-probabilities: they can overturn a hesitant prior but not a confident one.
+        fusion_gate_init: With `residual` fusion, the initial logit of the gate g = sigmoid(gate) on the branches'
+            correction. -4 (g = 0.018) starts it nearly closed, so training opens it only where the branches earn
+            it; a release that closes it sets the learned gate to -inf (g = 0 exactly: the model is its prior).
+        prior_bias: With `residual` fusion, a calibration added to the prior's log-probabilities, one value per
+            label in `id2label` order (nats), fitted without labels on real video (`training.calibration`); None
+            for none. Saved in config.json with the checkpoint.
         region_loss_weight: Weight of the per-region cross-entropy (each region's own logits against the labels,
             averaged over the visible regions) added to the loss; 0 for none.
         id2label: Label names by class index; defaults to the paper's seven classes.
@@ -135,17 +158,21 @@ class MicroXConfig(PreTrainedConfig):
     head_hidden_size: int = 64
     dropout: float = 0.2
     head_dropout: float = 0.3
-    fusion: str = "attention"
+    fusion: str | None = None
     fusion_floor: float = 0.1
     region_dropout: float = 0.15
-    frame_encoder: str | None = "fer"
+    frame_encoder: str | None = "faceapi"
     frame_encoder_config: dict | None = None
     frame_encoder_region: str = "face"
     frame_encoder_size: int | None = None
+    frame_encoder_every: int | None = None
     freeze_frame_encoder: bool = True
     frame_encoder_prior: bool = True
     frame_encoder_label_map: dict[str, str | None] | None = None
     region_loss_weight: float = 0.3
+    correction_bound: float = 2.0
+    fusion_gate_init: float = -4.0
+    prior_bias: list[float] | None = None
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
 
@@ -167,6 +194,12 @@ class MicroXConfig(PreTrainedConfig):
             from .frame_encoder_hub import hub_encoder_config
 
             self.frame_encoder_config = hub_encoder_config(self.frame_encoder)  # online, once
+        if self.prior_bias is not None and isinstance(self.prior_bias, (list, tuple)):
+            self.prior_bias = [float(v) for v in self.prior_bias]
+        if self.fusion is None:
+            self.fusion = "residual" if self.frame_encoder is not None and self.frame_encoder_prior else "attention"
+        if self.frame_encoder_every is None:
+            self.frame_encoder_every = 2 if self.fusion == "residual" else 1
         if self.frame_encoder is not None and self.frame_encoder_label_map is None:
             self.frame_encoder_label_map = self.default_label_map(self.frame_encoder)
         if self.frame_encoder is not None and self.frame_encoder_size is None:
@@ -256,6 +289,7 @@ class MicroXConfig(PreTrainedConfig):
             "num_convlstm_layers",
             "head_hidden_size",
             "pool_size",
+            "frame_encoder_every",
         )
         for name in positive:
             value = getattr(self, name)
@@ -314,11 +348,48 @@ class MicroXConfig(PreTrainedConfig):
                 raise bad("frame_encoder_label_map", wrong, f"{allowed} or None")
         if self.frame_encoder_config is not None and not is_hub_encoder(self.frame_encoder):
             raise bad("frame_encoder_config", "{...}", f"it describes a Hub encoder ('{HUB_PREFIX}ORG/NAME') only")
+        self._validate_residual()
         if self.label2id is not None and {int(v) for v in self.label2id.values()} != set(self.id2label):
             raise bad("label2id", self.label2id, f"it must be the inverse of id2label={self.id2label}")
+
+    def _validate_residual(self) -> None:
+        def bad(name: str, value, allowed: str) -> ValueError:
+            return ValueError(f"MicroXConfig.{name}={value!r} is not valid: {allowed}.")
+
+        for name in ("correction_bound", "fusion_gate_init"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise bad(name, value, "it must be a number")
+        if not 0 < self.correction_bound <= 20:
+            raise bad("correction_bound", self.correction_bound, "it must be in (0, 20] nats")
+        if self.fusion == "residual" and (self.frame_encoder is None or not self.frame_encoder_prior):
+            raise bad(
+                "fusion",
+                self.fusion,
+                "`residual` fusion starts from the frame encoder's prior: set frame_encoder (e.g. 'faceapi') and "
+                "frame_encoder_prior=True, or choose `attention`",
+            )
+        bias = self.prior_bias
+        if bias is not None:
+            if self.fusion != "residual":
+                raise bad("prior_bias", bias, "it calibrates the prior of `residual` fusion; set fusion='residual'")
+            if (
+                not isinstance(bias, list)
+                or len(bias) != self.num_labels
+                or not all(isinstance(v, (int, float)) and abs(v) <= 10 for v in bias)
+            ):
+                raise bad("prior_bias", bias, f"give {self.num_labels} finite numbers (nats, |b| <= 10), or None")
 
 
 # Custom code: a saved config carries this file (and what it imports) and names the class in `auto_map`.
 MicroXConfig.register_for_auto_class()
 
-__all__ = ["MicroXConfig", "PAPER_LABELS", "KNOWN_REGIONS", "DEFAULT_REGIONS", "PRESETS", "FRAME_ENCODERS"]
+__all__ = [
+    "MicroXConfig",
+    "CLOSED_GATE",
+    "PAPER_LABELS",
+    "KNOWN_REGIONS",
+    "DEFAULT_REGIONS",
+    "PRESETS",
+    "FRAME_ENCODERS",
+]

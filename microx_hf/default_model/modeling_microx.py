@@ -63,8 +63,9 @@ class MicroXOutput(ModelOutput):
             cross-entropy of the visible regions' own logits), when labels are given.
         logits: Fused class scores, (B, L).
         region_logits: Class scores of each region's branch, (B, R, L).
-        region_weights: How much each region contributed to the fused decision, (B, R); sums to 1 over the regions
-            that were visible in the window and is 0 for a region masked out for the whole window.
+        region_weights: How much each region contributed to the fused decision, (B, R) (with `residual` fusion: to
+            the regions' correction of the prior); sums to 1 over the regions that were visible in the window and is
+            0 for a region masked out for the whole window.
     """
 
     loss: torch.FloatTensor | None = None
@@ -123,6 +124,10 @@ class MicroXPreTrainedModel(PreTrainedModel):
             if module.label_map is not None:
                 # Not saved (a non-persistent buffer), and from_pretrained builds the model on the meta device.
                 init.copy_(module.label_map, module.label_map_matrix())
+            if module.prior_bias is not None:
+                init.copy_(module.prior_bias, module.prior_bias_vector())  # from the config, likewise
+            if module.fusion_gate is not None:
+                init.constant_(module.fusion_gate, module.config.fusion_gate_init)
 
 
 class MicroXModel(MicroXPreTrainedModel):
@@ -137,9 +142,12 @@ class MicroXModel(MicroXPreTrainedModel):
         super().__init__(config)
         self.microx = MicroXNetwork(config)
         self.post_init()
-        if self.microx.prior_weight is not None:
-            # The encoder region starts as its prior: its learned correction starts at zero.
-            with torch.no_grad():
+        with torch.no_grad():
+            if self.microx.fusion_gate is not None:
+                # `residual` fusion: every region's logits start at zero, so an untrained model is exactly its prior.
+                self.microx.region_classifier.weight.zero_()
+            elif self.microx.prior_weight is not None:
+                # The encoder region starts as its prior: its learned correction starts at zero.
                 self.microx.region_classifier.weight[self.microx.encoder_index].zero_()
 
     def encode_frames(

@@ -9,9 +9,17 @@ All region branches run at once: their convolutions are grouped convolutions wit
 dense layers are batched per-region matrices, so each region keeps its own weights without a Python loop.
 
 With `config.frame_encoder` set, the face branch starts from a face-expression network pretrained on real faces
-(`frame_encoders.py`: its feature map feeds the branch's ConvLSTM, and its own per-frame prediction is a prior for
-the branch's logits), the way strong video-emotion models start from a pretrained image encoder and add temporal
-modelling.
+(`frame_encoders.py`: its feature map feeds the branch's ConvLSTM, and its own per-frame prediction is a prior), the
+way strong video-emotion models start from a pretrained image encoder and add temporal modelling. The default
+`residual` fusion makes the prior the answer and the region branches a bounded, gated correction to it:
+
+    logits = log(prior) + prior_bias + g * c * tanh(delta / c),   g = sigmoid(fusion_gate)
+
+where the prior is the encoder's label probabilities averaged over the window's frames, `prior_bias` a calibration
+fitted without labels on real video, delta the attention-weighted region logits (centred) and c
+`config.correction_bound`. The region classifiers start at zero and the gate nearly closed, so an untrained model
+answers with its prior; training opens the gate only as far as the branches earn it, and a release whose branches
+do worse than the prior on real faces closes it (`fusion_gate` = -inf: g = 0, the model is its prior).
 
 Work that depends on one frame only (the stem, the ConvLSTM's input convolution, the frame encoder) is split from
 the recurrence: `encode_frames` runs it once per frame and `classify_windows` runs the recurrence over any windows
@@ -146,7 +154,9 @@ class MicroXNetwork(nn.Module):
         self.frame_encoder = None
         self.encoder_convlstm = nn.ModuleList()
         self.prior_weight = None
+        self.fusion_gate = None
         self.label_map: torch.Tensor | None = None
+        self.prior_bias: torch.Tensor | None = None
         if config.frame_encoder is not None:
             spec = frame_encoder_spec(config.frame_encoder, config.frame_encoder_config)
             self.frame_encoder = spec.build()
@@ -156,8 +166,9 @@ class MicroXNetwork(nn.Module):
                     MicroXConvLSTM(1, in_channels, config.hidden_size, config.kernel_size, "same")
                 )
                 in_channels = config.hidden_size
-            if config.frame_encoder_prior:
+            if config.frame_encoder_prior and config.fusion != "residual":
                 self.prior_weight = nn.Parameter(torch.ones(()))
+            if config.frame_encoder_prior:
                 # (K, L): sums the encoder's class probabilities into the model's labels; a buffer, not learned, and
                 # not saved (`label_map_matrix` rebuilds it from the config).
                 del self.label_map
@@ -173,8 +184,14 @@ class MicroXNetwork(nn.Module):
         self.region_classifier = RegionLinear(num_regions, config.head_hidden_size, num_labels)
         if config.fusion == "paper":
             self.fusion = nn.Linear(num_regions * num_labels, num_labels)
-        elif config.fusion == "attention":
+        elif config.fusion in ("attention", "residual"):
             self.region_score = RegionLinear(num_regions, config.head_hidden_size, 1)
+        if config.fusion == "residual":
+            # The gate's logit on the branches' correction (learned); CLOSED_GATE (-inf) switches the correction off.
+            self.fusion_gate = nn.Parameter(torch.full((), float(config.fusion_gate_init)))
+            # (L,) calibration of the prior, from the config (`prior_bias`): not learned and not saved in the weights.
+            del self.prior_bias
+            self.register_buffer("prior_bias", self.prior_bias_vector(), persistent=False)
 
     def label_map_matrix(self) -> torch.Tensor:
         """(K, L) 0/1 matrix: the encoder's class k counts for label l (`config.frame_encoder_label_map`)."""
@@ -186,6 +203,11 @@ class MicroXNetwork(nn.Module):
             if target is not None:
                 matrix[k, cfg.label2id[target]] = 1.0
         return matrix
+
+    def prior_bias_vector(self) -> torch.Tensor:
+        """(L,) the prior's calibration (`config.prior_bias`, zeros when None)."""
+        bias = self.config.prior_bias
+        return torch.tensor(bias if bias is not None else [0.0] * self.config.num_labels, dtype=torch.float32)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -293,13 +315,19 @@ class MicroXNetwork(nn.Module):
             features["stem_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, Rs*4F, H', W')
         if self.frame_encoder is not None:
             size = cfg.frame_encoder_size
+            every = cfg.frame_encoder_every
             if encoder_pixel_values is not None:
                 visible = region_mask[:, self.encoder_index, :, None, None, None].to(x.dtype)  # (B, N, 1, 1, 1)
-                face = (encoder_pixel_values.to(x.dtype) * visible).flatten(0, 1)  # (B*N, C, E, E)
+                face = encoder_pixel_values.to(x.dtype) * visible  # (B, N, C, E, E)
             else:
-                face = x[:, self.encoder_index].flatten(0, 1)  # (B*N, C, H, W)
-                if face.shape[-1] != size:
-                    face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
+                face = x[:, self.encoder_index]  # (B, N, C, H, W)
+            m = n
+            if every > 1:
+                face = face[:, ::every]  # (B, ceil(N / every), C, E, E): frames 0, k, 2k, ... of this call
+                m = face.shape[1]
+            face = face.flatten(0, 1)  # (B*M, C, E, E)
+            if encoder_pixel_values is None and face.shape[-1] != size:
+                face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
             # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
             mean = face.new_tensor(cfg.image_mean).view(1, -1, 1, 1)
             std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
@@ -310,13 +338,22 @@ class MicroXNetwork(nn.Module):
             exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
             chunks = (face,) if exporting else face.split(8)
             encoded = [self.frame_encoder.encode(chunk) for chunk in chunks]  # (map, logits) per chunk
-            maps = torch.cat([m for m, _ in encoded])  # (B*N, Ce, He, We)
-            gates = self.encoder_convlstm[0].input_gates(maps)  # (B*N, 4F, He, We)
-            features["encoder_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
+            maps = torch.cat([mp for mp, _ in encoded])  # (B*M, Ce, He, We)
+            gates = self.encoder_convlstm[0].input_gates(maps)  # (B*M, 4F, He, We)
+            features["encoder_gates"] = self._every_frame(gates.view(b, m, *gates.shape[1:]), n)  # (B, N, 4F, He, We)
             if self.label_map is not None:
-                logits = torch.cat([k for _, k in encoded])  # (B*N, K)
-                features["prior"] = (logits.float().softmax(dim=-1) @ self.label_map).view(b, n, -1)  # (B, N, L)
+                logits = torch.cat([k for _, k in encoded])  # (B*M, K)
+                prior = (logits.float().softmax(dim=-1) @ self.label_map).view(b, m, -1)  # (B, M, L)
+                features["prior"] = self._every_frame(prior, n)  # (B, N, L)
         return features
+
+    def _every_frame(self, encoded: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, M, ...) features of every `frame_encoder_every`-th frame -> (B, N, ...), each frame taking those of the
+        last encoded frame at or before it."""
+        every = self.config.frame_encoder_every
+        if every == 1:
+            return encoded
+        return encoded.repeat_interleave(every, dim=1)[:, :n]
 
     def classify_windows(
         self, features: dict[str, torch.Tensor], region_mask: torch.Tensor, labels: torch.Tensor | None = None
@@ -360,17 +397,21 @@ class MicroXNetwork(nn.Module):
             h[:, index] = last.flatten(2)  # (B, Rg, F*P*P)
         features_r = self.head_dropout(F.relu(self.region_dense(h)))  # (B, R, D)
         region_logits = self.region_classifier(features_r)  # (B, R, L)
+        prior = None
         if "prior" in features:
             e = self.encoder_index
             prior = features["prior"]  # (B, T, L)
             visible = region_mask[:, e].to(prior.dtype)  # (B, T)
             prior = (prior * visible[..., None]).sum(1) / visible.sum(1, keepdim=True).clamp_min(1.0)  # (B, L)
-            prior_logits = torch.log(prior + 1e-4).to(region_logits.dtype)
-            region_logits = region_logits.clone()
-            region_logits[:, e] = region_logits[:, e] + self.prior_weight * prior_logits
+            if self.prior_weight is not None:
+                prior_logits = torch.log(prior + 1e-4).to(region_logits.dtype)
+                region_logits = region_logits.clone()
+                region_logits[:, e] = region_logits[:, e] + self.prior_weight * prior_logits
 
         visible = region_mask.any(dim=2)  # (B, R)
         logits, region_weights = self._fuse(features_r, region_logits, visible)
+        if cfg.fusion == "residual":
+            logits = self._correct_prior(prior, logits, visible)
         out = {"logits": logits, "region_logits": region_logits, "region_weights": region_weights}
         if labels is not None:
             labels = labels.to(logits.device).long()
@@ -409,6 +450,25 @@ class MicroXNetwork(nn.Module):
         features = self.encode_frames(pixel_values, region_mask, encoder_pixel_values)
         return self.classify_windows(features, region_mask, labels)
 
+    def _correct_prior(self, prior: torch.Tensor, fused: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """`residual` fusion: the calibrated log-prior plus the gated, bounded correction from the regions.
+
+        Args:
+            prior: (B, L) the encoder's label probabilities averaged over the window's visible frames.
+            fused: (B, L) the regions' attention-weighted logits (`_fuse`).
+            visible: (B, R) whether each region was visible in the window.
+
+        Returns:
+            (B, L) logits; a window whose encoder region was hidden throughout keeps the regions' fused logits.
+        """
+        bound = self.config.correction_bound
+        delta = fused - fused.mean(dim=-1, keepdim=True)  # (B, L): only differences between classes matter
+        correction = bound * torch.tanh(delta / bound)
+        log_prior = torch.log(prior.clamp_min(1e-6)).to(fused.dtype) + self.prior_bias.to(fused.dtype)  # (B, L)
+        logits = log_prior + torch.sigmoid(self.fusion_gate).to(fused.dtype) * correction
+        has_prior = visible[:, self.encoder_index : self.encoder_index + 1]  # (B, 1)
+        return torch.where(has_prior, logits, fused)
+
     def _fuse(
         self, features: torch.Tensor, region_logits: torch.Tensor, visible: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,7 +484,7 @@ class MicroXNetwork(nn.Module):
             contrib = torch.einsum("brl,brl->br", probs, w[winner]).abs() * visible
             weights = contrib / contrib.sum(dim=1, keepdim=True).clamp_min(1e-12)
         else:
-            if fusion == "attention":
+            if fusion in ("attention", "residual"):
                 scores = self.region_score(features).squeeze(-1)  # (B, R)
             else:  # mean
                 scores = torch.zeros_like(visible, dtype=region_logits.dtype)

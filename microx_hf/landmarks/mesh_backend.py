@@ -211,6 +211,9 @@ class MediaPipeBackend(LandmarkBackend):
     """
 
     wants_grey = False
+    # BlazeFace was trained on colour: on grey frames of signers (faces 30-40 px apart at the eyes) it found none
+    # of the faces it found in colour.
+    detects_in_grey = False
 
     def __init__(
         self,

@@ -379,10 +379,9 @@ class FaceTracker:
             side = float(np.sqrt(np.prod(predicted[2:] - predicted[:2])))
             lo = np.maximum(np.floor(predicted[:2] - self.roi_margin * side), 0).astype(int)
             hi = np.minimum(np.ceil(predicted[2:] + self.roi_margin * side), [width, height]).astype(int)
-            grey = grey[lo[1] : hi[1], lo[0] : hi[0]]
             offset = lo.astype(np.float64)
             scale = min(1.0, 1.1 * self.min_detect_face / max(side, 1.0))
-            return self._detect_at(grey, image, scale, offset)
+            return self._detect_at(grey, image, scale, offset, (lo, hi))
         base = scale = min(1.0, self.detect_max_side / max(height, width))
         if reference is not None and reference.size * scale < self.min_detect_face:
             scale = min(1.0, self.min_detect_face / max(reference.size, 1.0))
@@ -396,12 +395,24 @@ class FaceTracker:
             faces = self._detect_at(grey, image, min(1.0, 2.0 * scale), offset)
         return faces
 
-    def _detect_at(self, grey: np.ndarray, image: np.ndarray, scale: float, offset: np.ndarray) -> list[Face]:
-        """Detections in `grey` resized by `scale`, with plausible landmarks, in frame coordinates."""
-        if grey.size == 0:
+    def _detect_at(
+        self,
+        grey: np.ndarray,
+        image: np.ndarray,
+        scale: float,
+        offset: np.ndarray,
+        window: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[Face]:
+        """Detections in the frame (grey, or colour for a detector that wants it; `window` (lo, hi): only that part,
+        whose corner is `offset`) resized by `scale`, with plausible landmarks, in frame coordinates."""
+        source = grey if self.backend.detects_in_grey or image.ndim == 2 else image
+        if window is not None:
+            (x0, y0), (x1, y1) = window
+            source = source[y0:y1, x0:x1]
+        if source.size == 0:
             return []
         # Bilinear is enough for HOG and much cheaper than area averaging at these ratios.
-        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        small = source if scale == 1.0 else cv2.resize(source, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         faces = []
         for box, score in self.backend.detect_boxes(small):
             box = box / scale + np.tile(offset, 2)
