@@ -61,7 +61,7 @@ PARITY_BOUND = 1e-4  # max |probability difference| between the graphs and torch
 
 
 def network_of(model: nn.Module) -> nn.Module:
-    """The plain network inside a MicroX model (`model.microx` once the classes hold it; today the model itself)."""
+    """The plain `MicroXNetwork` of a MicroX model (`model.microx`), or the network itself."""
     return getattr(model, "microx", model)
 
 
@@ -88,7 +88,7 @@ class FramePart(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         features = self.net.encode_frames(pixel_values, region_mask, encoder_pixel_values)
         # Contiguous outputs: the fer encoder computes channels-last, which a graph output has no notion of.
-        return tuple(getattr(features, name).contiguous() for name in self.names)
+        return tuple(features[name].contiguous() for name in self.names)
 
 
 class WindowPart(nn.Module):
@@ -100,17 +100,8 @@ class WindowPart(nn.Module):
         self.names = feature_names(net)
 
     def forward(self, region_mask: torch.Tensor, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from .network_microx import MicroXFrameFeatures
-
-        given = dict(zip(self.names, features, strict=True))
-        frame_features = MicroXFrameFeatures(
-            stem_gates=given.get("stem_gates"),
-            encoder_gates=given.get("encoder_gates"),
-            prior=given.get("prior"),
-            region_mask=region_mask,
-        )
-        out = self.net.classify_windows(frame_features)
-        return out.logits, out.region_logits, out.region_weights
+        out = self.net.classify_windows(dict(zip(self.names, features, strict=True)), region_mask)
+        return tuple(out[name] for name in WINDOW_OUTPUTS)
 
 
 def example_inputs(config: Any, frames: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -141,7 +132,7 @@ def window_inputs(
     features: dict[str, torch.Tensor], region_mask: torch.Tensor, index: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The windows `index` (W, T) of per-frame features (1, N, ...) and a mask (1, R, N): (W, T, ...) and (W, R, T),
-    as `MicroXFrameFeatures.windows` cuts them."""
+    as `microx_hf.scoring.ClipScorer` cuts them."""
     out = {name: value[0][index] for name, value in features.items()}  # (N, ...) -> (W, T, ...)
     out["region_mask"] = region_mask[0][:, index].transpose(0, 1)  # (R, W, T) -> (W, R, T)
     return out
