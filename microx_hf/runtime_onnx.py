@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -75,6 +76,9 @@ class OnnxRuntime:
         labels: Class names, in the model's order.
         regions: Region names, in the order of the R axis.
         num_frames: Frames per window T.
+        config: The model's settings the feature extractor must match, from the manifest (the `MicroXConfig` fields
+            `regions`, `num_frames`, `num_channels`, `image_size`, `id2label`, `num_labels`, `frame_encoder`,
+            `frame_encoder_size`, `frame_encoder_region`, `image_mean`, `image_std`).
         manifest: The export's `manifest.json`.
     """
 
@@ -101,6 +105,19 @@ class OnnxRuntime:
         self.image_std = np.asarray(manifest["image_std"], np.float32)
         self.encoder_size: int | None = manifest.get("encoder_size")
         self.encoder_index = self.regions.index(manifest["encoder_region"]) if self.encoder_size else None
+        self.config = SimpleNamespace(
+            regions=list(self.regions),
+            num_frames=self.num_frames,
+            num_channels=int(manifest["num_channels"]),
+            image_size=int(manifest["image_size"]),
+            id2label=dict(enumerate(self.labels)),
+            num_labels=len(self.labels),
+            frame_encoder=manifest["frame_encoder"],
+            frame_encoder_size=self.encoder_size,
+            frame_encoder_region=manifest["encoder_region"],
+            image_mean=[float(v) for v in manifest["image_mean"]],
+            image_std=[float(v) for v in manifest["image_std"]],
+        )
         options = session_options(threads)
         providers = providers or ["CPUExecutionProvider"]
         self._frames = ort.InferenceSession(str(found / manifest["frames"]["file"]), options, providers=providers)
