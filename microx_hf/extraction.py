@@ -139,6 +139,7 @@ class ClipStream:
             detect_every=extractor.detect_every,
             detect_max_side=extractor.detect_max_side,
             face_choice=extractor.face_choice,
+            landmark_skip_shift=extractor.landmark_skip_shift,
         )
         self.still = False
         self.finished = False
@@ -312,6 +313,10 @@ class MicroXExtraction:
             `microx_hf.landmarks.FaceTracker`).
         allow_still: Read a still image (PNG, JPEG, ...) as a one-frame clip (flagged `ClipCrops.still`) instead of
             raising `StillImageError`.
+        landmark_skip_shift: Between detections, reuse the last landmarks moved by the face's measured shift instead
+            of running the landmark model while that shift stays under this many inter-ocular distances (0.02
+            skipped about half the frames of real footage; see `microx_hf.landmarks.tracking`); None (default): run
+            it on every frame. A model should be trained with the setting it runs with.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -362,6 +367,7 @@ class MicroXExtraction:
         encoder_region: str = "face",
         face_choice: str | int = "auto",
         allow_still: bool = False,
+        landmark_skip_shift: float | None = None,
     ) -> None:
         """Sets and checks the settings (the arguments are documented on the class)."""
         self.fps = float(fps)
@@ -385,6 +391,7 @@ class MicroXExtraction:
         self.encoder_region = encoder_region
         self.face_choice = face_choice
         self.allow_still = bool(allow_still)
+        self.landmark_skip_shift = landmark_skip_shift
         self._validate()
 
     def _validate(self) -> None:
@@ -408,12 +415,16 @@ class MicroXExtraction:
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give 3 values, positive std")
         from .landmarks import registered_backends
-        from .landmarks.tracking import validate_face_choice
+        from .landmarks.tracking import validate_face_choice, validate_skip_shift
 
         try:
             self.face_choice = validate_face_choice(self.face_choice)
         except ValueError as err:
             raise bad("face_choice", self.face_choice, str(err).split(": ", 1)[1]) from None
+        try:
+            self.landmark_skip_shift = validate_skip_shift(self.landmark_skip_shift)
+        except ValueError as err:
+            raise bad("landmark_skip_shift", self.landmark_skip_shift, str(err).split(": ", 1)[1]) from None
         if self.landmark_backend != "auto" and self.landmark_backend not in registered_backends():
             raise bad("landmark_backend", self.landmark_backend, f"choose 'auto' or one of {registered_backends()}")
 
