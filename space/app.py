@@ -45,7 +45,8 @@ from microx_hf.errors import (
     VideoDecodeError,
     VideoLimitError,
 )
-from microx_hf.predict import Prediction, load_model, predict
+from microx_hf.predict import Prediction, predict
+from microx_hf.runtime import load_runtime
 from microx_hf.visualize import TrackPreview, region_strips
 
 logger = logging.getLogger("microx_space")
@@ -94,7 +95,8 @@ CARD_NOTE_KEY = "microx_note"
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "microx_space"  # previews; inside the temp folder gradio may serve
 CACHE_SECONDS = 3600  # uploads, results and previews older than this are deleted (a Space runs for days)
 
-model, feature_extractor = load_model(MODEL_ID)
+# ONNX Runtime where the checkpoint carries an onnx/ export (no torch: faster start, less memory), else torch.
+model, feature_extractor = load_runtime(MODEL_ID)
 if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
     feature_extractor.max_duration = MAX_DURATION_S
 

@@ -305,7 +305,11 @@ class MicroXNetwork(nn.Module):
             std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
             face = face * std + mean
             # Small batches: 8 faces at a time ran at 2.5 ms per face, 40 at once at 3.6 ms (one CPU thread).
-            maps = torch.cat([self.frame_encoder.forward_features(chunk) for chunk in face.split(8)])
+            # An export (ONNX: torch.export or tracing) runs every frame at once: a loop over chunks would freeze their
+            # number into the graph. (Not `torch.onnx.is_in_onnx_export()`: touching torch.onnx imports it, 0.4 s.)
+            exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
+            chunks = (face,) if exporting else face.split(8)
+            maps = torch.cat([self.frame_encoder.forward_features(chunk) for chunk in chunks])
             gates = self.encoder_convlstm[0].input_gates(maps)  # (B*N, 4F, He, We)
             features["encoder_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, 4F, He, We)
             if self.label_map is not None:
