@@ -233,3 +233,35 @@ def test_a_hub_model_runs_on_its_onnx_export(hub, hub_repo_id, clips):
     np.testing.assert_array_equal(local.window_probs, remote.window_probs)
     with pytest.raises(ModelNotFoundError):
         load_runtime(hub.new_repo_id("missing"))
+
+
+def test_both_runtimes_keep_the_interface():
+    """The `Runtime` interface as `ClipScorer` and `check_compatible` use it, on the shipped model: the same names,
+    shapes and dtypes from onnxruntime as from torch, and the settings the extractor is checked against."""
+    from microx_hf.extraction import MicroXExtraction
+    from microx_hf.predict import check_compatible
+    from microx_hf.runtime import Runtime
+
+    runtimes = {name: load_runtime(DEFAULT_MODEL, runtime=name)[0] for name in ("onnx", "torch")}
+    extractor = MicroXExtraction.from_json_file(DEFAULT_MODEL / "preprocessor_config.json")
+    rng = np.random.default_rng(0)
+    pixel_values = rng.uniform(-1, 1, (1, 5, 7, 3, 48, 48)).astype(np.float32)
+    encoder = rng.uniform(-1, 1, (1, 7, 3, 64, 64)).astype(np.float32)
+    mask = np.ones((1, 5, 7), bool)
+    index = np.array([[0, 1, 2, 3, 4, 5, 6, 6, 6, 6]])
+    outputs = {}
+    for name, runtime in runtimes.items():
+        for attribute in Runtime.__annotations__:
+            assert hasattr(runtime, attribute), (name, attribute)
+        check_compatible(runtime.config, extractor)  # raises on any mismatch
+        assert runtime.config.frame_encoder == "fer" and runtime.config.frame_encoder_size == 64
+        features = runtime.encode_frames(pixel_values, mask, encoder)
+        out = runtime.classify_windows(
+            {k: v[0][index] for k, v in features.items()}, mask[0][:, index].transpose(1, 0, 2)
+        )
+        outputs[name] = (
+            {k: (v.shape, v.dtype) for k, v in features.items()},
+            {k: (v.shape, v.dtype) for k, v in out.items()},
+        )
+    assert outputs["onnx"] == outputs["torch"]
+    assert runtimes["onnx"].labels == runtimes["torch"].labels and runtimes["onnx"].num_frames == 10
