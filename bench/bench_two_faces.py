@@ -7,7 +7,7 @@ put side by side (`side_by_side`), two at a time, and its real single-face foota
 The tracker follows one face and re-detects it only in its neighbourhood; `census_every` makes every k-th frame's
 re-detection scan the whole frame to count the other faces (`FaceTracker.faces_seen`). Reported per video, with the
 census off (the tracker before it) and on (the default): `faces_seen`, the first frame at which a second face was
-counted, and the number of censuses. Then the whole offline extractor (`iter_crops`: decode, dlib, crops) on 20 s of
+counted, and the number of censuses. Then the whole offline extractor (`stream`: decode, dlib, crops) on 20 s of
 single-face footage, at 854x480 and as a small face in 1920x1080 frames, census off and on in alternation (1 thread,
 median of `--repeat` runs each): frames per CPU second (wall time here mostly measures the other work on the cores).
 
@@ -72,7 +72,7 @@ def extractor_fps(path: Path, census_every: int | None) -> float:
         extractor = MicroXFeatureExtractor(landmark_backend="dlib")
         # CPU time of this process: on the shared 2-core machine wall time mostly measures the other work.
         start = time.process_time()
-        frames = sum(1 for _ in extractor.iter_crops(str(path)))
+        frames = sum(1 for _ in extractor.stream(str(path)))
         return frames / (time.process_time() - start)
     finally:
         landmarks.FaceTracker = original

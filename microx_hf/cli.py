@@ -2,6 +2,7 @@
 
     microx predict VIDEO_OR_FOLDER... [--model M] [--json | --jsonl] [--timeline-csv PATH] [--workers N]
                    [--batch-size N] [--max-duration SECONDS] [--face WHICH] [--allow-still] [--face-crops]
+                   [--runtime R]
     microx crops VIDEO -o sheet.png [--window K] [--columns N] [--model M] [--face WHICH] [--allow-still]
                  [--face-crops]
     microx export onnx MODEL OUT [--torchscript] [--no-check] [--mediapipe]
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"windows per forward pass (default {WINDOW_BATCH})")  # fmt: skip
     p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
                    help="refuse videos longer than this (default: the model's setting, 600 s)")  # fmt: skip
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
+                   help="what runs the network: onnx (ONNX Runtime, the model's onnx/ export: fast to start, no "
+                        "torch), torch, or auto (default: onnx where the model has an export)")  # fmt: skip
     _add_extraction_options(p)
 
     c = sub.add_parser(
@@ -261,8 +265,9 @@ def _close_matches(name: str) -> list[str]:
     return [str(parent / m) if str(parent) != "." else m for m in matches]
 
 
-def _load(model: str | None):
-    """`load_model(model)`, with a missing or mistyped --model turned into one `UsageError` line."""
+def _load(model: str | None, runtime: str = "auto"):
+    """`load_runtime(model, runtime)`, with a missing or mistyped --model turned into one `UsageError` line."""
+    from .runtime import load_runtime
 
     if model is not None and not Path(model).expanduser().exists():
         matches = _close_matches(model)
@@ -271,7 +276,7 @@ def _load(model: str | None):
             raise UsageError(f"--model {model}: no such folder ({Path(model).expanduser().absolute()}).{hint}"
                              + ("" if "/" in model else " (For a Hub model, pass its full id: owner/name.)"))  # fmt: skip
         try:
-            return _load_quietly(model)
+            return load_runtime(model, runtime)
         except ModelNotFoundError as err:
             # The cause (transformers' OSError) runs to several lines; its first says what went wrong.
             cause = str(err.__cause__ or err).strip().splitlines()[0]
@@ -281,19 +286,9 @@ def _load(model: str | None):
         except (MicroXError, ValueError) as err:
             raise UsageError(f"--model {model}: {_one_line(err)}") from err
     try:
-        return _load_quietly(model)
+        return load_runtime(model, runtime)
     except (MicroXError, ValueError) as err:
         raise UsageError(f"--model {model or '(default)'}: {_one_line(err)}") from err
-
-
-def _load_quietly(model: str | None):
-    """`load_model(model)` without transformers' "Loading weights" bars (they would bury the one over the videos)."""
-    from transformers.utils import logging as hf_logging
-
-    from .predict import load_model
-
-    hf_logging.disable_progress_bar()
-    return load_model(model)
 
 
 def _face_choice(value: str | None) -> str | int | None:
@@ -353,13 +348,18 @@ def init_predict_worker(
     face_choice: str | int | None = None,
     allow_still: bool = False,
     face_crops: bool = False,
+    runtime: str = "auto",
 ) -> None:
     """Load the model once in this (worker) process, for `predict_worker`."""
     if _WORKER:  # the main process, which loaded it already
         return
+    from .parallel import limit_threads
+    from .runtime import load_runtime
+
     _quiet_native_logs(verbose)
     _configure_logging(verbose)
-    model_, extractor = _load_quietly(model)
+    model_, extractor = load_runtime(model, runtime)
+    limit_threads()  # again: torch, where the model runs in it, was imported just now
     if max_duration is not None:
         extractor.max_duration = max_duration
     _apply_options(extractor, face_choice, allow_still, face_crops)
@@ -443,8 +443,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.timeline_csv is not None:
         _check_output(args.timeline_csv, "--timeline-csv")
     # Loaded here also with workers: a bad --model is one line now, not one failure per video later.
-    model, feature_extractor = _load(args.model)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    model, feature_extractor = _load(args.model, args.runtime)
+    labels = list(model.labels)
     if args.max_duration is not None:
         feature_extractor.max_duration = args.max_duration
     _apply_options(feature_extractor, face_choice, args.allow_still, args.face_crops)
@@ -453,7 +453,7 @@ def _predict(args: argparse.Namespace) -> int:
     # This process works too (map_videos); the spawned workers load their own copy of the model.
     init = None if args.workers == 1 else init_predict_worker
     init_args = (args.model, args.max_duration, args.batch_size, args.verbose, face_choice, args.allow_still,
-                 args.face_crops)  # fmt: skip
+                 args.face_crops, args.runtime)  # fmt: skip
 
     def emit(line: str) -> None:
         tqdm.write(line, file=sys.stdout)  # above the progress bar, which is on stderr

@@ -81,6 +81,15 @@ class FrameCrops:
 
 
 @dataclass
+class TrackedFrame:
+    """A decoded frame and the face followed in it (None: no face), before cropping (`ClipStream.faces`)."""
+
+    timestamp: float
+    frame: np.ndarray
+    face: Any
+
+
+@dataclass
 class ClipCrops:
     """The record of one clip: its region crops and every fact learned while it was read.
 
@@ -160,6 +169,7 @@ class ClipStream:
             detect_every=extractor.detect_every,
             detect_max_side=extractor.detect_max_side,
             face_choice=extractor.face_choice,
+            landmark_skip_shift=extractor.landmark_skip_shift,
         )
         self.still = False
         self.finished = False
@@ -169,32 +179,28 @@ class ClipStream:
         self._points: list[np.ndarray] = []
         self._crops: list[np.ndarray] = []
         self._encoder_crops: list[np.ndarray] = []
+        self._no_face: tuple | None = None  # the crops, mask and encoder crop of a frame without a face (shared)
 
     def __iter__(self) -> Iterator[FrameCrops]:
+        for tracked in self.faces():
+            yield self.crop(tracked)
+
+    def faces(self) -> Iterator[TrackedFrame]:
+        """The first half of the work on each frame: decoding and following the face (the landmarks). `crop` does
+        the rest; `predict` runs this half in a second thread and `crop` beside the network, which balances the two
+        threads' work (decoding and landmarks took 6-7 ms a frame on real footage, the crops 1.4 and the network
+        3.5). Iterating the stream does both in turn."""
         ex = self.extractor
-        r, s, e = len(ex.regions), ex.crop_size, ex.encoder_crop_size
-        empty_crops = np.zeros((r, 3, s, s), np.uint8)
-        empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
-        no_face = np.zeros(r, bool)
         for timestamp, frame in self._frames():
             if ex.face_crops:
                 frame, face = self._face_in_crop(frame)
             else:
                 face = self.tracker.update(frame)
-            if face is None:
-                crops, mask, points, encoder_crop = empty_crops, no_face, None, empty_encoder
-            else:
-                crops, mask, encoder_crop = self._crop(frame, face.points, face.mesh)
-                points = face.points
+            if face is not None:
                 self._faces_found += 1
             self._stamps.append(timestamp)
-            self._masks.append(mask)
-            self._points.append(NO_POINTS if points is None else points)
-            if self.keep_crops:
-                self._crops.append(crops)
-                if encoder_crop is not None:
-                    self._encoder_crops.append(encoder_crop)
-            yield FrameCrops(timestamp, crops, mask, points, encoder_crop, frame)
+            self._points.append(NO_POINTS if face is None else face.points)
+            yield TrackedFrame(timestamp, frame, face)
         if not self._stamps:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
         if ex.face_crops and not self._faces_found:
@@ -215,6 +221,26 @@ class ClipStream:
                 ex.num_frames,
             )
         logger.debug("extracted %d frames, detector ran %d times", len(self._stamps), self.tracker.stats["detections"])
+
+    def crop(self, tracked: TrackedFrame) -> FrameCrops:
+        """The second half: the region crops of a frame from `faces`, in the order `faces` gave them."""
+        ex = self.extractor
+        face = tracked.face
+        if face is None:
+            if self._no_face is None:
+                r, s, e = len(ex.regions), ex.crop_size, ex.encoder_crop_size
+                empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
+                self._no_face = (np.zeros((r, 3, s, s), np.uint8), np.zeros(r, bool), empty_encoder)
+            crops, mask, encoder_crop = self._no_face
+        else:
+            crops, mask, encoder_crop = self._crop(tracked.frame, face.points, face.mesh)
+        self._masks.append(mask)
+        if self.keep_crops:
+            self._crops.append(crops)
+            if encoder_crop is not None:
+                self._encoder_crops.append(encoder_crop)
+        points = None if face is None else face.points
+        return FrameCrops(tracked.timestamp, crops, mask, points, encoder_crop, tracked.frame)
 
     @property
     def padded(self) -> bool:
@@ -385,6 +411,10 @@ class MicroXExtraction:
         face_crops: The input is already cropped to one face (CK+48, DFEW, AFEW): the frame is the face box and the
             landmarks are found inside it, upscaled (see the module docstring); `NotAFaceCropError` when no frame is a
             face crop. A setting of the input: turn it on for crops, whatever the model was trained on.
+        landmark_skip_shift: Between detections, reuse the last landmarks moved by the face's measured shift instead
+            of running the landmark model while that shift stays under this many inter-ocular distances (0.02
+            skipped about half the frames of real footage; see `microx_hf.landmarks.tracking`); None (default): run
+            it on every frame. A model should be trained with the setting it runs with.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -436,6 +466,7 @@ class MicroXExtraction:
         face_choice: str | int = "auto",
         allow_still: bool = False,
         face_crops: bool = False,
+        landmark_skip_shift: float | None = None,
     ) -> None:
         """Sets and checks the settings (the arguments are documented on the class)."""
         self.fps = float(fps)
@@ -460,6 +491,7 @@ class MicroXExtraction:
         self.face_choice = face_choice
         self.allow_still = bool(allow_still)
         self.face_crops = bool(face_crops)
+        self.landmark_skip_shift = landmark_skip_shift
         self._validate()
 
     def _validate(self) -> None:
@@ -483,12 +515,16 @@ class MicroXExtraction:
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise bad("image_mean/image_std", (self.image_mean, self.image_std), "give 3 values, positive std")
         from .landmarks import registered_backends
-        from .landmarks.tracking import validate_face_choice
+        from .landmarks.tracking import validate_face_choice, validate_skip_shift
 
         try:
             self.face_choice = validate_face_choice(self.face_choice)
         except ValueError as err:
             raise bad("face_choice", self.face_choice, str(err).split(": ", 1)[1]) from None
+        try:
+            self.landmark_skip_shift = validate_skip_shift(self.landmark_skip_shift)
+        except ValueError as err:
+            raise bad("landmark_skip_shift", self.landmark_skip_shift, str(err).split(": ", 1)[1]) from None
         if self.landmark_backend != "auto" and self.landmark_backend not in registered_backends():
             raise bad("landmark_backend", self.landmark_backend, f"choose 'auto' or one of {registered_backends()}")
 

@@ -4,10 +4,13 @@ The network's work splits in two (`encode_frames` / `classify_windows` in `netwo
 export:
 
 - `frames.onnx`: the per-frame part. The stems and the first ConvLSTM input convolution of every stem region, the
-  frame encoder (fer or face-api) and its prior. Inputs `pixel_values` (B, R, M, C, S, S) float32 normalised crops,
-  `region_mask` (B, R, M) bool and, where the model has a frame encoder, `encoder_pixel_values` (B, M, C, E, E);
-  outputs the per-frame features, frame axis at dim 1: `stem_gates` (B, M, Rs*4F, H', W'), `encoder_gates`
-  (B, M, 4F, He, We), `prior` (B, M, L) (each only where the model has that part). B and M are dynamic.
+  frame encoder (fer or face-api) and its prior. Inputs `pixel_values` (B, R, N, C, S, S) float32 normalised crops,
+  `region_mask` (B, R, N) bool and, where the model has a frame encoder, `encoder_pixel_values` (B, M, C, E, E): the
+  encoder's crops of the frames it encodes, every `encoder_every`-th (the model's `frame_encoder_every`) from the
+  first, zeroed where the region was not found (`runtime_onnx.encoder_frames`); outputs the per-frame features,
+  frame axis at dim 1: `stem_gates` (B, N, Rs*4F, H', W'), `encoder_gates` (B, M, 4F, He, We), `prior` (B, M, L)
+  (each only where the model has that part; the runtime repeats the encoder's onto the frames between). B, N and M
+  are dynamic.
 - `windows.onnx`: the per-window part. The ConvLSTM recurrences over T frames, the region heads and the fusion.
   Inputs the same feature names with W windows of T frames, (W, T, ...), and `region_mask` (W, R, T) bool; outputs
   `logits` (W, L), `region_logits` (W, R, L), `region_weights` (W, R). W is dynamic, T is the model's `num_frames`
@@ -45,14 +48,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .runtime_onnx import FORMAT, FORMAT_VERSION, MANIFEST_FILE, encoder_frames
+
 logger = logging.getLogger(__name__)
 
-ONNX_DIR = "onnx"  # the export's folder inside a model folder (beside model.safetensors)
 FRAMES_FILE = "frames.onnx"
 WINDOWS_FILE = "windows.onnx"
-MANIFEST_FILE = "manifest.json"
-FORMAT = "microx-onnx"
-FORMAT_VERSION = 1
 OPTIMIZE = True  # onnxscript's graph optimiser: a third smaller graphs, loaded faster
 OPSET = 18  # the dynamo exporter's own; asking for 17 makes it try (and fail) a version conversion
 FEATURE_NAMES = ("stem_gates", "encoder_gates", "prior")
@@ -61,7 +62,7 @@ PARITY_BOUND = 1e-4  # max |probability difference| between the graphs and torch
 
 
 def network_of(model: nn.Module) -> nn.Module:
-    """The plain network inside a MicroX model (`model.microx` once the classes hold it; today the model itself)."""
+    """The plain `MicroXNetwork` of a MicroX model (`model.microx`), or the network itself."""
     return getattr(model, "microx", model)
 
 
@@ -76,7 +77,11 @@ def feature_names(net: nn.Module) -> list[str]:
 
 
 class FramePart(nn.Module):
-    """`encode_frames` as a module with tensor outputs (the per-frame graph)."""
+    """`encode_frames` as a module with tensor outputs (the per-frame graph), less what numpy does better outside
+    it: the frame encoder gets only the frames it encodes, `encoder_pixel_values` (B, M, C, E, E), already masked and
+    taken every `frame_encoder_every`-th frame by the caller (`OnnxRuntime.encode_frames`, `encoder_frames`), which
+    also repeats their features onto the frames between. (A strided slice inside the graph makes torch.export
+    specialise the batch and frame sizes.)"""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -86,9 +91,14 @@ class FramePart(nn.Module):
     def forward(
         self, pixel_values: torch.Tensor, region_mask: torch.Tensor, encoder_pixel_values: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
-        features = self.net.encode_frames(pixel_values, region_mask, encoder_pixel_values)
+        net = self.net
+        features = {}
+        if net.stem is not None:
+            features["stem_gates"] = net.encode_stems(pixel_values * region_mask[..., None, None, None].float())
+        if net.frame_encoder is not None:
+            features.update(net.encode_faces(encoder_pixel_values))
         # Contiguous outputs: the fer encoder computes channels-last, which a graph output has no notion of.
-        return tuple(getattr(features, name).contiguous() for name in self.names)
+        return tuple(features[name].contiguous() for name in self.names)
 
 
 class WindowPart(nn.Module):
@@ -100,17 +110,8 @@ class WindowPart(nn.Module):
         self.names = feature_names(net)
 
     def forward(self, region_mask: torch.Tensor, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from .network_microx import MicroXFrameFeatures
-
-        given = dict(zip(self.names, features, strict=True))
-        frame_features = MicroXFrameFeatures(
-            stem_gates=given.get("stem_gates"),
-            encoder_gates=given.get("encoder_gates"),
-            prior=given.get("prior"),
-            region_mask=region_mask,
-        )
-        out = self.net.classify_windows(frame_features)
-        return out.logits, out.region_logits, out.region_weights
+        out = self.net.classify_windows(dict(zip(self.names, features, strict=True)), region_mask)
+        return tuple(out[name] for name in WINDOW_OUTPUTS)
 
 
 def example_inputs(config: Any, frames: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -141,7 +142,7 @@ def window_inputs(
     features: dict[str, torch.Tensor], region_mask: torch.Tensor, index: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The windows `index` (W, T) of per-frame features (1, N, ...) and a mask (1, R, N): (W, T, ...) and (W, R, T),
-    as `MicroXFrameFeatures.windows` cuts them."""
+    as `microx_hf.scoring.ClipScorer` cuts them."""
     out = {name: value[0][index] for name, value in features.items()}  # (N, ...) -> (W, T, ...)
     out["region_mask"] = region_mask[0][:, index].transpose(0, 1)  # (R, W, T) -> (W, R, T)
     return out
@@ -193,8 +194,7 @@ def check_parity(model: nn.Module, folder: str | Path, frames: int = 23, windows
     runtime = OnnxRuntime(folder)
     inputs = example_inputs(net.config, frames, seed=1)
     with torch.inference_mode():
-        features = FramePart(net)(**inputs)
-        torch_features = dict(zip(feature_names(net), features, strict=True))
+        torch_features = net.encode_frames(**inputs)  # the whole torch path, as predict runs it
         index = _window_index(frames, net.config.num_frames, windows)
         win = window_inputs(torch_features, inputs["region_mask"], index)
         logits, region_logits, region_weights = WindowPart(net)(
@@ -249,12 +249,20 @@ def export_onnx(
     started = time.perf_counter()
     inputs = example_inputs(cfg, frames=5)
     with torch.inference_mode():
-        features = dict(zip(names, FramePart(net)(**inputs), strict=True))
+        features = net.encode_frames(**inputs)
+    every = int(cfg.frame_encoder_every) if cfg.frame_encoder is not None else 1
+    if "encoder_pixel_values" in inputs:
+        inputs["encoder_pixel_values"] = torch.from_numpy(
+            encoder_frames(inputs["encoder_pixel_values"].numpy(), inputs["region_mask"].numpy(),
+                           cfg.regions.index(cfg.frame_encoder_region), every)
+        )  # fmt: skip
     frame_inputs = list(inputs)
     frame_dynamic = {"pixel_values": {0: "batch", 2: "frames"}, "region_mask": {0: "batch", 2: "frames"}}
     if "encoder_pixel_values" in inputs:
-        frame_dynamic["encoder_pixel_values"] = {0: "batch", 1: "frames"}
-    frame_dynamic.update({name: {0: "batch", 1: "frames"} for name in names})
+        frame_dynamic["encoder_pixel_values"] = {0: "batch", 1: "encoder_frames"}
+    frame_dynamic.update(
+        {name: {0: "batch", 1: "frames" if name == "stem_gates" else "encoder_frames"} for name in names}
+    )
     with torch.no_grad():
         _export(FramePart(net), tuple(inputs.values()), out / FRAMES_FILE, frame_inputs, names,
                 frame_dynamic, dynamo)  # fmt: skip
@@ -282,6 +290,7 @@ def export_onnx(
         "frame_encoder": cfg.frame_encoder,
         "encoder_size": int(cfg.frame_encoder_size) if cfg.frame_encoder is not None else None,
         "encoder_region": cfg.frame_encoder_region if cfg.frame_encoder is not None else None,
+        "encoder_every": every,
         "image_mean": [float(v) for v in cfg.image_mean],
         "image_std": [float(v) for v in cfg.image_std],
         "features": names,

@@ -92,18 +92,22 @@ _WORKER_INIT_ERROR: tuple[str, str, bool, str] | None = None
 
 
 def limit_threads() -> None:
-    """One torch thread and one OpenCV thread in this process (the pool has one process per core)."""
+    """One OpenCV thread in this process, and one torch thread where torch is imported (the pool has one process per
+    core). torch is not imported here: the ONNX Runtime path never needs it (its sessions run on one thread), and a
+    torch imported later reads `OMP_NUM_THREADS`."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"  # for libraries that read it when first loaded
     import cv2
-    import torch
 
+    cv2.setNumThreads(1)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
     torch.set_num_threads(1)
     if torch.get_num_interop_threads() != 1:
         # Settable only before the first inter-op parallel work of the process; a fresh worker has done none.
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-    cv2.setNumThreads(1)
 
 
 def _worker_init(fn: FunctionRef, init: FunctionRef | None, init_args: tuple) -> None:

@@ -6,22 +6,24 @@ those window probabilities. The fusion weights of each window say how much each 
 mean over the windows is the clip's `region_contributions`.
 
 One video takes one path: `MicroXExtraction.stream` reads it frame by frame (decoding and landmarks in a second
-thread), `microx_hf.scoring.ClipScorer` scores its windows through a runtime (`microx_hf.runtime`: torch here, ONNX
-Runtime with `runtime="onnx"`), and the stream's record of the clip (`ClipCrops`: still, padded, faces seen, the
-face followed, the landmark backend) becomes the `Prediction`'s.
+thread), `microx_hf.scoring.ClipScorer` scores its windows through a runtime (`microx_hf.runtime.load_runtime`: ONNX
+Runtime where the checkpoint carries an ONNX export, else torch), and the stream's record of the clip (`ClipCrops`:
+still, padded, faces seen, the face followed, the landmark backend) becomes the `Prediction`'s. A checkpoint named
+by the caller (or the default) is loaded once per process (`cached_runtime`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
 import logging
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,7 +43,6 @@ logger = logging.getLogger(__name__)
 # The default checkpoint committed with the package; `$MICROX_MODEL` overrides it.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 MODEL_ENV = "MICROX_MODEL"
-RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -243,9 +244,14 @@ def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, Mic
         PickledWeightsError: Only pickled weights; the message says how to convert them.
         ModelNotFoundError: Nothing loadable at `name_or_path`; the message says what to pass.
     """
+    from transformers.utils import logging as hf_logging
+
     from .modeling_microx import MicroXForVideoClassification
 
     name = _local_folder(_resolve_name(name_or_path))
+    # No "Loading weights" progress bar: a library call that loads a model is not a download the user asked to watch.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model = MicroXForVideoClassification.from_pretrained(name, use_safetensors=True)
     except OSError as e:
@@ -259,11 +265,15 @@ def load_model(name_or_path: str | Path | None = None) -> tuple[MicroXModel, Mic
             f"Cannot load the model {name!s}: {detail}. Pass a local folder written by `save_pretrained` or a Hub id "
             "that is reachable (or cached, when HF_HUB_OFFLINE=1)."
         ) from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return model.eval(), extractor_for(model)
 
 
-def _local_folder(name: str | Path) -> str | Path:
-    """`name` as a checked local checkpoint folder when it names one (else a Hub id, unchanged)."""
+def _local_folder(name: str | Path, weights: bool = True) -> str | Path:
+    """`name` as a checked local checkpoint folder when it names one (else a Hub id, unchanged); `weights`: it must
+    hold safetensors weights (`check_safetensors`; the onnx runtime needs none)."""
     if not (isinstance(name, Path) or Path(str(name)).exists() or str(name).startswith((".", "/", "~"))):
         return name
     path = Path(name).expanduser()
@@ -272,7 +282,8 @@ def _local_folder(name: str | Path) -> str | Path:
             f"{path} is not a MicroX model folder (no config.json). Pass a folder written by `save_pretrained`, or a "
             "Hub model id."
         )
-    check_safetensors(path)
+    if weights:
+        check_safetensors(path)
     return path
 
 
@@ -330,29 +341,79 @@ def check_compatible(model: Any, feature_extractor: MicroXExtraction) -> None:
         )
 
 
+def _is_runtime(model: Any) -> bool:
+    """Whether `model` is a `Runtime` (what `load_runtime` returns), not a torch model or a name."""
+    return all(hasattr(model, name) for name in ("encode_frames", "classify_windows", "labels", "num_frames"))
+
+
+# Checkpoints that `predict` loaded by name (or the default), kept for the next call of this process.
+CACHE_SIZE = 4
+_CACHE: OrderedDict[tuple, tuple[Runtime, MicroXExtraction]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_LOADING: dict[tuple, threading.Lock] = {}  # one lock per key being loaded: concurrent first calls load once
+
+
+def _cache_key(name_or_path: str | Path | None, runtime: str) -> tuple:
+    """What identifies a loaded checkpoint: the resolved name, the runtime asked for and, for a local folder, the
+    size and modification time of its files (a folder written again, e.g. by a new training run, is loaded again)."""
+    name = _resolve_name(name_or_path)
+    path = Path(str(name)).expanduser()
+    if not path.is_dir():
+        return (str(name), runtime)
+    stamps = []
+    for file in ("config.json", "preprocessor_config.json", "model.safetensors", "onnx/manifest.json"):
+        with contextlib.suppress(OSError):
+            stat = (path / file).stat()
+            stamps.append((file, stat.st_size, stat.st_mtime_ns))
+    return (str(path.resolve()), runtime, tuple(stamps))
+
+
+def cached_runtime(name_or_path: str | Path | None = None, runtime: str = "auto") -> tuple[Runtime, MicroXExtraction]:
+    """`load_runtime(name_or_path, runtime)`, loaded once per process and kept (the last `CACHE_SIZE` checkpoints):
+    what `predict` uses when it is given a name or no model. Safe from several threads: concurrent first calls for
+    the same checkpoint load it once, and the others wait for it."""
+    from .runtime import load_runtime
+
+    key = _cache_key(name_or_path, runtime)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        lock = _LOADING.setdefault(key, threading.Lock())
+    with lock:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        loaded = load_runtime(name_or_path, runtime)
+        with _CACHE_LOCK:
+            _CACHE[key] = loaded
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+            _LOADING.pop(key, None)
+    return loaded
+
+
 def _runtime(
-    model: MicroXModel | str | Path | None, feature_extractor: MicroXExtraction | None, runtime: str
-) -> tuple[Runtime, MicroXExtraction, Any]:
-    """(the runtime, the extractor, the model's config) for `predict`."""
+    model: MicroXModel | Runtime | str | Path | None, feature_extractor: MicroXExtraction | None, runtime: str
+) -> tuple[Runtime, MicroXExtraction]:
+    """(the runtime, the extractor) for `predict`."""
+    from .runtime import RUNTIMES, TorchRuntime
+
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
-    if runtime == "onnx":
-        # ONNX Runtime runs the network exported into a local checkpoint folder, without torch or transformers.
-        if model is not None and not isinstance(model, (str, Path)):
-            raise ValueError("runtime='onnx' takes a checkpoint folder (or None for the default), not a loaded model")
-        from .extraction import MicroXExtraction
-        from .runtime_onnx import OnnxRuntime
-
-        folder = _local_folder(Path(_resolve_name(model)))
-        config = SimpleNamespace(**json.loads((folder / "config.json").read_text()))
-        extractor = feature_extractor or MicroXExtraction.from_json_file(folder / "preprocessor_config.json")
-        return OnnxRuntime(folder), extractor, config
-    from .runtime import TorchRuntime
-
     if model is None or isinstance(model, (str, Path)):
-        model, loaded_extractor = load_model(model)
-        feature_extractor = feature_extractor or loaded_extractor
-    return TorchRuntime(model), feature_extractor or extractor_for(model), model.config
+        engine, loaded_extractor = cached_runtime(model, runtime)
+        return engine, feature_extractor or loaded_extractor
+    if _is_runtime(model):
+        if feature_extractor is None:
+            raise ValueError("predict(video, runtime) needs the feature extractor load_runtime returned with it")
+        return model, feature_extractor
+    if runtime == "onnx":
+        raise ValueError(
+            "runtime='onnx' takes a checkpoint folder or Hub id (or None for the default), or what load_runtime "
+            "returned; not a loaded torch model"
+        )
+    return TorchRuntime(model), feature_extractor or extractor_for(model)
 
 
 def predict(
@@ -361,7 +422,7 @@ def predict(
     feature_extractor: MicroXExtraction | None = None,
     batch_size: int = WINDOW_BATCH,
     overlap: bool | None = None,
-    runtime: str = "torch",
+    runtime: str = "auto",
     on_frame: Callable[[FrameCrops], None] | None = None,
     face_crops: bool = False,
 ) -> Prediction:
@@ -373,13 +434,16 @@ def predict(
 
     Args:
         video: A video file, or RGB frames (N, H, W, 3) uint8 taken at the extractor's fps.
-        model: A loaded model, a name or path for `load_model`, or None for the default model.
-        feature_extractor: The extractor; None takes the one saved with the model (`extractor_for`).
+        model: A checkpoint folder or Hub id, None for the default model (`$MICROX_MODEL`, else the one that ships
+            with the package), a loaded torch model, or the runtime `load_runtime` returned. A name (or None) is
+            loaded once per process (`cached_runtime`): later calls reuse it.
+        feature_extractor: The extractor; None takes the one saved with the model.
         batch_size: Windows per forward pass.
         overlap: Decode and find landmarks in a second thread while the model scores (both release the GIL for
             most of their work, so two cores are used); default: when the machine has two cores or more.
-        runtime: "torch", or "onnx" for the network exported into the checkpoint folder (`microx_hf.runtime_onnx`;
-            `model` is then a folder or None).
+        runtime: For a name or None: "auto" (ONNX Runtime where the checkpoint carries an ONNX export and
+            onnxruntime is installed, else torch), "onnx" or "torch" (see `microx_hf.runtime.load_runtime`). A loaded
+            torch model runs in torch.
         on_frame: Called with each frame's `FrameCrops` as it passes (e.g. `visualize.TrackPreview.add`, which
             draws the face track without decoding the video again).
         face_crops: The video (or image, with the extractor's `allow_still`) is already cropped to one face (CK+48,
@@ -400,8 +464,8 @@ def predict(
 
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1")
-    engine, fe, config = _runtime(model, feature_extractor, runtime)
-    check_compatible(config, fe)
+    engine, fe = _runtime(model, feature_extractor, runtime)
+    check_compatible(engine.config, fe)
     if face_crops and not fe.face_crops:
         fe = copy.copy(fe)  # the caller's extractor keeps its mode
         fe.face_crops = True
@@ -410,7 +474,12 @@ def predict(
     if overlap is None:
         overlap = (os.cpu_count() or 1) >= 2
     stream = fe.stream(video)
-    for frame in in_thread(stream) if overlap else stream:
+    # Decoding and landmarks in the second thread, the crops here beside the network: the two halves then cost about
+    # the same (the landmarks alone take about what the network does). A few frames of slack between them are
+    # enough; each waiting frame holds its decoded picture (1.2 MB at 480p).
+    tracked = stream.faces()
+    for item in in_thread(tracked, queue_size=8) if overlap else tracked:
+        frame = stream.crop(item)
         scorer.push(frame.crops, frame.mask, frame.encoder_crop)
         if on_frame is not None:
             on_frame(frame)

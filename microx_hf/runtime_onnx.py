@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -21,7 +22,7 @@ import onnxruntime as ort
 ONNX_DIR = "onnx"
 MANIFEST_FILE = "manifest.json"
 FORMAT = "microx-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the frames graph's encoder takes its frames masked, every `encoder_every`-th
 
 
 def onnx_folder(folder: str | Path) -> Path | None:
@@ -63,6 +64,15 @@ def bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
+def encoder_frames(
+    encoder_pixel_values: np.ndarray, region_mask: np.ndarray, encoder_index: int, every: int
+) -> np.ndarray:
+    """What the frames graph's encoder takes: (B, N, C, E, E) crops, zeroed where the encoder region was not found
+    (`region_mask` (B, R, N)), every `every`-th frame from the first -> (B, ceil(N / every), C, E, E)."""
+    visible = region_mask[:, encoder_index, :, None, None, None]
+    return np.ascontiguousarray((encoder_pixel_values * visible)[:, ::every], dtype=np.float32)
+
+
 class OnnxRuntime:
     """A MicroX model's exported graphs, run by onnxruntime on numpy arrays.
 
@@ -75,6 +85,9 @@ class OnnxRuntime:
         labels: Class names, in the model's order.
         regions: Region names, in the order of the R axis.
         num_frames: Frames per window T.
+        config: The model's settings the feature extractor must match, from the manifest (the `MicroXConfig` fields
+            `regions`, `num_frames`, `num_channels`, `image_size`, `id2label`, `num_labels`, `frame_encoder`,
+            `frame_encoder_size`, `frame_encoder_region`, `image_mean`, `image_std`).
         manifest: The export's `manifest.json`.
     """
 
@@ -101,6 +114,20 @@ class OnnxRuntime:
         self.image_std = np.asarray(manifest["image_std"], np.float32)
         self.encoder_size: int | None = manifest.get("encoder_size")
         self.encoder_index = self.regions.index(manifest["encoder_region"]) if self.encoder_size else None
+        self.encoder_every = int(manifest.get("encoder_every", 1))  # the frame encoder runs on every k-th frame
+        self.config = SimpleNamespace(
+            regions=list(self.regions),
+            num_frames=self.num_frames,
+            num_channels=int(manifest["num_channels"]),
+            image_size=int(manifest["image_size"]),
+            id2label=dict(enumerate(self.labels)),
+            num_labels=len(self.labels),
+            frame_encoder=manifest["frame_encoder"],
+            frame_encoder_size=self.encoder_size,
+            frame_encoder_region=manifest["encoder_region"],
+            image_mean=[float(v) for v in manifest["image_mean"]],
+            image_std=[float(v) for v in manifest["image_std"]],
+        )
         options = session_options(threads)
         providers = providers or ["CPUExecutionProvider"]
         self._frames = ort.InferenceSession(str(found / manifest["frames"]["file"]), options, providers=providers)
@@ -128,9 +155,16 @@ class OnnxRuntime:
         if self.encoder_size is not None:
             if encoder_pixel_values is None:
                 encoder_pixel_values = self._resized_encoder_crops(feeds["pixel_values"])
-            feeds["encoder_pixel_values"] = np.ascontiguousarray(encoder_pixel_values, dtype=np.float32)
-        outputs = self._frames.run(self.feature_names, feeds)
-        return dict(zip(self.feature_names, outputs, strict=True))
+            feeds["encoder_pixel_values"] = encoder_frames(
+                encoder_pixel_values, feeds["region_mask"], self.encoder_index, self.encoder_every
+            )
+        features = dict(zip(self.feature_names, self._frames.run(self.feature_names, feeds), strict=True))
+        if self.encoder_every > 1:  # each frame takes the features of the last encoded frame at or before it
+            index = np.arange(feeds["pixel_values"].shape[2]) // self.encoder_every
+            for name in ("encoder_gates", "prior"):
+                if name in features:
+                    features[name] = features[name][:, index]
+        return features
 
     def classify_windows(self, features: dict[str, np.ndarray], region_mask: np.ndarray) -> dict[str, np.ndarray]:
         """The per-window part on W windows of T frames.
@@ -160,4 +194,4 @@ class OnnxRuntime:
         return (rows @ face @ cols).astype(np.float32)  # (E, S) @ (..., S, S) @ (S, E) -> (..., E, E)
 
 
-__all__ = ["OnnxRuntime", "onnx_folder", "session_options", "bilinear_matrix"]
+__all__ = ["OnnxRuntime", "onnx_folder", "session_options", "bilinear_matrix", "encoder_frames"]

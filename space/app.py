@@ -57,7 +57,8 @@ from microx_hf.errors import (
     VideoLimitError,
 )
 from microx_hf.memory import limit_malloc_arenas, release_free_memory
-from microx_hf.predict import Prediction, load_model, predict
+from microx_hf.predict import Prediction, predict
+from microx_hf.runtime import load_runtime
 from microx_hf.visualize import TrackPreview, region_strips
 
 logger = logging.getLogger("microx_space")
@@ -124,7 +125,8 @@ SESSIONS_KEPT = int(os.environ.get("MICROX_SESSIONS_KEPT", "64"))
 # many visitors come and go.
 ANALYSIS_THREADS = ThreadPoolExecutor(max_workers=CONCURRENCY_LIMIT, thread_name_prefix="microx-analysis")
 
-model, feature_extractor = load_model(MODEL_ID)
+# ONNX Runtime where the checkpoint carries an onnx/ export (no torch: faster start, less memory), else torch.
+model, feature_extractor = load_runtime(MODEL_ID)
 if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
     feature_extractor.max_duration = MAX_DURATION_S
 

@@ -18,7 +18,7 @@ from microx_hf.landmarks import (
     registered_backends,
 )
 from microx_hf.landmarks.fan_backend import FAN_WEIGHTS_FILE, FanBackend, decode_heatmaps
-from microx_hf.landmarks.tracking import box_iou, plausible_landmarks
+from microx_hf.landmarks.tracking import LANDMARK_SKIP_MAX, box_iou, plausible_landmarks
 from tests import media
 
 # The mission patch on the astronaut's suit, where dlib's HOG fires with a score of about 0.
@@ -317,3 +317,86 @@ def test_tracker_starts_with_the_large_central_face(dlib_backend):
     assert first > second + 0.3  # the small corner face has the better score ...
     face = FaceTracker(dlib_backend).update(frame)  # ... but the large central one is followed
     assert np.linalg.norm(face.points[36:42].mean(0) - big.left_eye) < 0.12 * big.iod
+
+
+# --- skipping the landmark model while the face holds still (`landmark_skip_shift`) ---------------------------
+
+
+def _follow(backend, frames, **kwargs) -> tuple[FaceTracker, list[np.ndarray], list[int]]:
+    """Every frame's points (NaN where no face) and the indices of the frames whose landmarks were reused."""
+    tracker = FaceTracker(backend, **kwargs)
+    points, reused = [], []
+    for i, frame in enumerate(frames):
+        before = tracker.stats["skipped"]
+        face = tracker.update(frame)
+        points.append(np.full((68, 2), np.nan) if face is None else face.points)
+        if tracker.stats["skipped"] > before:
+            reused.append(i)
+    return tracker, points, reused
+
+
+def _slow_pan(n: int = 150) -> tuple[list, list]:
+    """Frames of a face panning slowly (about 1% of its inter-ocular distance a frame), and its true poses."""
+    size = (640, 360)
+    poses = [pose for (pose,) in media.face_poses(n * 4, size, "pan")][:n]
+    return [media.render_frame(size, [pose]) for pose in poses], poses
+
+
+@pytest.mark.parametrize("backend_name", ["dlib", "mediapipe"])
+def test_skipped_landmarks_follow_the_face_as_the_model_would(backend_name):
+    backend = get_backend(backend_name)
+    frames, poses = _slow_pan()
+    step = np.linalg.norm(poses[1].center - poses[0].center) / poses[0].iod
+    assert 0.005 < step < 0.02  # slow enough to skip at 0.02, fast enough that a shift must be applied
+    _, full, none_reused = _follow(backend, frames)
+    tracker, gated, reused = _follow(backend, frames, landmark_skip_shift=0.02)
+    assert none_reused == [] and len(reused) >= len(frames) // 3
+    assert tracker.stats["skipped"] == len(reused)
+    # Detection frames always run the model, and never more than LANDMARK_SKIP_MAX frames in a row reuse one pass.
+    assert not set(reused) & set(range(0, len(frames), tracker.detect_every))
+    runs = np.split(np.asarray(reused), np.flatnonzero(np.diff(reused) > 1) + 1)
+    assert max(len(run) for run in runs) <= LANDMARK_SKIP_MAX
+    # Reused landmarks are the last full pass moved with the face: by its true motion since that pass, within half
+    # a pixel, and within a few hundredths of the inter-ocular distance (a landmark model's own frame-to-frame
+    # jitter; dlib's points are whole pixels) of where the model would have put them.
+    gated, full = np.stack(gated), np.stack(full)
+    last_full = np.array([max(j for j in range(i) if j not in reused) for i in reused])
+    moved = (gated[reused] - gated[last_full]).mean(axis=1)  # (K, 2)
+    truth = np.stack([poses[i].center - poses[j].center for i, j in zip(reused, last_full, strict=True)])
+    miss = np.linalg.norm(moved - truth, axis=1)
+    assert miss.max() < 0.5 and miss.mean() < 0.4 * np.linalg.norm(truth, axis=1).mean(), (moved, truth)
+    iod = np.array([pose.iod for pose in poses])[reused]
+    error = np.median(np.linalg.norm(gated[reused] - full[reused], axis=2), axis=1) / iod
+    assert np.median(error) < 0.03 and np.percentile(error, 90) < 0.06, error
+
+
+def test_a_changed_face_is_measured_again_even_without_motion(dlib_backend):
+    frames, poses = _slow_pan(1)
+    still = [frames[0]] * 6
+    covered = frames[0].copy()
+    x0, y0, x1, y1 = poses[0].box.astype(int)
+    covered[y0:y1, x0:x1] = np.random.default_rng(0).integers(0, 255, covered[y0:y1, x0:x1].shape)  # something passes
+    tracker, _, reused = _follow(dlib_backend, [*still, covered], landmark_skip_shift=0.02)
+    assert reused == [1, 2, 3, 4]  # frame 0 and 5 detect; the covered frame 6 runs the model
+    assert tracker.stats["skipped"] == 4
+
+
+def test_skipping_is_off_by_default_and_a_saved_setting(tmp_path):
+    from microx_hf.extraction import MicroXExtraction
+    from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
+
+    assert (
+        MicroXExtraction().landmark_skip_shift is None and FaceTracker(get_backend("dlib")).landmark_skip_shift is None
+    )
+    extractor = MicroXFeatureExtractor(landmark_skip_shift=0.02, landmark_backend="mediapipe")
+    extractor.save_pretrained(tmp_path)
+    assert MicroXFeatureExtractor.from_pretrained(tmp_path).landmark_skip_shift == 0.02
+    reread = MicroXExtraction.from_json_file(tmp_path / "preprocessor_config.json")
+    assert reread.landmark_skip_shift == 0.02 and reread.landmark_backend == "mediapipe"
+    stream = reread.stream(media.face_frames(12))
+    for _ in stream:
+        pass
+    assert stream.tracker.landmark_skip_shift == 0.02 and stream.tracker.stats["skipped"] > 0
+    for bad in (0, -0.01, 0.5, "0.02", True):
+        with pytest.raises(ValueError, match="landmark_skip_shift"):
+            MicroXExtraction(landmark_skip_shift=bad)

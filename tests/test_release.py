@@ -13,6 +13,9 @@ from huggingface_hub.errors import RepositoryNotFoundError
 import microx_hf
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.modeling_microx import CODE_FILES, MicroXForVideoClassification
+from microx_hf.onnx_export import PARITY_BOUND, _weights_digest, check_parity
+from microx_hf.runtime import load_runtime
+from microx_hf.runtime_onnx import OnnxRuntime
 from tests.test_train import train_tiny
 from training import release
 from training.scripts import ArgumentsError
@@ -68,6 +71,14 @@ def test_dry_run_folder_loads_and_card_metadata_parses(checkpoint, tmp_path):
     assert auto_map["AutoModelForVideoClassification"] == "modeling_microx.MicroXForVideoClassification"
     extractor = MicroXFeatureExtractor.from_pretrained(folder)
     assert extractor.regions == ["face", "mouth"] and extractor.crop_size == 16
+    # The network exported to ONNX beside the weights, from these weights, checked against torch.
+    assert sorted(p.name for p in (folder / "onnx").iterdir()) == ["frames.onnx", "manifest.json", "windows.onnx"]
+    manifest = json.loads((folder / "onnx" / "manifest.json").read_text())
+    model = MicroXForVideoClassification.from_pretrained(checkpoint)
+    assert manifest["weights_sha256"] == _weights_digest(model.microx)
+    assert manifest["parity"]["max_prob_diff"] <= PARITY_BOUND
+    assert check_parity(model, folder / "onnx")["max_prob_diff"] <= PARITY_BOUND
+    assert isinstance(load_runtime(folder)[0], OnnxRuntime)
 
     card = ModelCard.load(folder / "README.md")
     results = json.loads((checkpoint / "results.json").read_text())
@@ -118,7 +129,9 @@ def test_push_to_the_test_hub_tags_the_release_and_loads_back(checkpoint, hub, h
     refs = api.list_repo_refs(hub_repo_id)
     assert [t.name for t in refs.tags] == ["v0.1.0"] and refs.tags[0].target_commit == out["commit"]
     files = set(api.list_repo_files(hub_repo_id, revision="v0.1.0"))
-    assert {p.name for p in (tmp_path / "staged").iterdir()} <= files
+    staged = tmp_path / "staged"
+    assert {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()} <= files
+    assert {"onnx/frames.onnx", "onnx/windows.onnx", "onnx/manifest.json"} <= files
     expected = _outputs(checkpoint)
     loaded = _outputs(hub_repo_id, revision="v0.1.0", cache_dir=tmp_path / "cache")
     assert torch.equal(expected.logits, loaded.logits)

@@ -3,7 +3,9 @@
 Steps:
 1. Load the checkpoint (model and feature extractor) and save both into a staging folder.
 2. Reload the staged folder and check that it gives *identical* outputs (logits, region logits, region weights) on
-   a fixed input with a masked region; refuse to release otherwise.
+   a fixed input with a masked region; refuse to release otherwise. Export the network to ONNX into `onnx/`
+   (`microx_hf.onnx_export`: the graphs `predict` runs with ONNX Runtime, without torch), refused unless its
+   probabilities agree with torch's within 1e-4 on fixed inputs.
 3. Fill `model_card.md` (the repository's template) with the real results: YAML metadata with a model-index of
    eval results (`huggingface_hub.ModelCard`, `ModelCardData`, `EvalResult`), intended and out-of-scope uses
    (including the EU AI Act's prohibition of emotion recognition at work and in education), limitations, biases,
@@ -39,6 +41,7 @@ from microx_hf.configuration_microx import CLOSED_GATE
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.frame_encoder_hub import hub_reference, is_hub_encoder
 from microx_hf.modeling_microx import MicroXForVideoClassification
+from microx_hf.onnx_export import ONNX_DIR, export_onnx
 from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
@@ -589,6 +592,7 @@ def stage(args: ReleaseArguments, folder: Path) -> Path:
     model.save_pretrained(folder)
     feature_extractor.save_pretrained(folder)
     check_reload(model, folder)
+    export_onnx(model, folder / ONNX_DIR, source=str(args.checkpoint))  # raises when it disagrees with torch
 
     results_path = args.results or Path(args.checkpoint) / "results.json"
     results = _read_json(results_path) if args.results or Path(results_path).is_file() else None

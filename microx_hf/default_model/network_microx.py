@@ -300,7 +300,6 @@ class MicroXNetwork(nn.Module):
         """
         self._check_inputs(pixel_values, region_mask, frames=True)
         self._check_encoder_inputs(pixel_values, encoder_pixel_values)
-        cfg = self.config
         b, r, n = pixel_values.shape[:3]
         if region_mask is None:
             region_mask = torch.ones(b, r, n, dtype=torch.bool, device=pixel_values.device)
@@ -309,42 +308,60 @@ class MicroXNetwork(nn.Module):
         x = pixel_values * region_mask[..., None, None, None].to(pixel_values.dtype)
         features = {}
         if self.stem is not None:
-            xs = x[:, self.stem_index] if self.encoder_index is not None else x  # (B, Rs, N, C, H, W)
-            xs = xs.transpose(1, 2).flatten(2, 3).flatten(0, 1)  # (B*N, Rs*C, H, W)
-            gates = self.convlstm[0].input_gates(self.stem(xs))  # (B*N, Rs*4F, H', W')
-            features["stem_gates"] = gates.view(b, n, *gates.shape[1:])  # (B, N, Rs*4F, H', W')
+            features["stem_gates"] = self.encode_stems(x)
         if self.frame_encoder is not None:
-            size = cfg.frame_encoder_size
-            every = cfg.frame_encoder_every
+            every = self.config.frame_encoder_every
             if encoder_pixel_values is not None:
                 visible = region_mask[:, self.encoder_index, :, None, None, None].to(x.dtype)  # (B, N, 1, 1, 1)
                 face = encoder_pixel_values.to(x.dtype) * visible  # (B, N, C, E, E)
             else:
                 face = x[:, self.encoder_index]  # (B, N, C, H, W)
-            m = n
             if every > 1:
                 face = face[:, ::every]  # (B, ceil(N / every), C, E, E): frames 0, k, 2k, ... of this call
-                m = face.shape[1]
-            face = face.flatten(0, 1)  # (B*M, C, E, E)
-            if encoder_pixel_values is None and face.shape[-1] != size:
-                face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
-            # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
-            mean = face.new_tensor(cfg.image_mean).view(1, -1, 1, 1)
-            std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
-            face = face * std + mean
-            # Small batches: 8 faces at a time ran at 2.5 ms per face, 40 at once at 3.6 ms (one CPU thread).
-            # An export (ONNX: torch.export or tracing) runs every frame at once: a loop over chunks would freeze their
-            # number into the graph. (Not `torch.onnx.is_in_onnx_export()`: touching torch.onnx imports it, 0.4 s.)
-            exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
-            chunks = (face,) if exporting else face.split(8)
-            encoded = [self.frame_encoder.encode(chunk) for chunk in chunks]  # (map, logits) per chunk
-            maps = torch.cat([mp for mp, _ in encoded])  # (B*M, Ce, He, We)
-            gates = self.encoder_convlstm[0].input_gates(maps)  # (B*M, 4F, He, We)
-            features["encoder_gates"] = self._every_frame(gates.view(b, m, *gates.shape[1:]), n)  # (B, N, 4F, He, We)
-            if self.label_map is not None:
-                logits = torch.cat([k for _, k in encoded])  # (B*M, K)
-                prior = (logits.float().softmax(dim=-1) @ self.label_map).view(b, m, -1)  # (B, M, L)
-                features["prior"] = self._every_frame(prior, n)  # (B, N, L)
+            features.update({name: self._every_frame(value, n) for name, value in self.encode_faces(face).items()})
+        return features
+
+    def encode_stems(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem regions' part of `encode_frames`: (B, R, N, C, H, W) normalised crops, zero where a region was
+        not found -> (B, N, Rs*4F, H', W') their first ConvLSTM's input gates."""
+        b, _, n = x.shape[:3]
+        xs = x[:, self.stem_index] if self.encoder_index is not None else x  # (B, Rs, N, C, H, W)
+        xs = xs.transpose(1, 2).flatten(2, 3).flatten(0, 1)  # (B*N, Rs*C, H, W)
+        gates = self.convlstm[0].input_gates(self.stem(xs))  # (B*N, Rs*4F, H', W')
+        return gates.view(b, n, *gates.shape[1:])
+
+    def encode_faces(self, face: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The frame encoder's part of `encode_frames` on the frames it encodes (every `frame_encoder_every`-th).
+
+        Args:
+            face: (B, M, C, E, E) normalised crops of the encoder region, zero where the region was not found (E:
+                any size, resized to `config.frame_encoder_size`).
+
+        Returns:
+            "encoder_gates" (B, M, 4F, He, We) and, where the encoder's classes map to the model's, "prior" (B, M, L).
+        """
+        cfg = self.config
+        b, m = face.shape[:2]
+        face = face.flatten(0, 1)  # (B*M, C, E, E)
+        size = cfg.frame_encoder_size
+        if face.shape[-1] != size:
+            face = F.interpolate(face, size=size, mode="bilinear", align_corners=False)
+        # The encoder takes RGB in [0, 1]: undo the extractor's normalisation.
+        mean = face.new_tensor(cfg.image_mean).view(1, -1, 1, 1)
+        std = face.new_tensor(cfg.image_std).view(1, -1, 1, 1)
+        face = face * std + mean
+        # Small batches: 8 faces at a time ran at 2.5 ms per face, 40 at once at 3.6 ms (one CPU thread).
+        # An export (ONNX: torch.export or tracing) runs every frame at once: a loop over chunks would freeze their
+        # number into the graph. (Not `torch.onnx.is_in_onnx_export()`: touching torch.onnx imports it, 0.4 s.)
+        exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
+        chunks = (face,) if exporting else face.split(8)
+        encoded = [self.frame_encoder.encode(chunk) for chunk in chunks]  # (map, logits) per chunk
+        maps = torch.cat([mp for mp, _ in encoded])  # (B*M, Ce, He, We)
+        gates = self.encoder_convlstm[0].input_gates(maps)  # (B*M, 4F, He, We)
+        features = {"encoder_gates": gates.view(b, m, *gates.shape[1:])}
+        if self.label_map is not None:
+            logits = torch.cat([k for _, k in encoded])  # (B*M, K)
+            features["prior"] = (logits.float().softmax(dim=-1) @ self.label_map).view(b, m, -1)  # (B, M, L)
         return features
 
     def _every_frame(self, encoded: torch.Tensor, n: int) -> torch.Tensor:
