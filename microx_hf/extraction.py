@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .errors import InvalidVideoError
+from .quality import FaceStats, NoFaceProbe
 from .regions import DEFAULT_REGION_SCALES, DEFAULT_REGIONS, GEOMETRIES, crop_boxes, crop_region, validate_regions
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ class ClipCrops:
         face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
         followed_face: Left-to-right position (from 0) of the followed face among those seen when it was first
             found; None when no face was followed.
+        face_stats: Size, light and sharpness of the followed face in each frame with a face (`microx_hf.quality`;
+            `Prediction.quality` judges them).
+        rotation_hint: Only when no face was found in any frame: the clockwise turn (90, 270, or 180 degrees) under
+            which the detector finds a face in a few of the frames (the video may be sideways), else None.
+        frame_brightness: Only when no face was found: the median brightness (mean grey level, 0-255) of a few of
+            its frames, else None.
     """
 
     crops: np.ndarray | None
@@ -96,6 +103,9 @@ class ClipCrops:
     faces_seen: int = 0
     face_choice: str | int = "auto"
     followed_face: int | None = None
+    face_stats: FaceStats | None = None
+    rotation_hint: int | None = None
+    frame_brightness: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -147,6 +157,10 @@ class ClipStream:
         self._points: list[np.ndarray] = []
         self._crops: list[np.ndarray] = []
         self._encoder_crops: list[np.ndarray] = []
+        self.face_stats = FaceStats()
+        self._probe: NoFaceProbe | None = NoFaceProbe()  # frames kept until a face is found, then dropped
+        self.rotation_hint: int | None = None
+        self.frame_brightness: float | None = None
 
     def __iter__(self) -> Iterator[FrameCrops]:
         ex = self.extractor
@@ -154,13 +168,19 @@ class ClipStream:
         empty_crops = np.zeros((r, 3, s, s), np.uint8)
         empty_encoder = None if e is None else np.zeros((3, e, e), np.uint8)
         no_face = np.zeros(r, bool)
+        face_region = ex.regions.index("face") if "face" in ex.regions else None
         for timestamp, frame in self._frames():
             face = self.tracker.update(frame)
             if face is None:
                 crops, mask, points, encoder_crop = empty_crops, no_face, None, empty_encoder
+                if self._probe is not None:
+                    self._probe.offer(frame)
             else:
                 crops, mask, encoder_crop = self._crop(frame, face.points, face.mesh)
                 points = face.points
+                self._probe = None
+                shown = face_region is not None and mask[face_region]
+                self.face_stats.add(frame.shape, points, crops[face_region] if shown else None)
             self._stamps.append(timestamp)
             self._masks.append(mask)
             self._points.append(NO_POINTS if points is None else points)
@@ -171,6 +191,10 @@ class ClipStream:
             yield FrameCrops(timestamp, crops, mask, points, encoder_crop, frame)
         if not self._stamps:
             raise InvalidVideoError("the video has no frames: pass a video with at least one frame")
+        if self._probe is not None:  # no face in any frame: is the video sideways, or dark?
+            self.frame_brightness = self._probe.brightness()
+            self.rotation_hint = self._probe.rotation_hint(self.backend, ex.detect_max_side)
+            self._probe = None
         if ex.landmark_backend_used != self.backend.name:  # written once, not on every call from every thread
             ex.landmark_backend_used = self.backend.name
         self.finished = True
@@ -208,6 +232,9 @@ class ClipStream:
             faces_seen=self.tracker.faces_seen,
             face_choice=self.extractor.face_choice,
             followed_face=self.tracker.followed_face,
+            face_stats=self.face_stats,
+            rotation_hint=self.rotation_hint,
+            frame_brightness=self.frame_brightness,
         )
 
     def _frames(self) -> Iterator[tuple[float, np.ndarray]]:
