@@ -345,7 +345,8 @@ def test_cli(row, cli_batch, files, model_dir):
         assert not [line for line in lines if "error" in line.lower()], lines
         if row.name == "two_faces":
             assert item[0]["faces_seen"] == 2
-            assert lines == [f"microx: note: {path}: 2 faces seen; the JSON is for the left face; --face picks "
+            notes = [line for line in lines if "low confidence" not in line]  # (the random model's flat scores)
+            assert notes == [f"microx: note: {path}: 2 faces seen; the JSON is for the left face; --face picks "
                              "another (a number from 0 at the left, largest or central)"]  # fmt: skip
 
 
