@@ -140,3 +140,5 @@ def test_the_cli_prints_the_note_and_the_json_carries_the_summary(model_dir, cli
     assert main(["predict", str(clips["dark"]), "--model", str(model_dir), "--json"]) == 0
     item = json.loads(capsys.readouterr().out)[0]
     assert item["quality"]["low_confidence"] is True and item["quality"]["brightness"] < quality.MIN_BRIGHTNESS
+    assert main(["predict", str(clips["sideways"]), "--model", str(model_dir)]) == 1
+    assert "NoFaceDetectedError" in (err := capsys.readouterr().err) and "may be rotated" in err

@@ -452,15 +452,15 @@ def test_analyses_run_on_a_fixed_pool_of_analysis_threads(server, media, app, mo
 
 def test_previews_live_in_gradios_cache_and_go_with_it(server, media, app):
     """The preview is written once, into gradio's cache, which tracks it, and the app's schedule deletes it (the
-    gallery's images likewise)."""
+    timeline chart and the gallery's images likewise)."""
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False, download_files=False)
     try:
-        *_, gallery, preview, _ = client.predict(handle_file(str(media["face"])), api_name="/analyze")
+        *_, timeline, gallery, preview, _ = client.predict(handle_file(str(media["face"])), api_name="/analyze")
     finally:
         client.close()
-    paths = [Path(preview["path"])] + [Path(item["image"]["path"]) for item in gallery]
+    paths = [Path(preview["path"]), Path(timeline["path"])] + [Path(item["image"]["path"]) for item in gallery]
     assert all(path.is_file() and path.parent == Path(app.demo.GRADIO_CACHE) / "microx" for path in paths), paths
     assert app.demo.delete_cache == (app.CACHE_CHECK_SECONDS, app.CACHE_SECONDS)
     tracked = [files for files in app.demo.temp_file_sets if any(str(path) in files for path in paths)]
