@@ -58,8 +58,6 @@ MIN_FACE_WIDTH_PX = 50.0
 MAX_ENTROPY = 0.9
 MIN_FACE_FRACTION = 0.5
 
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma, as OpenCV's RGB2GRAY
-
 
 @dataclass
 class FaceStats:
@@ -91,16 +89,19 @@ class FaceStats:
             points: (68, 2) landmarks, frame pixels.
             face_crop: (C, S, S) uint8 RGB crop of the face (the extractor's "face" region), or None.
         """
-        lo, hi = np.nanmin(points, axis=0), np.nanmax(points, axis=0)
+        lo, hi = points.min(axis=0), points.max(axis=0)  # a found face's points are all finite
         width, height = float(hi[0] - lo[0]), float(hi[1] - lo[1])
         self.widths.append(width)
         self.area_shares.append(width * height / float(frame_shape[0] * frame_shape[1]))
         if face_crop is not None:
-            grey = np.tensordot(_GREY, face_crop.astype(np.float32), axes=(0, 0))  # (C, S, S) -> (S, S)
-            self.brightness.append(float(grey.mean()))
-            self.contrast.append(float(grey.std()))
+            # OpenCV's own calls: about 50 us a frame, where numpy's took 250.
+            grey = cv2.cvtColor(np.ascontiguousarray(face_crop.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)  # (S, S)
+            mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(grey))
+            self.brightness.append(mean)
+            self.contrast.append(std)
             # The Laplacian's variance relative to the crop's own: blur lowers it, light and contrast do not.
-            self.sharpness.append(float(cv2.Laplacian(grey, cv2.CV_32F).var() / max(float(grey.var()), 1.0)))
+            lap_std = float(cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))[1][0, 0])
+            self.sharpness.append(lap_std**2 / max(std**2, 1.0))
 
     def median(self, name: str) -> float | None:
         """Median of one measurement over the frames with a face (None without any)."""
