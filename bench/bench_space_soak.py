@@ -291,9 +291,9 @@ def serve(app: Path, port: int, probe_file: Path | None, trace: bool = False) ->
 
 def answer_key(result: tuple) -> str:
     """Every output but file paths, as text: two answers are the same when their keys are."""
-    emotion, timeline, gallery, regions, _preview, summary, raw = result
+    emotion, quality, summary, regions, _timeline, gallery, _preview, raw = result
     captions = [item.get("caption") for item in gallery or []]
-    return json.dumps([emotion, timeline, captions, regions, summary, raw], sort_keys=True, default=str)
+    return json.dumps([emotion, quality, summary, regions, captions, raw], sort_keys=True, default=str)
 
 
 class Visitors:

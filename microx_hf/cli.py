@@ -14,7 +14,8 @@ a contact sheet of the region crops the model sees. Every error ends in one line
 traceback of unexpected ones) and the exit code says what happened (`EXIT_CODES`). Everything that can be checked
 without decoding a frame (input paths, output paths, options, `--window` against the video's header) is checked
 before the model loads or the first frame is decoded. A video in which several faces were seen gets a note on stderr
-saying which face the result is for.
+saying which face the result is for, and a doubtful result (a dark, small or blurred face, few frames with a face,
+nearly flat scores: `Prediction.quality`) a low-confidence note; the JSON carries the whole `quality` summary.
 """
 
 from __future__ import annotations
@@ -336,6 +337,12 @@ def _faces_note(video: str, faces_seen: int, followed_face: int | None, what: st
             "from 0 at the left, largest or central)")  # fmt: skip
 
 
+def _quality_note(video: str, prediction) -> str | None:
+    """A line for stderr when the prediction is doubtful (`Prediction.quality`)."""
+    note = prediction.quality.note()
+    return f"microx: note: {video}: {note[0].lower()}{note[1:]}" if note else None
+
+
 # --- predict ------------------------------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
@@ -468,6 +475,9 @@ def _predict(args: argparse.Namespace) -> int:
             results[outcome.index] = (video, outcome.result)
             note = _faces_note(video, outcome.result.faces_seen, outcome.result.followed_face,
                                "the JSON" if args.json or args.jsonl else "the row")  # fmt: skip
+            if note:
+                tqdm.write(note, file=sys.stderr)
+            note = _quality_note(video, outcome.result)
             if note:
                 tqdm.write(note, file=sys.stderr)
             if args.jsonl:

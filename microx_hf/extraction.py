@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from .errors import InvalidVideoError, NotAFaceCropError
+from .quality import FaceStats, NoFaceProbe
 from .regions import (
     DEFAULT_REGION_SCALES,
     DEFAULT_REGIONS,
@@ -111,6 +112,12 @@ class ClipCrops:
         face_choice: The policy that picked the followed face ("auto", "largest", "central" or an index).
         followed_face: Left-to-right position (from 0) of the followed face among those seen when it was first
             found; None when no face was followed.
+        face_stats: Size, light and sharpness of the followed face in each frame with a face (`microx_hf.quality`;
+            `Prediction.quality` judges them).
+        rotation_hint: Only when no face was found in any frame: the clockwise turn (90, 270, or 180 degrees) under
+            which the detector finds a face in a few of the frames (the video may be sideways), else None.
+        frame_brightness: Only when no face was found: the median brightness (mean grey level, 0-255) of a few of
+            its frames, else None.
     """
 
     crops: np.ndarray | None
@@ -126,6 +133,9 @@ class ClipCrops:
     faces_seen: int = 0
     face_choice: str | int = "auto"
     followed_face: int | None = None
+    face_stats: FaceStats | None = None
+    rotation_hint: int | None = None
+    frame_brightness: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -180,6 +190,11 @@ class ClipStream:
         self._crops: list[np.ndarray] = []
         self._encoder_crops: list[np.ndarray] = []
         self._no_face: tuple | None = None  # the crops, mask and encoder crop of a frame without a face (shared)
+        self.face_stats = FaceStats()  # of the frames with a face, in `crop`
+        self._face_region = extractor.regions.index("face") if "face" in extractor.regions else None
+        self._probe: NoFaceProbe | None = NoFaceProbe()  # frames kept until a face is found, then dropped
+        self.rotation_hint: int | None = None
+        self.frame_brightness: float | None = None
 
     def __iter__(self) -> Iterator[FrameCrops]:
         for tracked in self.faces():
@@ -196,8 +211,12 @@ class ClipStream:
                 frame, face = self._face_in_crop(frame)
             else:
                 face = self.tracker.update(frame)
-            if face is not None:
+            if face is None:
+                if self._probe is not None:
+                    self._probe.offer(frame)
+            else:
                 self._faces_found += 1
+                self._probe = None
             self._stamps.append(timestamp)
             self._points.append(NO_POINTS if face is None else face.points)
             yield TrackedFrame(timestamp, frame, face)
@@ -211,6 +230,10 @@ class ClipStream:
                 "which one face fills the frame (e.g. CK+48's 48x48 crops), or turn face-crop mode off for camera "
                 "footage (the face is then searched for in the frame)."
             )
+        if self._probe is not None:  # no face in any frame: is the video sideways, or dark?
+            self.frame_brightness = self._probe.brightness()
+            self.rotation_hint = self._probe.rotation_hint(self.backend, ex.detect_max_side)
+            self._probe = None
         if ex.landmark_backend_used != self.backend.name:  # written once, not on every call from every thread
             ex.landmark_backend_used = self.backend.name
         self.finished = True
@@ -234,6 +257,8 @@ class ClipStream:
             crops, mask, encoder_crop = self._no_face
         else:
             crops, mask, encoder_crop = self._crop(tracked.frame, face.points, face.mesh)
+            shown = self._face_region is not None and mask[self._face_region]
+            self.face_stats.add(tracked.frame.shape, face.points, crops[self._face_region] if shown else None)
         self._masks.append(mask)
         if self.keep_crops:
             self._crops.append(crops)
@@ -270,6 +295,9 @@ class ClipStream:
             followed_face=(0 if self._faces_found else None)
             if self.extractor.face_crops
             else self.tracker.followed_face,
+            face_stats=self.face_stats,
+            rotation_hint=self.rotation_hint,
+            frame_brightness=self.frame_brightness,
         )
 
     def _frames(self) -> Iterator[tuple[float, np.ndarray]]:

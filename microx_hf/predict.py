@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .extraction import ClipCrops, FrameCrops, MicroXExtraction
     from .feature_extraction_microx import MicroXFeatureExtractor
     from .modeling_microx import MicroXModel
+    from .quality import Quality
     from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,15 @@ class Prediction:
         return self.clip.followed_face
 
     @property
+    def quality(self) -> Quality:
+        """How far to trust this prediction: the face's size, light and sharpness as the stream measured them, the
+        share of frames with a face, the spread of the scores, and plain notes when any is poor
+        (`microx_hf.quality`; `quality.note()` is the sentence to show, None when nothing is doubtful)."""
+        from .quality import assess
+
+        return assess(self.clip.face_stats, self.face_fraction, np.array([self.scores[k] for k in self.labels]))
+
+    @property
     def window_has_face(self) -> np.ndarray:
         """(W,) bool: whether the model scored the window (a face was found in it)."""
         return np.isfinite(self.window_probs).all(axis=1)
@@ -177,6 +187,7 @@ class Prediction:
             "faces_seen": int(self.faces_seen),
             "face_choice": self.face_choice,
             "followed_face": self.followed_face,
+            "quality": self.quality.to_dict(),
         }
 
 
@@ -489,10 +500,14 @@ def predict(
     where = video if isinstance(video, (str, Path)) else "the frames"
     has_face = scores.has_face
     if not has_face.any():
+        from .quality import no_face_advice
+
+        advice = no_face_advice(clip.rotation_hint, clip.frame_brightness)
         raise NoFaceDetectedError(
             f"No face was found in {where} ({clip.num_frames} frames, landmark backend {clip.landmark_backend!r}). "
-            "Use a video in which one face looks towards the camera, lit from the front and at least about 80 pixels "
-            "wide; profiles and sunglasses defeat the detector."
+            + (advice + " " if advice else "")
+            + "Use a video in which one face looks towards the camera, lit from the front and at least about 80 "
+            "pixels wide; profiles and sunglasses defeat the detector."
         )
     labels, regions = list(engine.labels), list(engine.regions)
     clip_probs = clip_scores(scores.probs, has_face)  # (L,): the mean over the windows with a face

@@ -4,6 +4,8 @@
   markers, from `bench/results/*.json` and the shipped checkpoint's own files (`demo_results.json`).
 - microx_hf/default_model/README.md: the shipped checkpoint's card, rendered by `training/release.py` from the
   template `model_card.md` and the checkpoint's own files (`results.json`, `real_faces.json`, its config).
+- space/README.md: its paragraph on the model, from the shipped card (`space/deploy.py`, which writes the same
+  paragraph for the model a deployed Space runs).
 
     python scripts/render_docs.py           # rewrite the documents
     python scripts/render_docs.py --check   # exit 1 when a document differs from its rendering
@@ -25,6 +27,7 @@ RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 DEFAULT_MODEL = ROOT / "microx_hf" / "default_model"
 CARD = DEFAULT_MODEL / "README.md"
+SPACE_README = ROOT / "space" / "README.md"
 
 
 def _json(path: Path) -> dict:
@@ -343,10 +346,22 @@ def render_card(committed: str) -> str:
     return card.content.rstrip("\n") + "\n"
 
 
+def render_space_readme(text: str) -> str:
+    """The Space's README with its paragraph on the shipped model, from the shipped card."""
+    sys.path.insert(0, str(ROOT))
+    from space.deploy import render_model_section
+
+    return render_model_section(text, None)
+
+
 def documents() -> dict[Path, tuple[str, str]]:
     """Each rendered document: (as committed, as rendered)."""
-    readme, card = README.read_text(), CARD.read_text()
-    return {README: (readme, render_readme(readme)), CARD: (card, render_card(card))}
+    readme, card, space = README.read_text(), CARD.read_text(), SPACE_README.read_text()
+    return {
+        README: (readme, render_readme(readme)),
+        CARD: (card, render_card(card)),
+        SPACE_README: (space, render_space_readme(space)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,11 @@ handler, a `gr.Blocks` layout). All decoding, landmarks, region crops and the mo
 track. Any `MicroXError` (not a video, a photo, no face, too long) is shown as a plain message that stays in the
 page (`#status`), and the `/analyze` API endpoint raises it as a `gr.Error` with the same text.
 
-Settings come from the environment:
+Settings come from the environment, else from `settings.json` beside this file (which `space/deploy.py` writes into a
+deployed Space: the model it runs), else the defaults:
     MICROX_MODEL           Hub id or local folder of the model (default: the checkpoint committed with the project)
     MICROX_MAX_DURATION    longest video accepted, in seconds (default 60)
-    MICROX_MAX_FILE_SIZE   largest upload accepted (default "50mb")
+    MICROX_MAX_FILE_SIZE   largest upload accepted (default "50mb": 50 MB; gradio's units, kb/mb/gb, are binary)
     MICROX_CONCURRENCY     videos analysed at the same time (default 2; more queue up, up to MICROX_QUEUE_SIZE)
     MICROX_CACHE_SECONDS   uploads, results and previews older than this are deleted (default 900)
     MICROX_SESSIONS_KEPT   visitor sessions gradio keeps in memory (default 64)
@@ -20,6 +21,10 @@ MICROX_CONCURRENCY threads of their own, glibc's malloc arenas are bounded and t
 (`microx_hf.memory`), gradio keeps a bounded number of sessions, and every file the app writes goes once into
 gradio's cache, which deletes it after MICROX_CACHE_SECONDS.
 
+The `/analyze` endpoint returns, by name: `emotion` (the clip's scores), `quality` (a low-confidence note, empty when
+the prediction is not doubtful), `summary`, `regions` (each region's share of the decision), `timeline` (every
+emotion's probability per window), `region_crops`, `face_track` and `result` (the whole prediction as JSON).
+
 Run locally (from the repository root): `python space/app.py --port 7860`, then open http://127.0.0.1:7860.
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import re
@@ -47,6 +53,7 @@ try:
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from microx_hf.card import training_summary
 from microx_hf.container import VIDEO_EXTENSIONS
 from microx_hf.errors import (
     InvalidVideoError,
@@ -82,12 +89,47 @@ TITLE = "MicroX: emotion from face videos, region by region"
 DESCRIPTION = """\
 Upload a short video of one face (or record one with your webcam). MicroX cuts it into 1/3-second windows, crops
 the face, eyes, nose and mouth in every frame, and reads each region's motion with its own ConvLSTM. You see the
-emotion of the whole clip, how each emotion's probability moves over time, the region crops of the window that
-decided the most, and how much each region contributed.
+emotion of the whole clip, how far to trust it, which regions drove the decision, how the likeliest emotions move
+over time, and the region crops of the window that decided the most.
 """
-MODEL_ID = os.environ.get("MICROX_MODEL") or None  # None: the checkpoint that ships with the project
-MAX_DURATION_S = float(os.environ.get("MICROX_MAX_DURATION", "60"))
-MAX_FILE_SIZE = os.environ.get("MICROX_MAX_FILE_SIZE", "50mb")
+APP_DIR = Path(__file__).resolve().parent
+SETTINGS_FILE = APP_DIR / "settings.json"
+DEPLOYED = json.loads(SETTINGS_FILE.read_text()) if SETTINGS_FILE.is_file() else {}
+
+
+def setting(name: str, default: str | None) -> str | None:
+    """A setting from the environment, else from `settings.json`, else `default`."""
+    return os.environ.get(name) or DEPLOYED.get(name) or default
+
+
+def _model_setting() -> str | None:
+    """MICROX_MODEL; a relative folder in `settings.json` (a model deployed beside the app) is relative to this file."""
+    value = setting("MICROX_MODEL", None)
+    if value and not os.environ.get("MICROX_MODEL") and (APP_DIR / value / "config.json").is_file():
+        return str(APP_DIR / value)
+    return value
+
+
+MODEL_ID = _model_setting()  # None: the checkpoint that ships with the library
+MAX_DURATION_S = float(setting("MICROX_MAX_DURATION", "60"))
+MAX_FILE_SIZE = setting("MICROX_MAX_FILE_SIZE", "50mb")
+
+
+def plain_size(size: str | int) -> str:
+    """An upload limit as gradio takes it ("50mb", "2 gb" or a number of bytes) in plain words: "50 MB"."""
+    if isinstance(size, int) or str(size).strip().isdigit():
+        count, unit = float(size), "bytes"
+        for name in ("KB", "MB", "GB"):
+            if count < 1024:
+                break
+            count, unit = count / 1024, name
+        return f"{count:.0f} {unit}" if unit != "bytes" else f"{int(count)} bytes"
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?b)\s*", str(size), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"MICROX_MAX_FILE_SIZE={size!r}: give a size such as 50mb or 1gb")
+    return f"{match.group(1)} {match.group(2).upper()}"
+
+
 # Two at a time: measured on 2 cores, two 10 s videos finished in 3.5 s together (4.0 s one after the other), and a
 # short clip no longer waits behind a long one (0.8 s instead of 2.6 s).
 CONCURRENCY_LIMIT = int(os.environ.get("MICROX_CONCURRENCY", "2"))
@@ -95,21 +137,40 @@ QUEUE_SIZE = int(os.environ.get("MICROX_QUEUE_SIZE", "16"))
 PREVIEW_SECONDS = 2.0  # length of the face-track preview (drawing and encoding cost about 0.1 s a second)
 PREVIEW_SIDE = 480  # its longer side, pixels
 PREVIEW_FPS = 15.0  # an animated WebP encodes in about 4 ms a frame at this size (VP8 video took 11 ms)
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+# The timeline draws the clip's likeliest emotions only: the others sit near zero, where no colour tells them apart
+# (every emotion's numbers are in the API's `result`).
+TIMELINE_TOP = 3
+# One colour per emotion, the same on every page: seven distinct hues, each at least 3:1 against white (WCAG's contrast
+# for graphics: no pale yellow, tab10's orange darkened) and far from each other (grey and brown, which look alike as
+# thin lines, are not both used); other labels take the spare ones.
+EMOTION_COLOURS = {
+    "happy": "#e06c00",
+    "sad": "#1f77b4",
+    "anger": "#d62728",
+    "surprise": "#9467bd",
+    "fear": "#c51b7d",
+    "contempt": "#2ca02c",
+    "neutral": "#555555",
+}
+SPARE_COLOURS = ["#008c99", "#8c564b", "#393b79", "#637939", "#843c39"]
+REGION_COLOUR = "#3d5a80"
+PLOT_HEIGHT = 300  # px, the regions' chart; the face track beside it takes the same height  # the regions' bars: a colour no emotion has, so that a region never reads as an emotion
+EXAMPLES_DIR = APP_DIR / "examples"
 EXAMPLES = sorted(str(path) for path in EXAMPLES_DIR.glob("*.webm"))
 # Gallery cells are square by default; region strips are wide rows, so let each cell take its image's shape.
 CSS = """
 #crops .grid-container { grid-template-rows: none; grid-auto-rows: auto; }
 #crops .thumbnail-item { aspect-ratio: auto; height: auto; }
-#crops .thumbnail-item > img { height: auto; }
+/* A strip of few frames would otherwise be blown up to the page's width: keep every row at most 140 px high. */
+#crops .thumbnail-item > img { height: auto; max-height: 140px; width: auto; max-width: 100%; object-fit: contain;
+  object-position: left; align-self: flex-start; }
 #crops .caption-label { position: static; max-width: 100%; border: none; white-space: normal; }
 /* The gallery otherwise keeps a fixed height and hides the last rows (and their captions) behind a scroll bar. */
 #crops .grid-wrap { height: auto !important; max-height: none !important; overflow: visible !important;
   padding-top: 1.5rem; }
+#quality { border: 2px solid #c98a00; border-radius: 8px; padding: 0 12px; background: #fff6dd; color: #4d3800; }
 #status { border: 2px solid #d9534f; border-radius: 8px; padding: 0 12px; background: #fdf2f2; color: #611a15; }
 """
-# The key of the model card's YAML header that holds the note shown above the app (`training/release.py` writes it).
-CARD_NOTE_KEY = "microx_note"
 # Uploads, results and previews live in gradio's cache folder (`GRADIO_TEMP_DIR`, else <temp>/gradio); every
 # CACHE_CHECK_SECONDS those older than CACHE_SECONDS are deleted (`delete_old_files`), so the disk they take is bounded
 # by the traffic of that span (about 0.3 MB a request besides the upload itself; a page keeps showing its results
@@ -127,6 +188,7 @@ ANALYSIS_THREADS = ThreadPoolExecutor(max_workers=CONCURRENCY_LIMIT, thread_name
 
 # ONNX Runtime where the checkpoint carries an onnx/ export (no torch: faster start, less memory), else torch.
 model, feature_extractor = load_runtime(MODEL_ID)
+LABELS = list(model.labels)
 if feature_extractor.max_duration is None or feature_extractor.max_duration > MAX_DURATION_S:
     feature_extractor.max_duration = MAX_DURATION_S
 
@@ -146,47 +208,16 @@ def model_note(model_name: str | None) -> str:
 
 
 def _card_training_summary(name: str) -> str | None:
-    """What the model card says about the model and its training data, or None without a card.
-
-    The card's `microx_note` metadata (one or two sentences the release script writes) when it has one. Cards
-    without it: the card's notice (its first blockquote, where the release script puts "a demonstration, not a validated
-    emotion recogniser") and its training-data line ("- Data: ..."); failing both, the first paragraph that says
-    what the model was trained on, or the `datasets` of its metadata.
-    """
-    from huggingface_hub import ModelCard
-
-    path = Path(name) / "README.md"
-    try:
-        card = ModelCard.load(path) if path.is_file() else ModelCard.load(name)
-    except Exception as error:  # offline, no card, a malformed header: the note is optional
-        logger.info("no model card for %s (%s)", name, error)
-        return None
-    note = card.data.to_dict().get(CARD_NOTE_KEY)
-    if isinstance(note, str) and note.strip():
-        return _sentence(" ".join(note.split()))
-    lines = [line.strip() for line in card.text.splitlines()]
-    notice = next((line.lstrip("> ").replace("**", "") for line in lines if line.startswith(">")), None)
-    data = next((line.removeprefix("- Data:").strip() for line in lines if line.startswith("- Data:")), None)
-    parts = [_sentence(notice) if notice else None, _sentence(f"Training data: {data}") if data else None]
-    if any(parts):
-        return " ".join(part for part in parts if part)
-    for paragraph in card.text.split("\n\n"):
-        text = " ".join(paragraph.split())
-        if not text.startswith("#") and re.search(r"\btrained\b(\s+\w+)?\s+on\b", text, re.IGNORECASE):
-            return _sentence(text)
-    datasets = card.data.to_dict().get("datasets")
-    return f"Trained on {', '.join(datasets)}." if datasets else None
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
+    """What the model card says about the model and its training data (`microx_hf.card.training_summary`)."""
+    return training_summary(name)
 
 
 def timeline_frame(prediction: Prediction) -> pd.DataFrame:
-    """Long-format table of each emotion's probability at the centre of each window with a face, for `gr.LinePlot`.
+    """Long-format table of each emotion's probability at the centre of each window with a face (the numbers the
+    timeline chart draws; the API's `result` has them per window too).
 
-    A clip with a single scored window gets its probabilities at the window's start and end instead: a line plot
-    draws nothing for one point per line, and a flat segment over the window's time says what the number covers.
+    A clip with a single scored window gets its probabilities at the window's start and end instead: a line drawn
+    from one point shows nothing, and a flat segment over the window's time says what the number covers.
     """
     has_face = prediction.window_has_face  # windows without a face have NaN rows: leave them out
     span = feature_extractor.num_frames / feature_extractor.fps
@@ -200,6 +231,65 @@ def timeline_frame(prediction: Prediction) -> pd.DataFrame:
             "time (s)": np.repeat(centers, len(prediction.labels)).round(3),
             "probability": probs.reshape(-1).round(4),
             "emotion": np.tile(prediction.labels, len(centers)),
+        }
+    )
+
+
+def emotion_colour(label: str, labels: list[str]) -> str:
+    """The fixed colour of an emotion (`EMOTION_COLOURS`; other labels take `SPARE_COLOURS` in label order)."""
+    if label in EMOTION_COLOURS:
+        return EMOTION_COLOURS[label]
+    others = [name for name in labels if name not in EMOTION_COLOURS]
+    return SPARE_COLOURS[others.index(label) % len(SPARE_COLOURS)]
+
+
+def timeline_figure(prediction: Prediction):
+    """The timeline chart: the clip's `TIMELINE_TOP` likeliest emotions, one line each in its fixed colour, named in
+    the legend with its share of the whole clip ("happy 61%"), on a time axis from 0 to the last point.
+
+    Drawn here (matplotlib's object API, no pyplot: safe on the analysis threads) rather than by `gr.LinePlot`, whose
+    page in gradio 6.31 redraws a new clip's lines with the previous clip's legend and colours when the axis changes.
+    """
+    from matplotlib.figure import Figure
+
+    table = timeline_frame(prediction)
+    top = sorted(prediction.labels, key=lambda label: -prediction.scores[label])[:TIMELINE_TOP]
+    figure = Figure(figsize=(12.4, 3.0), dpi=100, layout="constrained")  # about the width of the page
+    axes = figure.add_subplot()
+    for label in top:
+        rows = table[table["emotion"] == label]
+        axes.plot(rows["time (s)"], rows["probability"], color=emotion_colour(label, prediction.labels), linewidth=2.4,
+                  marker="o" if len(rows) <= 12 else None, markersize=4, clip_on=False,  # the last point whole
+                  label=f"{label} {prediction.scores[label]:.0%}")  # fmt: skip
+    end = float(table["time (s)"].max())
+    axes.set_xlim(0.0, end if end > 0 else None)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("probability")
+    axes.set_title(f"How the clip's {len(top)} likeliest emotions move over time (legend: over the whole clip)",
+                   fontsize=11)  # fmt: skip
+    axes.grid(color="#e5e5e5", linewidth=0.8)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=11)
+    return figure
+
+
+def write_timeline(prediction: Prediction) -> str:
+    """The timeline chart as a PNG file of its own in gradio's cache (`timeline_figure`)."""
+    path = _cache_file("timeline_", ".png")
+    timeline_figure(prediction).savefig(path, format="png")
+    return path
+
+
+def regions_frame(prediction: Prediction) -> pd.DataFrame:
+    """Each region's share of the clip's decision (its mean fusion weight over the windows with a face), in percent,
+    for the `regions` bar chart; largest first."""
+    shares = sorted(prediction.region_contributions.items(), key=lambda item: -item[1])
+    return pd.DataFrame(
+        {
+            "region": [region for region, _ in shares],
+            "share of the decision (%)": [round(100 * share, 1) for _, share in shares],
+            "what": ["share"] * len(shares),  # one series, one colour (REGION_COLOUR)
         }
     )
 
@@ -318,17 +408,35 @@ def _user_message(error: MicroXError, video: str) -> str:
     return " ".join(str(error).replace(str(video), name).split())
 
 
-def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarray, str]], dict, str, str, dict]:
+# The outputs of `analyze`, in order: the names the API gives them (the components' labels) and what they hold.
+OUTPUTS = {
+    "emotion": "the clip's emotion scores",
+    "quality": "a low-confidence note (Markdown), empty when the prediction is not doubtful",
+    "summary": "what the result rests on (Markdown)",
+    "regions": "each region's share of the clip's decision, percent",
+    "timeline": "a chart of the likeliest emotions' probabilities over time (PNG; the numbers are in `result`)",
+    "region_crops": "the crops of the most telling window, one image per region, captioned with its share",
+    "face_track": "the first seconds with the tracked face and crop boxes (animated WebP)",
+    "result": "the whole prediction as JSON (`Prediction.to_dict`, with its `quality`)",
+}
+
+
+def analyze(video: str | None) -> tuple:
     """Analyse one uploaded video (the `/analyze` API endpoint; the page calls `analyze_page`).
 
     Returns:
-        The clip's emotion scores, the timeline table, the region crops of the most telling window (one gallery
-        item per region), the per-region contributions, the face-track preview's path, a Markdown summary, and
-        the JSON-safe prediction.
+        The values of `OUTPUTS`, in its order: the clip's emotion scores, the quality note, the summary, the regions'
+        shares (a table), the timeline chart (a PNG file), the region crops of the most telling window (one gallery item per
+        region), the face-track preview's path, and the JSON-safe prediction.
 
     Raises:
         gr.Error: A plain message (and a short `title`) for a video that cannot be analysed.
     """
+    return _analysis(video)[0]
+
+
+def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
+    """`analyze`'s outputs, the prediction, and the crops' heading."""
     if not video:
         raise gr.Error("Upload a video (or record one) first.", title="No video", print_exception=False)
     if Path(video).is_dir():
@@ -355,29 +463,56 @@ def analyze(video: str | None) -> tuple[dict, pd.DataFrame, list[tuple[np.ndarra
 
     window = prediction.telling_window()
     start = prediction.window_starts[window]
+    end = start + feature_extractor.num_frames / feature_extractor.fps
+    when = f"{start:.2f}-{end:.2f} s"
     strips = region_strips(prediction.window_clip(window))
+    # A region's weight is its share of that one window's decision, not a probability of an emotion.
     gallery = [
-        (write_image(strip), f"{region}: {weight:.0%} of this window's decision")
+        (write_image(strip), f"{region}: {weight:.0%} of the decision in the window {when}")
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
+    heading = (
+        f"Region crops of the most telling window, {when} ({prediction.window_probs[window].max():.0%} "
+        f"{prediction.label} in that window)"
+    )
     preview_path = write_preview(preview.frames, preview.fps)
-    end = start + feature_extractor.num_frames / feature_extractor.fps
+    quality = prediction.quality
     summary = (
         f"**{prediction.label}** over {len(prediction.window_starts)} windows. The most telling window runs from "
         f"{start:.2f} s to {end:.2f} s ({prediction.window_probs[window].max():.0%} {prediction.label}). "
-        f"Face found in {prediction.face_fraction:.0%} of the frames (landmarks: {prediction.landmark_backend})."
+        f"Face found in {prediction.face_fraction:.0%} of the frames (landmarks: {prediction.landmark_backend})"
     )
+    if quality.face_width_px is not None:
+        summary += (
+            f"; the face is {quality.face_width_px:.0f} px wide, brightness {quality.brightness:.0f} of 255, "
+            f"contrast {quality.contrast:.0f}"
+        )
+    summary += "."
     notes = summary_notes(prediction)
     if notes:
         summary += "\n\n" + "\n".join(f"- {note}" for note in notes)
-    return (
+    outputs = (
         prediction.scores,
-        timeline_frame(prediction),
-        gallery,
-        prediction.region_contributions,
-        preview_path,
+        quality_note(prediction),
         summary,
+        regions_frame(prediction),
+        write_timeline(prediction),
+        gallery,
+        preview_path,
         prediction.to_dict(),
+    )
+    return outputs, prediction, heading
+
+
+def quality_note(prediction: Prediction) -> str:
+    """The low-confidence note in the visitor's words (Markdown), or "" when the prediction is not doubtful."""
+    quality = prediction.quality
+    if not quality.low_confidence:
+        return ""
+    reasons = "; ".join(quality.notes)
+    return (
+        f"**Low confidence.** {reasons[0].upper()}{reasons[1:]}. Take this answer with caution: MicroX reads best a "
+        "well-lit face, looking at the camera, filling a good part of the frame."
     )
 
 
@@ -426,39 +561,62 @@ async def analyze_page_async(video: str | None) -> tuple:
 
 def _blank_outputs(status: str) -> tuple:
     """Cleared results and a visible message: the previous video's results must not stand under a new error."""
-    return (None, None, None, None, None, "", None, gr.update(value=status, visible=True))
+    cleared = (None, gr.update(value="", visible=False), "", None, None, None, None, None)
+    return (*cleared, gr.update(value=status, visible=True))
 
 
 def analyze_page(video: str | None) -> tuple:
-    """`analyze` for the page: its outputs plus the message box, which shows an error in plain words and stays."""
+    """`analyze` for the page: its outputs as the page shows them, plus the message box, which shows an error in
+    plain words and stays.
+
+    On the page the quality note is a box that shows only when there is a note, and the crops' heading names the
+    window they come from.
+    """
     try:
-        results = analyze(video)
+        outputs, prediction, heading = _analysis(video)
     except gr.Error as error:
         title = error.title if error.title and error.title != "Error" else "Cannot analyse this video"
         return _blank_outputs(f"**{title}.** {error.message}")
-    return (*results, gr.update(value="", visible=False))
+    scores, note, summary, regions, timeline, gallery, preview, result = outputs
+    return (
+        scores,
+        gr.update(value=note, visible=bool(note)),
+        summary,
+        regions,
+        timeline,
+        gr.update(value=gallery, label=heading),
+        preview,
+        result,
+        gr.update(value="", visible=False),
+    )
 
 
 with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     gr.Markdown(model_note(MODEL_ID), elem_id="model-note")
-    # Outputs are made first (unrendered) so that the examples, placed beside the input, can fill them.
-    emotion_out = gr.Label(
-        label="Emotion of the clip", num_top_classes=model.config.num_labels, elem_id="emotion", render=False
-    )
-    summary_out = gr.Markdown(elem_id="summary", render=False)
-    regions_out = gr.Label(label="Contribution of each region", elem_id="regions", render=False)
-    timeline_out = gr.LinePlot(
-        x="time (s)",
-        y="probability",
-        color="emotion",
-        y_lim=[0, 1],
-        label="Each emotion's probability over time (window centres)",
-        elem_id="timeline",
+    # Outputs are made first (unrendered) so that the examples, placed beside the input, can fill them. Their labels
+    # are the names the API gives them (`OUTPUTS`).
+    emotion_out = gr.Label(label="emotion", num_top_classes=model.config.num_labels, elem_id="emotion", render=False)
+    quality_out = gr.Markdown(label="quality", visible=False, elem_id="quality", render=False)
+    summary_out = gr.Markdown(label="summary", elem_id="summary", render=False)
+    regions_out = gr.BarPlot(
+        x="region",
+        y="share of the decision (%)",
+        color="what",
+        color_map={"share": REGION_COLOUR},
+        colors_in_legend=[],
+        sort="-y",
+        y_lim=[0, 100],
+        title="Which regions drove the decision (whole clip)",
+        label="regions",
+        show_label=False,
+        height=PLOT_HEIGHT,
+        elem_id="regions",
         render=False,
     )
+    timeline_out = gr.Image(label="timeline", show_label=False, type="filepath", elem_id="timeline", render=False)
     crops_out = gr.Gallery(
-        label="Region crops of the most telling window (one row per region)",
+        label="region crops",
         columns=1,
         object_fit="contain",
         height="auto",
@@ -466,20 +624,17 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)
         render=False,
     )
     preview_out = gr.Image(
-        label=f"Face track and crop boxes (first {PREVIEW_SECONDS:.0f} s)",
-        type="filepath",
-        elem_id="preview",
-        render=False,
+        label="face track", show_label=False, type="filepath", height=PLOT_HEIGHT - 40, elem_id="preview", render=False
     )
-    json_out = gr.JSON(elem_id="raw", render=False)
+    json_out = gr.JSON(label="result", show_label=False, elem_id="raw", render=False)
     status_out = gr.Markdown(visible=False, elem_id="status", render=False)
-    outputs = [emotion_out, timeline_out, crops_out, regions_out, preview_out, summary_out, json_out]
+    outputs = [emotion_out, quality_out, summary_out, regions_out, timeline_out, crops_out, preview_out, json_out]
     page_outputs = [*outputs, status_out]
 
-    with gr.Row():
+    with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             video_in = gr.Video(
-                label=f"Face video (up to {MAX_DURATION_S:.0f} s, {MAX_FILE_SIZE})",
+                label=f"Face video: up to {MAX_DURATION_S:g} seconds and {plain_size(MAX_FILE_SIZE)}",
                 sources=["upload", "webcam"],
                 include_audio=True,  # keep uploads as they are: no ffmpeg re-encode on the server
                 elem_id="video-in",
@@ -499,12 +654,17 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)
         with gr.Column(scale=1):
             status_out.render()
             emotion_out.render()
+            quality_out.render()
             summary_out.render()
+    # The regions' chart and the face track side by side, at one height: neither leaves a gap under the other.
+    with gr.Row(equal_height=True):
+        with gr.Column(scale=1):
             regions_out.render()
+        with gr.Column(scale=1):
+            gr.Markdown(f"**Face track and crop boxes**, the first {PREVIEW_SECONDS:g} s", elem_id="preview-title")
+            preview_out.render()
     timeline_out.render()
-    with gr.Row():
-        crops_out.render()
-        preview_out.render()
+    crops_out.render()
     with gr.Accordion("Raw result (JSON)", open=False):
         json_out.render()
 
@@ -533,6 +693,7 @@ with gr.Blocks(title="MicroX", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)
         concurrency_id="analysis",
         concurrency_limit=CONCURRENCY_LIMIT,
     )
+    assert [block.label.replace(" ", "_") for block in outputs] == list(OUTPUTS)  # the API names them by label
 
 
 _janitor: threading.Thread | None = None

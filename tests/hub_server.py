@@ -21,7 +21,7 @@ That is enough for ``PreTrainedModel.push_to_hub``/``from_pretrained`` (also wit
 
 What it does not do: Xet storage (it never advertises Xet, so clients need ``HF_HUB_DISABLE_XET=1``; the Xet token
 route answers 501 saying so), discussions other than the ``refs/pr/N`` refs of pull requests, gated repos, spaces'
-runtime. Repos, commits and refs are kept in memory and mirrored to ``<root>/repos/<type>s/<namespace>/<name>/
+runtime (a Space repo is created with its SDK, which a repo info reports, and holds files like any repo). Repos, commits and refs are kept in memory and mirrored to ``<root>/repos/<type>s/<namespace>/<name>/
 repo.json``; regular blobs live beside it, LFS objects in ``<root>/lfs/``, so a restarted server finds them again.
 
 Authentication: a request whose ``Authorization: Bearer`` token is not in ``tokens`` gets 401 "Invalid credentials
@@ -94,6 +94,7 @@ ANSWERED_CALLS = (
 DEFAULT_TOKENS = ("hf_test_token",)
 DEFAULT_USER = "test-user"
 REPO_TYPES = ("model", "dataset", "space")
+SPACE_SDKS = ("gradio", "docker", "static")
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 # Files at or above this size go to LFS whatever their name (the Hub's threshold is 10 MB).
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
@@ -162,6 +163,7 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     pulls: dict[str, str] = field(default_factory=dict)  # "N" -> commit id of refs/pr/N
+    sdk: str | None = None  # a Space's SDK ("gradio", "docker", "static"), as created
 
     def resolve(self, revision: str) -> str:
         """The commit id a branch, tag, ``refs/heads|tags|pr/...`` name or (abbreviated) commit id points to.
@@ -185,7 +187,7 @@ class Repo:
     def to_json(self) -> dict[str, Any]:
         return {
             k: getattr(self, k)
-            for k in ("repo_type", "repo_id", "private", "created_at", "commits", "branches", "tags", "pulls")
+            for k in ("repo_type", "repo_id", "private", "created_at", "commits", "branches", "tags", "pulls", "sdk")
         }
 
 
@@ -243,10 +245,10 @@ class HubState:
             raise HubError(404, f"Repository not found: {repo_type} {repo_id}", "RepoNotFound")
         return repo
 
-    def create_repo(self, repo_type: str, repo_id: str, private: bool) -> Repo:
+    def create_repo(self, repo_type: str, repo_id: str, private: bool, sdk: str | None = None) -> Repo:
         if (repo_type, repo_id) in self.repos:
             raise HubError(409, f"You already created this {repo_type} repo")
-        repo = Repo(repo_type=repo_type, repo_id=repo_id, private=private)
+        repo = Repo(repo_type=repo_type, repo_id=repo_id, private=private, sdk=sdk)
         self.repos[(repo_type, repo_id)] = repo
         # Like the Hub, a new repo starts with one commit holding the default `.gitattributes`.
         oid = self.write_blob(repo, GITATTRIBUTES)
@@ -481,13 +483,16 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 raise HubError(400, f"Invalid repo id {namespace}/{name}: use letters, digits, '-', '_', '.'")
         repo_id = f"{namespace}/{name}"
         private = payload.get("visibility", "public") != "public" or bool(payload.get("private"))
+        sdk = payload.get("sdk")
+        if repo_type == "space" and sdk not in SPACE_SDKS:  # as the Hub: a Space needs an SDK
+            raise HubError(400, f"Invalid Space SDK {sdk!r}; expected one of {SPACE_SDKS}")
         with self.state.lock:
             existing = self.state.repos.get((repo_type, repo_id))
             if existing is not None:
                 # The Hub's 409 carries the repo's url: `create_repo(exist_ok=True)` reads it.
                 url = self._url(existing)
                 raise HubError(409, f"You already created this {repo_type} repo: {repo_id}", extra={"url": url})
-            repo = self.state.create_repo(repo_type, repo_id, private)
+            repo = self.state.create_repo(repo_type, repo_id, private, sdk if repo_type == "space" else None)
         self._json({"url": self._url(repo), "name": repo_id, "id": repo_id})
 
     def _route_delete_repo(self) -> None:
@@ -535,6 +540,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             }
             if repo_type == "model":
                 info["modelId"] = repo_id
+            if repo_type == "space":
+                info["sdk"] = repo.sdk
         self._json(info)
 
     def _route_refs(self, repo_type: str, repo_id: str, query: dict[str, str]) -> None:

@@ -477,10 +477,10 @@ def test_several_faces_are_noted_and_face_picks_one(two_people, model_dir, tmp_p
     assert main(["predict", str(two_people), "--model", str(model_dir)]) == 0
     captured = capsys.readouterr()
     assert str(two_people) in captured.out  # the table row
-    assert captured.err.strip().splitlines()[-1] == (
+    assert (  # (the random model's flat scores add a low-confidence note after it)
         f"microx: note: {two_people}: 2 faces seen; the row is for the left face; --face picks another (a number "
         "from 0 at the left, largest or central)"
-    )
+    ) in captured.err.strip().splitlines()
     assert main(["predict", str(two_people), "--face", "1", "--jsonl", "--model", str(model_dir)]) == 0
     captured = capsys.readouterr()
     item = json.loads(captured.out)

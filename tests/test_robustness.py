@@ -287,7 +287,7 @@ def test_space_handler(row, files, app, space_reference):
         if row.name == "over_long":
             assert time.perf_counter() - start < LIMIT_SECONDS
     else:
-        scores, *_, summary, raw = app.analyze(str(path))
+        scores, _, summary, *_, raw = app.analyze(str(path))
         assert raw["label"] == max(scores, key=scores.get)
         for text in row.summary:
             assert text in summary.lower(), summary
@@ -345,7 +345,8 @@ def test_cli(row, cli_batch, files, model_dir):
         assert not [line for line in lines if "error" in line.lower()], lines
         if row.name == "two_faces":
             assert item[0]["faces_seen"] == 2
-            assert lines == [f"microx: note: {path}: 2 faces seen; the JSON is for the left face; --face picks "
+            notes = [line for line in lines if "low confidence" not in line]  # (the random model's flat scores)
+            assert notes == [f"microx: note: {path}: 2 faces seen; the JSON is for the left face; --face picks "
                              "another (a number from 0 at the left, largest or central)"]  # fmt: skip
 
 

@@ -85,6 +85,13 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "two_faces": make_face_video(folder / "two.mp4", n_frames=8, size=(640, 360), two_faces=True),
         "one_window_webm": write_video(folder / "blink.webm", face_frames(4, (320, 240)), fourcc="VP80"),
         "two_faces_webm": write_video(folder / "two.webm", face_frames(8, (640, 360), two_faces=True), fourcc="VP80"),
+        # An unlit room: every pixel times 0.15 (the face is still found).
+        "dark": write_video(folder / "dark.mp4", (face_frames(16, (320, 240), "pan") * 0.15).round().astype(np.uint8)),
+        "dark_webm": write_video(
+            folder / "dark.webm", (face_frames(16, (320, 240), "pan") * 0.15).round().astype(np.uint8), fourcc="VP80"
+        ),
+        # A phone video whose rotation was lost: stored turned 90 degrees.
+        "sideways": write_video(folder / "sideways.mp4", np.ascontiguousarray(np.rot90(face_frames(12), axes=(1, 2)))),
     }
 
 
@@ -149,18 +156,22 @@ def server(app) -> str:
 
 
 def test_handler_returns_every_output(app, media):
-    scores, timeline, gallery, contributions, preview, summary, raw = app.analyze(str(media["face"]))
+    scores, note, summary, regions, timeline, gallery, preview, raw = app.analyze(str(media["face"]))
     labels = [app.model.config.id2label[i] for i in range(app.model.config.num_labels)]
     assert sorted(scores) == sorted(labels)
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
-    # 24 frames at 30 fps in windows of 4 frames every 4: one row per window and emotion.
-    assert len(timeline) == len(window_starts(24, 4, 4)) * len(labels)
-    assert set(timeline["emotion"]) == set(labels)
-    assert timeline["probability"].between(0, 1).all()
-    assert timeline["time (s)"].is_monotonic_increasing
-    assert [caption.split(":")[0] for _, caption in gallery] == app.model.config.regions
-    assert sorted(contributions) == sorted(app.model.config.regions)
-    assert sum(contributions.values()) == pytest.approx(1.0, abs=1e-3)
+    with Image.open(timeline) as chart:  # the timeline chart, drawn on the server
+        assert chart.format == "PNG" and chart.size[0] >= 800
+    # Each crop's caption is its region's share of that one window's decision, and says which window.
+    window = max(range(len(raw["window_probs"])), key=lambda w: max(raw["window_probs"][w] or [0]))
+    start = raw["window_starts"][window]
+    for (_, caption), region in zip(gallery, app.model.config.regions, strict=True):
+        assert caption.startswith(f"{region}: ") and f"of the decision in the window {start:.2f}-" in caption
+    # The regions' shares over the whole clip, as a table for the bar chart (largest first), in percent.
+    assert sorted(regions["region"]) == sorted(app.model.config.regions)
+    assert regions["share of the decision (%)"].sum() == pytest.approx(100.0, abs=0.5)
+    assert regions["share of the decision (%)"].is_monotonic_decreasing
+    assert note == ("" if not raw["quality"]["low_confidence"] else note) and raw["quality"]["notes"] is not None
     with Image.open(preview) as animation:  # the face track: an animated WebP at 15 fps, landmarks in green
         assert animation.n_frames == 12  # 24 frames at 30 fps
         first = np.asarray(animation.convert("RGB"))
@@ -213,15 +224,17 @@ def test_the_page_shows_errors_in_a_message_that_stays(app, media):
     *results, status = app.analyze_page(str(media["noface"]))
     assert status["visible"] and status["value"].startswith("**No face found.** ")
     assert "no face was found in empty" not in status["value"].lower() and media["noface"].name in status["value"]
-    assert results == [None, None, None, None, None, "", None], "no stale results under the message"
+    emotion, quality, summary, *rest = results
+    assert emotion is None and not quality["visible"] and summary == "" and rest == [None] * 5, "no stale results"
     *_, status = app.analyze_page(None)
     assert status["value"] == "**No video.** Upload a video (or record one) first."
     *results, status = app.analyze_page(str(media["face"]))
-    assert not status["visible"] and results[0] and "**" in results[5]
+    assert not status["visible"] and results[0] and "**" in results[2]
 
 
 def test_a_one_window_clip_draws_a_segment(app, media):
-    _, timeline, *_ = app.analyze(str(media["one_window"]))
+    prediction = app.predict(str(media["one_window"]), model=app.model, feature_extractor=app.feature_extractor)
+    timeline = app.timeline_frame(prediction)
     labels = app.model.config.id2label.values()
     assert len(timeline) == 2 * len(labels), "two points per emotion: the window's start and end"
     for _, rows in timeline.groupby("emotion"):
@@ -230,12 +243,65 @@ def test_a_one_window_clip_draws_a_segment(app, media):
 
 
 def test_the_summary_says_what_to_know(app, media):
-    *_, summary, _ = app.analyze(str(media["short"]))
+    summary = app.analyze(str(media["short"]))[2]
     assert "**Short clip**: shorter than one window (4 frames" in summary
-    *_, summary, _ = app.analyze(str(media["two_faces"]))
+    summary = app.analyze(str(media["two_faces"]))[2]
     assert "**2 faces** seen; MicroX followed the most prominent one" in summary and "from the left" in summary
-    *_, summary, _ = app.analyze(str(media["face"]))
+    summary = app.analyze(str(media["face"]))[2]
     assert "Short clip" not in summary and "faces**" not in summary
+    assert "px wide, brightness" in summary  # the face's size and light, from the quality summary
+
+
+def test_a_dark_clip_gets_the_low_confidence_note(app, media):
+    note, *_, raw = app.analyze(str(media["dark"]))[1:]
+    assert note.startswith("**Low confidence.** The face is very dark") and raw["quality"]["low_confidence"]
+    page = app.analyze_page(str(media["dark"]))
+    assert page[1]["visible"] and page[1]["value"] == note  # on the page: the box shows
+
+
+def test_a_sideways_video_is_told_it_may_be_rotated(app, media):
+    with pytest.raises(gr.Error, match="may be rotated") as info:
+        app.analyze(str(media["sideways"]))
+    assert info.value.title == "No face found"
+
+
+def test_the_timeline_draws_the_likeliest_emotions_to_the_end_of_the_data(app, media):
+    prediction = app.predict(str(media["face"]), model=app.model, feature_extractor=app.feature_extractor)
+    axes = app.timeline_figure(prediction).axes[0]
+    top = sorted(prediction.labels, key=lambda label: -prediction.scores[label])[: app.TIMELINE_TOP]
+    lines = axes.get_lines()
+    assert [line.get_label() for line in lines] == [f"{label} {prediction.scores[label]:.0%}" for label in top]
+    assert [line.get_color() for line in lines] == [app.emotion_colour(label, app.LABELS) for label in top]
+    # 24 frames at 30 fps in windows of 4 frames every 4: one point per window, at its centre.
+    starts = window_starts(24, 4, 4)
+    assert all(len(line.get_xdata()) == len(starts) for line in lines)
+    assert axes.get_xlim() == (0.0, pytest.approx((starts[-1] + 2) / 30, abs=1e-3)), "the axis ends at the last point"
+    assert axes.get_ylim() == (0.0, 1.0)
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == [line.get_label() for line in lines], "the legend names each line with its share of the clip"
+
+
+def test_emotion_colours_are_distinct_and_readable_on_white(app):
+    colours = [app.emotion_colour(label, app.LABELS) for label in app.LABELS]
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], float) / 255
+    linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    contrast = 1.05 / (linear @ [0.2126, 0.7152, 0.0722] + 0.05)  # WCAG's contrast ratio against white
+    assert contrast.min() >= 3.0, "no pale colour (a pale yellow line, 1.3:1, is unreadable on white)"
+    distance = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(len(rgb), 1)]
+    assert distance.min() > 0.25, "every two emotions differ clearly"
+    assert app.REGION_COLOUR not in colours, "a region's bar never takes an emotion's colour"
+
+
+def test_regions_are_a_chart_not_an_emotion_label(app):
+    assert isinstance(app.regions_out, gr.BarPlot) and not isinstance(app.regions_out, gr.Label)
+    assert app.regions_out.title.startswith("Which regions drove the decision")
+
+
+def test_the_upload_limit_is_in_plain_words(app):
+    assert app.plain_size("50mb") == "50 MB" and app.plain_size("1gb") == "1 GB" and app.plain_size(2048) == "2 KB"
+    assert app.video_in.label == "Face video: up to 3 seconds and 2 MB"  # MICROX_MAX_FILE_SIZE=2mb
+    with pytest.raises(ValueError, match="MICROX_MAX_FILE_SIZE"):
+        app.plain_size("fifty")
 
 
 def test_model_note_says_what_the_model_was_trained_on(app):
@@ -278,7 +344,7 @@ def test_gradio_client_predicts_and_reports_errors(server, media, app):
 
     client = Client(server, verbose=False)
     try:
-        scores, timeline, gallery, contributions, preview, summary, raw = client.predict(
+        scores, note, summary, regions, timeline, gallery, preview, raw = client.predict(
             handle_file(str(media["face"])), api_name="/analyze"
         )
         assert scores["label"] == raw["label"]
@@ -289,6 +355,24 @@ def test_gradio_client_predicts_and_reports_errors(server, media, app):
             client.predict(handle_file(str(media["text"])), api_name="/analyze")
     finally:
         client.close()
+
+
+def test_every_output_and_endpoint_has_a_name_in_the_api(server, app):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    try:
+        info = client.view_api(return_format="dict", print_info=False)
+    finally:
+        client.close()
+    assert list(info["named_endpoints"]) == ["/analyze"] and not info["unnamed_endpoints"]
+    endpoint = info["named_endpoints"]["/analyze"]
+    names = [item["label"].replace(" ", "_") for item in endpoint["returns"]]
+    assert names == list(app.OUTPUTS) == [
+        "emotion", "quality", "summary", "regions", "timeline", "region_crops", "face_track", "result"
+    ]  # fmt: skip
+    assert not [item for item in endpoint["returns"] if item["label"].startswith("value_")]
+    assert [item["parameter_name"] for item in endpoint["parameters"]] == ["video"]
 
 
 def test_concurrent_requests_get_the_sequential_answers(server, media):
@@ -368,15 +452,15 @@ def test_analyses_run_on_a_fixed_pool_of_analysis_threads(server, media, app, mo
 
 def test_previews_live_in_gradios_cache_and_go_with_it(server, media, app):
     """The preview is written once, into gradio's cache, which tracks it, and the app's schedule deletes it (the
-    gallery's images likewise)."""
+    timeline chart and the gallery's images likewise)."""
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False, download_files=False)
     try:
-        _, _, gallery, _, preview, *_ = client.predict(handle_file(str(media["face"])), api_name="/analyze")
+        *_, timeline, gallery, preview, _ = client.predict(handle_file(str(media["face"])), api_name="/analyze")
     finally:
         client.close()
-    paths = [Path(preview["path"])] + [Path(item["image"]["path"]) for item in gallery]
+    paths = [Path(preview["path"]), Path(timeline["path"])] + [Path(item["image"]["path"]) for item in gallery]
     assert all(path.is_file() and path.parent == Path(app.demo.GRADIO_CACHE) / "microx" for path in paths), paths
     assert app.demo.delete_cache == (app.CACHE_CHECK_SECONDS, app.CACHE_SECONDS)
     tracked = [files for files in app.demo.temp_file_sets if any(str(path) in files for path in paths)]
@@ -499,20 +583,40 @@ def test_page_in_chromium(server, media, app):
             best = page.locator("#emotion h2, #emotion .output-class").first.inner_text().strip()
             assert best in labels
             assert best in summary.inner_text()
-            expect(page.locator("#timeline svg").first).to_be_visible()
-            assert page.locator("#timeline svg path").count() > 0
+            # The timeline chart (drawn on the server: `test_the_timeline_draws_...` checks its lines and axis).
+            chart = page.locator("#timeline img")
+            expect(chart).to_have_count(1)
+            assert page.evaluate(NATURAL_WIDTH) >= 800
+            first_chart = chart.get_attribute("src")
             expect(page.locator("#crops img")).to_have_count(len(app.model.config.regions))
-            # Every row's caption is shown, inside the gallery's visible area (not behind its scroll bar).
+            # Every row's caption is shown, inside the gallery's visible area (not behind its scroll bar), and says
+            # it is the region's share of that window's decision; the gallery's heading names the window.
             captions = page.locator("#crops .caption-label")
             assert [c.split(":")[0] for c in captions.all_inner_texts()] == app.model.config.regions
+            assert all("of the decision in the window" in c for c in captions.all_inner_texts())
+            expect(page.locator("#crops")).to_contain_text("Region crops of the most telling window")
             assert page.evaluate(CAPTIONS_SHOWN), "a caption is cut off"
+            # The regions are a bar chart under its own title, not a label widget like the emotion's.
+            expect(page.locator("#regions")).to_contain_text("Which regions drove the decision")
+            assert page.locator("#regions .output-class").count() == 0 and page.locator("#regions svg").count() > 0
             expect(page.locator("#preview img")).to_have_count(1)
+            # No empty area under the face track: it and the regions' chart share a row and end together.
+            bottoms = page.evaluate(BOTTOMS)
+            assert abs(bottoms["preview"] - bottoms["regions"]) <= 16, bottoms
+            expect(page.locator("#video-in")).to_contain_text("up to 3 seconds and 2 MB")
             page.screenshot(path=str(ARTIFACTS / "space.png"), full_page=True)
+
+            # A very dark clip: the answer comes with the low-confidence note, in its own box.
+            _upload(page, media["dark_webm"])
+            quality = page.locator("#quality")
+            expect(quality).to_contain_text("Low confidence. The face is very dark", timeout=60_000)
+            expect(quality).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "space_dark.png"), full_page=True)
 
             # A clip of one window draws a segment, not an empty plot; two faces are reported in the summary.
             _upload(page, media["one_window_webm"])
             expect(summary).to_contain_text("over 1 windows", timeout=60_000)
-            assert page.evaluate(LINE_WIDTH) > 100, "the one-window timeline draws a visible line"
+            assert chart.get_attribute("src") != first_chart, "each clip gets its own chart"
             _upload(page, media["two_faces_webm"])
             expect(summary).to_contain_text("2 faces seen; MicroX followed", timeout=60_000)
 
@@ -547,8 +651,9 @@ CAPTIONS_SHOWN = """() => {
     return r.height > 0 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
   });
 }"""
-LINE_WIDTH = """() => Math.max(0, ...[...document.querySelectorAll("#timeline svg g.mark-line path")]
-  .map(p => p.getBBox().width))"""
+NATURAL_WIDTH = """() => document.querySelector("#timeline img").naturalWidth"""
+BOTTOMS = """() => Object.fromEntries(["preview", "regions"].map(
+  id => [id, document.querySelector("#" + id).getBoundingClientRect().bottom]))"""
 
 
 def _upload(page, path: Path) -> None:
