@@ -246,7 +246,8 @@ def test_both_runtimes_keep_the_interface():
     extractor = MicroXExtraction.from_json_file(DEFAULT_MODEL / "preprocessor_config.json")
     rng = np.random.default_rng(0)
     pixel_values = rng.uniform(-1, 1, (1, 5, 7, 3, 48, 48)).astype(np.float32)
-    encoder = rng.uniform(-1, 1, (1, 7, 3, 64, 64)).astype(np.float32)
+    size = extractor.encoder_crop_size  # the shipped model: face-api at 112 px
+    encoder = rng.uniform(-1, 1, (1, 7, 3, size, size)).astype(np.float32)
     mask = np.ones((1, 5, 7), bool)
     index = np.array([[0, 1, 2, 3, 4, 5, 6, 6, 6, 6]])
     outputs = {}
@@ -254,7 +255,7 @@ def test_both_runtimes_keep_the_interface():
         for attribute in Runtime.__annotations__:
             assert hasattr(runtime, attribute), (name, attribute)
         check_compatible(runtime.config, extractor)  # raises on any mismatch
-        assert runtime.config.frame_encoder == "fer" and runtime.config.frame_encoder_size == 64
+        assert runtime.config.frame_encoder == "faceapi" and runtime.config.frame_encoder_size == size == 112
         features = runtime.encode_frames(pixel_values, mask, encoder)
         out = runtime.classify_windows(
             {k: v[0][index] for k, v in features.items()}, mask[0][:, index].transpose(1, 0, 2)

@@ -41,7 +41,8 @@ from microx_hf.configuration_microx import CLOSED_GATE
 from microx_hf.feature_extraction_microx import MicroXFeatureExtractor
 from microx_hf.frame_encoder_hub import hub_reference, is_hub_encoder
 from microx_hf.modeling_microx import MicroXForVideoClassification
-from microx_hf.onnx_export import ONNX_DIR, export_onnx
+from microx_hf.onnx_export import export_onnx
+from microx_hf.runtime_onnx import ONNX_DIR
 from training.scripts import ArgumentsError, parse_arguments, run_script
 
 logger = logging.getLogger(__name__)
