@@ -48,6 +48,8 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# What the table names as the decider of a model that answers with its frame encoder's prior (`decided_by_prior`).
+PRIOR_NAME = "face network (prior)"
 
 
 class UsageError(Exception):
@@ -390,15 +392,16 @@ def predict_worker(video: str):
 
 def _row(video: str, p) -> tuple[str, ...]:
     top_region = max(p.region_contributions, key=p.region_contributions.get)
+    # A model whose regions are gated off answers with its face network: no region decided anything.
+    decided = PRIOR_NAME if p.decided_by_prior else f"{top_region} ({p.region_contributions[top_region]:.0%})"
     return (video, p.label, f"{p.scores[p.label]:.2f}", f"{p.face_fraction:.0%}",
-            f"{int(p.window_has_face.sum())}/{len(p.window_starts)}",
-            f"{top_region} ({p.region_contributions[top_region]:.0%})")  # fmt: skip
+            f"{int(p.window_has_face.sum())}/{len(p.window_starts)}", decided)  # fmt: skip
 
 
 class _TableWriter:
     """Rows printed as results arrive; the video column is as wide as the longest input path, known in advance."""
 
-    HEADER = ("video", "emotion", "score", "face", "windows", "top region")
+    HEADER = ("video", "emotion", "score", "face", "windows", "decided by")
 
     def __init__(self, videos: list[str], labels: Sequence[str]) -> None:
         self.widths = [max(len(self.HEADER[0]), *(len(v) for v in videos)),

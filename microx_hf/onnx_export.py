@@ -291,6 +291,7 @@ def export_onnx(
         "encoder_size": int(cfg.frame_encoder_size) if cfg.frame_encoder is not None else None,
         "encoder_region": cfg.frame_encoder_region if cfg.frame_encoder is not None else None,
         "encoder_every": every,
+        "region_gate": net.region_gate,
         "image_mean": [float(v) for v in cfg.image_mean],
         "image_std": [float(v) for v in cfg.image_std],
         "features": names,

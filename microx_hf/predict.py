@@ -69,6 +69,12 @@ class Prediction:
         window_stride: Frames between window starts.
         num_frames: Frames per window.
         window_frames: (W,) first frame index of each window.
+        region_gate: How much the model's region branches can move its answer (`Runtime.region_gate`): 0 for a model
+            that answers with its frame encoder's calibrated prior (the shipped default: its gate stayed closed, see
+            its card), 1.0 where the regions' fusion is the answer.
+        decided_by_prior: The frame encoder's prior decided every window with a face (`region_gate` 0 and the
+            encoder's region visible throughout): `region_weights` and `region_contributions` then describe a
+            correction that was switched off, not what decided.
     """
 
     label: str
@@ -85,6 +91,8 @@ class Prediction:
     window_stride: int = 5
     num_frames: int = 10
     window_frames: np.ndarray | None = field(default=None, repr=False)
+    region_gate: float = 1.0
+    decided_by_prior: bool = False
 
     @property
     def face_fraction(self) -> float:
@@ -180,6 +188,8 @@ class Prediction:
             "window_probs": clean(np.asarray(self.window_probs, dtype=float)),
             "region_weights": clean(np.asarray(self.region_weights, dtype=float)),
             "region_contributions": {k: round(float(v), 6) for k, v in self.region_contributions.items()},
+            "region_gate": round(float(self.region_gate), 6),
+            "decided_by_prior": bool(self.decided_by_prior),
             "face_fraction": round(float(self.face_fraction), 6),
             "landmark_backend": self.landmark_backend,
             "padded": bool(self.padded),
@@ -513,6 +523,13 @@ def predict(
     clip_probs = clip_scores(scores.probs, has_face)  # (L,): the mean over the windows with a face
     contributions = scores.region_weights[has_face].mean(axis=0)  # (R,)
     label = labels[int(np.argmax(clip_probs))]
+    region_gate = float(getattr(engine, "region_gate", 1.0))
+    encoder_region = getattr(engine.config, "frame_encoder_region", None) if engine.config.frame_encoder else None
+    decided_by_prior = False
+    if region_gate == 0.0 and encoder_region in regions:
+        # `residual` fusion falls back on the regions in a window whose encoder region was hidden throughout.
+        any_region = clip.mask.any(axis=0)  # (N,)
+        decided_by_prior = bool((clip.mask[regions.index(encoder_region)] | ~any_region).all())
     if clip.padded:
         logger.warning(
             "%s has %d frames, fewer than one window (%d): its window repeats the last frame",
@@ -538,4 +555,6 @@ def predict(
         window_stride=fe.window_stride,
         num_frames=fe.num_frames,
         window_frames=scores.starts,
+        region_gate=region_gate,
+        decided_by_prior=decided_by_prior,
     )

@@ -42,6 +42,8 @@ class Runtime(Protocol):
         labels: Label names in class order (L).
         regions: Region names in the order of the R axis.
         num_frames: Frames per window (T).
+        region_gate: How much the region branches can move the answer (`MicroXNetwork.region_gate`): 0 where the
+            model answers with its frame encoder's calibrated prior, 1.0 where the regions' fusion is the answer.
         config: The model's settings that the feature extractor must match (`predict.check_compatible`): a
             `MicroXConfig`, or an object with the same fields (`regions`, `num_frames`, `image_size`, `id2label`,
             `num_labels`, `frame_encoder`, `frame_encoder_size`, `frame_encoder_region`, `image_mean`, `image_std`).
@@ -50,6 +52,7 @@ class Runtime(Protocol):
     labels: list[str]
     regions: list[str]
     num_frames: int
+    region_gate: float
     config: Any
 
     def encode_frames(
@@ -97,6 +100,11 @@ class TorchRuntime:
         self.num_frames = int(config.num_frames)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
+
+    @property
+    def region_gate(self) -> float:
+        """The model's `MicroXNetwork.region_gate`, read at each call (training moves it)."""
+        return getattr(self.model, "microx", self.model).region_gate
 
     def _tensor(self, array: np.ndarray, dtype: Any = None) -> torch.Tensor:
         return self._torch.from_numpy(np.ascontiguousarray(array)).to(self.device, dtype or self.dtype)

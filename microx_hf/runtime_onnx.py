@@ -85,6 +85,8 @@ class OnnxRuntime:
         labels: Class names, in the model's order.
         regions: Region names, in the order of the R axis.
         num_frames: Frames per window T.
+        region_gate: How much the region branches can move the answer (`MicroXNetwork.region_gate`, recorded at
+            export; 1.0 in exports that predate it).
         config: The model's settings the feature extractor must match, from the manifest (the `MicroXConfig` fields
             `regions`, `num_frames`, `num_channels`, `image_size`, `id2label`, `num_labels`, `frame_encoder`,
             `frame_encoder_size`, `frame_encoder_region`, `image_mean`, `image_std`).
@@ -115,6 +117,7 @@ class OnnxRuntime:
         self.encoder_size: int | None = manifest.get("encoder_size")
         self.encoder_index = self.regions.index(manifest["encoder_region"]) if self.encoder_size else None
         self.encoder_every = int(manifest.get("encoder_every", 1))  # the frame encoder runs on every k-th frame
+        self.region_gate = float(manifest.get("region_gate", 1.0))
         self.config = SimpleNamespace(
             regions=list(self.regions),
             num_frames=self.num_frames,

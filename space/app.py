@@ -153,8 +153,10 @@ EMOTION_COLOURS = {
     "neutral": "#555555",
 }
 SPARE_COLOURS = ["#008c99", "#8c564b", "#393b79", "#637939", "#843c39"]
-REGION_COLOUR = "#3d5a80"
-PLOT_HEIGHT = 300  # px, the regions' chart; the face track beside it takes the same height  # the regions' bars: a colour no emotion has, so that a region never reads as an emotion
+REGION_COLOUR = "#3d5a80"  # the regions' bars: a colour no emotion has, so that a region never reads as an emotion
+# The bar of a model that answered with its face network's prior (`regions_frame`).
+PRIOR_BAR = "face network (prior)"
+PLOT_HEIGHT = 300  # px, the regions' chart; the face track beside it takes the same height
 EXAMPLES_DIR = APP_DIR / "examples"
 EXAMPLES = sorted(str(path) for path in EXAMPLES_DIR.glob("*.webm"))
 # Gallery cells are square by default; region strips are wide rows, so let each cell take its image's shape.
@@ -283,8 +285,13 @@ def write_timeline(prediction: Prediction) -> str:
 
 def regions_frame(prediction: Prediction) -> pd.DataFrame:
     """Each region's share of the clip's decision (its mean fusion weight over the windows with a face), in percent,
-    for the `regions` bar chart; largest first."""
-    shares = sorted(prediction.region_contributions.items(), key=lambda item: -item[1])
+    for the `regions` bar chart; largest first. A model that answered with its face network's prior
+    (`Prediction.decided_by_prior`: its region branches are gated off) shows that: the face network 100%, each region
+    0%, not the weights of a correction that was switched off."""
+    if prediction.decided_by_prior:
+        shares = [(PRIOR_BAR, 1.0)] + [(region, 0.0) for region in prediction.regions]
+    else:
+        shares = sorted(prediction.region_contributions.items(), key=lambda item: -item[1])
     return pd.DataFrame(
         {
             "region": [region for region, _ in shares],
@@ -468,7 +475,12 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
     strips = region_strips(prediction.window_clip(window))
     # A region's weight is its share of that one window's decision, not a probability of an emotion.
     gallery = [
-        (write_image(strip), f"{region}: {weight:.0%} of the decision in the window {when}")
+        (
+            write_image(strip),
+            f"{region}: read, but the face network decided (window {when})"
+            if prediction.decided_by_prior
+            else f"{region}: {weight:.0%} of the decision in the window {when}",
+        )
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
     heading = (
@@ -488,6 +500,12 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
             f"contrast {quality.contrast:.0f}"
         )
     summary += "."
+    if prediction.decided_by_prior:
+        summary += (
+            " The face network (the model's frame encoder) decided: this model's region branches are switched off "
+            "(they did not beat it on real labelled faces), so the region crops below show what was read, not what "
+            "decided."
+        )
     notes = summary_notes(prediction)
     if notes:
         summary += "\n\n" + "\n".join(f"- {note}" for note in notes)

@@ -111,6 +111,34 @@ def test_onnx_and_torch_give_the_same_answers(clips, clip, fresh_cache):
     assert predict(clips[clip]).window_probs[has_face].tolist() == onnx.window_probs[has_face].tolist()
 
 
+def test_the_shipped_model_says_its_face_network_decided(clips, fresh_cache, tmp_path, capsys):
+    """The shipped default's region gate stayed closed at release: both runtimes say so, the prediction says the
+    prior decided (its region weights describe a switched-off correction), and the table names the face network.
+    The same model with its gate opened says the regions decide."""
+    from microx_hf.cli import PRIOR_NAME, main
+
+    for runtime in ("onnx", "torch"):
+        engine = load_runtime(DEFAULT_MODEL, runtime=runtime)[0]
+        assert engine.region_gate == 0.0, runtime
+        prediction = predict(clips["pan"], runtime=runtime)
+        assert prediction.region_gate == 0.0 and prediction.decided_by_prior, runtime
+        assert prediction.to_dict()["decided_by_prior"] is True
+    assert main(["predict", str(clips["pan"])]) == 0
+    table = capsys.readouterr().out
+    assert "decided by" in table and PRIOR_NAME in table
+
+    import torch
+
+    from microx_hf.predict import load_model
+
+    model, extractor = load_model(DEFAULT_MODEL)
+    with torch.no_grad():
+        model.microx.fusion_gate.fill_(0.0)  # opened half-way
+    opened = predict(clips["pan"], model, extractor)
+    assert opened.region_gate == 0.5 and not opened.decided_by_prior
+    assert TorchRuntime(model).region_gate == 0.5
+
+
 def test_a_loaded_runtime_and_its_extractor_go_to_predict(clips):
     engine, extractor = load_runtime(DEFAULT_MODEL, runtime="onnx")
     a = predict(clips["pan"], engine, extractor)

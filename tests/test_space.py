@@ -7,6 +7,7 @@ backend, on real video files made from the public-domain astronaut photo; the se
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import socket
@@ -290,6 +291,22 @@ def test_emotion_colours_are_distinct_and_readable_on_white(app):
     distance = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(len(rgb), 1)]
     assert distance.min() > 0.25, "every two emotions differ clearly"
     assert app.REGION_COLOUR not in colours, "a region's bar never takes an emotion's colour"
+
+
+def test_a_model_that_answers_with_its_face_network_says_so(app, media, monkeypatch):
+    """A model whose region branches are gated off (the shipped default; its runtimes are tested in test_runtime):
+    the chart gives the decision to the face network, the crops are what was read, and the summary says why."""
+    real = app.predict
+    monkeypatch.setattr(
+        app, "predict", lambda *a, **k: dataclasses.replace(real(*a, **k), region_gate=0.0, decided_by_prior=True)
+    )
+    _, _, summary, regions, _, gallery, _, raw = app.analyze(str(media["face"]))
+    shares = dict(zip(regions["region"], regions["share of the decision (%)"], strict=True))
+    assert regions["region"].iloc[0] == app.PRIOR_BAR and shares.pop(app.PRIOR_BAR) == 100.0
+    assert sorted(shares) == sorted(app.model.config.regions) and set(shares.values()) == {0.0}
+    assert all("the face network decided" in caption and "% of the decision" not in caption for _, caption in gallery)
+    assert "The face network (the model's frame encoder) decided" in summary
+    assert raw["decided_by_prior"] is True and raw["region_gate"] == 0.0
 
 
 def test_regions_are_a_chart_not_an_emotion_label(app):

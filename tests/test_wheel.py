@@ -86,7 +86,7 @@ _CHECK = textwrap.dedent(
 
     files = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
     print(json.dumps({"code": code, "files": files, "default_model": str(microx_hf.predict.DEFAULT_MODEL),
-                      "sys_path": sys.path}))
+                      "sys_path": sys.path, "torch": "torch" in sys.modules}))
     """
 )
 
@@ -107,7 +107,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_predicts(dist, tmp_path):
     proc = _run([str(venv / "bin" / "microx"), "predict", "face.mp4", "--json"], timeout=600, env=env, cwd=elsewhere)
     items = json.loads(proc.stdout)
     assert len(items) == 1 and items[0]["video"] == "face.mp4" and "error" not in items[0], proc.stderr
-    assert items[0]["label"] in items[0]["labels"] and items[0]["landmark_backend"] == "dlib"
+    # The shipped default's landmarks: the mesh backend (BlazeFace + Face Mesh on onnxruntime).
+    assert items[0]["label"] in items[0]["labels"] and items[0]["landmark_backend"] == "mediapipe"
     assert items[0]["face_fraction"] > 0.9
 
     version = _run([str(venv / "bin" / "microx"), "--version"], timeout=300, env=env, cwd=elsewhere).stdout
@@ -125,6 +126,7 @@ def test_the_wheel_installs_in_a_fresh_venv_and_predicts(dist, tmp_path):
         .splitlines()[-1]
     )
     assert check["code"] == 0
+    assert not check["torch"], "the installed `microx predict` imported torch: the shipped model runs in onnxruntime"
     # Absolute paths only: torch's `torch.ops`/`torch.classes` namespaces carry bare names ("_ops.py").
     from_checkout = [f for f in check["files"] if os.path.isabs(f) and Path(f).resolve().is_relative_to(REPO)]
     assert not from_checkout, from_checkout

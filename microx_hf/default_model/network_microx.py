@@ -442,6 +442,15 @@ class MicroXNetwork(nn.Module):
             out["loss"] = loss
         return out
 
+    @property
+    def region_gate(self) -> float:
+        """How much the region branches can move the answer: sigmoid(`fusion_gate`) for `residual` fusion (0: the
+        model answers with its frame encoder's calibrated prior wherever the encoder region is visible), 1.0 for the
+        other fusions, whose answer is the regions' fused logits."""
+        if self.fusion_gate is None:
+            return 1.0
+        return float(torch.sigmoid(self.fusion_gate.detach().float()))
+
     def forward(
         self,
         pixel_values: torch.Tensor,
