@@ -261,6 +261,6 @@ def test_the_folder_alone_installs_starts_and_answers_a_video(space_folder, tmp_
         server.terminate()
         server.wait(timeout=60)
         log.close()
-    assert result["label"] == emotion["label"] and result["landmark_backend"] == "dlib"
+    assert result["label"] == emotion["label"] and result["landmark_backend"] == "mediapipe"  # the shipped default's
     assert result["face_fraction"] > 0.9 and f"**{result['label']}**" in summary
     print(f"installed in {installed:.0f} s")
