@@ -490,6 +490,9 @@ def old_default() -> Path:
     return folder
 
 
+ONNX_DEFAULT = "default (onnx)"  # a system run only when named in --systems
+
+
 def microx_models(specs: list[str], wanted: set[str] | None) -> dict[str, tuple]:
     """name -> (model, feature_extractor) for the default, the old default, `--model NAME=PATH` and their prior and
     encoder-off variants (not the old default's)."""
@@ -518,6 +521,14 @@ def microx_models(specs: list[str], wanted: set[str] | None) -> dict[str, tuple]
             if model.config.frame_encoder_prior:
                 out[f"{label}, prior only"] = (prior_only(model), fe)
             out[f"{label}, encoder off"] = (without_encoder(model), fe)
+    if wanted is not None and ONNX_DEFAULT in wanted:
+        # The shipped model as `microx predict` runs it (onnxruntime, no torch): named only, one more pass.
+        from microx_hf.runtime import load_runtime
+
+        engine, fe = load_runtime(DEFAULT_MODEL, runtime="onnx")
+        fe = copy.deepcopy(fe)
+        fe.allow_still = True
+        out[ONNX_DEFAULT] = (engine, fe)
     if wanted is not None:
         out = {k: v for k, v in out.items() if k in wanted}
     return out
@@ -681,8 +692,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--corpora", nargs="+", default=None, help="only these corpus folders")
     parser.add_argument("--limit", type=int, default=None, help="at most N items per corpus (spread over labels)")
     parser.add_argument("--systems", nargs="+", default=None,
-                        help="teachers, 'default', 'default, prior only', 'default, encoder off', --model names; "
-                        "default: all")  # fmt: skip
+                        help="teachers, 'default', 'default, prior only', 'default, encoder off', 'default (onnx)' "
+                        "(the shipped model in onnxruntime; only when named), --model names; default: all")  # fmt: skip
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH of a MicroX model to add")
     parser.add_argument("--no-ensembles", action="store_true")
     parser.add_argument("--threads", type=int, default=1)

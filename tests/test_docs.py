@@ -29,6 +29,16 @@ def test_the_readme_renders_every_benchmark_topic():
     assert "| `default` |" in readme and "| `paper` |" in readme
 
 
+def test_no_table_has_an_empty_cell():
+    """A blank cell reads as a missing number: every table row of the README, the cards and the Space README says
+    something in each cell ("not given", "-")."""
+    for path in [*DOCUMENTS.values(), ROOT / "model_card.md", ROOT / "space" / "README.md"]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith("|") and line.rstrip().endswith("|"):
+                cells = [cell.strip() for cell in line.strip()[1:-1].split("|")]
+                assert all(cells), f"{path.name}:{number} has an empty cell: {line}"
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return snippets.media_folder(tmp_path_factory.mktemp("snippets"))

@@ -237,7 +237,7 @@ def _results_table(results: dict | None, folds: dict | None, paper: dict | None)
         count = source.get("num_clips", "")
         cells = [f"{source[k]:.3f}" for k in ("accuracy", "uar", "macro_f1")]
         rows.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
-    rows.append("| MicroX paper, BAUM-1, random window split (published) | | 0.552 | | |")
+    rows.append("| MicroX paper, BAUM-1, random window split (published) | not given | 0.552 | not given | not given |")
     return "\n".join(rows)
 
 
