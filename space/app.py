@@ -64,7 +64,7 @@ from microx_hf.errors import (
     VideoLimitError,
 )
 from microx_hf.memory import limit_malloc_arenas, release_free_memory
-from microx_hf.predict import Prediction, predict
+from microx_hf.predict import DEFAULT_MODEL, Prediction, predict
 from microx_hf.runtime import load_runtime
 from microx_hf.visualize import TrackPreview, region_strips
 
@@ -202,11 +202,14 @@ def model_note(model_name: str | None) -> str:
     `microx_note` key of its YAML header, or for older cards what its text says; falls back to the model's label
     set when there is no card.
     """
-    name = model_name or str(getattr(model, "name_or_path", "") or "the default checkpoint")
     labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
-    summary = _card_training_summary(name)
+    if model_name is None:  # the checkpoint that ships with the library, and its card
+        summary, shown = _card_training_summary(str(DEFAULT_MODEL)), "the default checkpoint"
+    else:
+        summary = _card_training_summary(model_name)
+        shown = f"`{Path(model_name).name if Path(model_name).is_dir() else model_name}`"
     trained_on = summary or "its model card does not say what it was trained on."
-    return f"**Model:** `{Path(name).name if Path(name).is_dir() else name}`: {trained_on} **Emotions:** {labels}."
+    return f"**Model:** {shown}: {trained_on} **Emotions:** {labels}."
 
 
 def _card_training_summary(name: str) -> str | None:

@@ -339,6 +339,13 @@ def test_model_note_from_a_card_in_prose(tmp_path, app):
     assert app._card_training_summary(str(tmp_path)) == "It was trained only on RAVDESS actors."
 
 
+def test_model_note_of_the_shipped_checkpoint_reads_its_card(app):
+    # No MICROX_MODEL: the default checkpoint, whose card says what its face branch is built on.
+    note = app.model_note(None)
+    assert note.startswith("**Model:** the default checkpoint: ") and "faceapi" in note
+    assert "does not say" not in note
+
+
 def test_model_note_without_a_card(app):
     # HF_HUB_OFFLINE=1 (conftest): a Hub id's card cannot be fetched, and the note says so instead of failing.
     assert app._card_training_summary("someone/not-here") is None
