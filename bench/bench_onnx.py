@@ -237,7 +237,7 @@ def bench_startup(args) -> list[dict]:
 STAGES = """
 import json, sys, time
 from collections import defaultdict
-from microx_hf import extraction, scoring, video
+from microx_hf import scoring, stream, video
 from microx_hf.landmarks import tracking
 from microx_hf.predict import DEFAULT_MODEL, predict
 from microx_hf.runtime import load_runtime
@@ -253,7 +253,7 @@ def timed(owner, name, stage):
     setattr(owner, name, g)
 timed(video.VideoFrames, "__next__", "decode")
 timed(tracking.FaceTracker, "update", "landmarks (detection, landmarks, tracking checks)")
-timed(extraction.ClipStream, "crop", "crops")
+timed(stream.ClipStream, "crop", "crops")
 timed(scoring.ClipScorer, "_encode_pending", "encode_frames")
 timed(scoring.ClipScorer, "_score", "classify_windows")  # minus encode_frames, below
 runtime, extractor = load_runtime(DEFAULT_MODEL, sys.argv[2])

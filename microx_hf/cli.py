@@ -21,7 +21,6 @@ nearly flat scores: `Prediction.quality`) a low-confidence note; the JSON carrie
 from __future__ import annotations
 
 import argparse
-import csv
 import difflib
 import json
 import logging
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cli_output import TableWriter, faces_note, quality_note, row, still_message, write_timeline
 from .container import VIDEO_EXTENSIONS
 from .errors import MicroXError, ModelNotFoundError, StillImageError
 from .scoring import WINDOW_BATCH
@@ -48,8 +48,6 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-# What the table names as the decider of a model that answers with its frame encoder's prior (`decided_by_prior`).
-PRIOR_NAME = "face network (prior)"
 
 
 class UsageError(Exception):
@@ -318,33 +316,6 @@ def _apply_options(
         feature_extractor.face_crops = True
 
 
-def _still_message(err: StillImageError) -> str:
-    """The CLI's words for a photo: its own switch, not the Python option the library's message names."""
-    what = f"{err.path} is a still image ({err.kind})" if err.path else "this file is a still image"
-    return (f"{what}, not a video: MicroX reads emotion from how a face moves over time. Pass a video of the face "
-            "(a few seconds), or add --allow-still to score this single frame anyway.")  # fmt: skip
-
-
-def _faces_note(video: str, faces_seen: int, followed_face: int | None, what: str) -> str | None:
-    """A line for stderr when several faces were seen: which one `what` (the row, the sheet) is about."""
-    if not faces_seen or faces_seen < 2:
-        return None
-    if followed_face is None:
-        which = "one of them"
-    elif faces_seen == 2 and followed_face in (0, 1):
-        which = ("the left face", "the right face")[followed_face]
-    else:
-        which = f"face {followed_face} (counting from 0 at the left)"
-    return (f"microx: note: {video}: {faces_seen} faces seen; {what} is for {which}; --face picks another (a number "
-            "from 0 at the left, largest or central)")  # fmt: skip
-
-
-def _quality_note(video: str, prediction) -> str | None:
-    """A line for stderr when the prediction is doubtful (`Prediction.quality`)."""
-    note = prediction.quality.note()
-    return f"microx: note: {video}: {note[0].lower()}{note[1:]}" if note else None
-
-
 # --- predict ------------------------------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
@@ -385,56 +356,9 @@ def predict_worker(video: str):
         prediction = predict(video, model=_WORKER["model"], feature_extractor=_WORKER["feature_extractor"],
                              batch_size=_WORKER["batch_size"], overlap=_WORKER.get("overlap"))  # fmt: skip
     except StillImageError as err:  # worded for the command line (this runs in the worker processes too)
-        raise StillImageError(_still_message(err), path=err.path, kind=err.kind) from None
+        raise StillImageError(still_message(err), path=err.path, kind=err.kind) from None
     prediction.window_crops = {}
     return prediction
-
-
-def _row(video: str, p) -> tuple[str, ...]:
-    top_region = max(p.region_contributions, key=p.region_contributions.get)
-    # A model whose regions are gated off answers with its face network: no region decided anything.
-    decided = PRIOR_NAME if p.decided_by_prior else f"{top_region} ({p.region_contributions[top_region]:.0%})"
-    return (video, p.label, f"{p.scores[p.label]:.2f}", f"{p.face_fraction:.0%}",
-            f"{int(p.window_has_face.sum())}/{len(p.window_starts)}", decided)  # fmt: skip
-
-
-class _TableWriter:
-    """Rows printed as results arrive; the video column is as wide as the longest input path, known in advance."""
-
-    HEADER = ("video", "emotion", "score", "face", "windows", "decided by")
-
-    def __init__(self, videos: list[str], labels: Sequence[str]) -> None:
-        self.widths = [max(len(self.HEADER[0]), *(len(v) for v in videos)),
-                       max(len(self.HEADER[1]), *(len(label) for label in labels)), 5, 4, 7]  # fmt: skip
-        self.started = False
-
-    def line(self, row: tuple[str, ...]) -> str:
-        cells = [cell.ljust(width) for cell, width in zip(row, self.widths, strict=False)] + list(
-            row[len(self.widths) :]
-        )
-        return "  ".join(cells).rstrip()
-
-    def write(self, row: tuple[str, ...], emit) -> None:
-        if not self.started:
-            emit(self.line(self.HEADER))
-            emit("  ".join("-" * w for w in [*self.widths, len(self.HEADER[-1])]))
-            self.started = True
-        emit(self.line(row))
-
-
-def _write_timeline(path: Path, results: list[tuple[str, object]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = None
-        for video, prediction in results:
-            if writer is None:
-                writer = csv.writer(f)
-                writer.writerow(["video", "window", "start_s", "has_face", *prediction.labels,
-                                 *(f"weight_{r}" for r in prediction.regions)])  # fmt: skip
-            for w, start in enumerate(prediction.window_starts):
-                has_face = bool(prediction.window_has_face[w])
-                probs = [f"{p:.6f}" if has_face else "" for p in prediction.window_probs[w]]
-                weights = [f"{x:.6f}" if has_face else "" for x in prediction.region_weights[w]]
-                writer.writerow([video, w, f"{start:.4f}", int(has_face), *probs, *weights])
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -469,24 +393,24 @@ def _predict(args: argparse.Namespace) -> int:
         tqdm.write(line, file=sys.stdout)  # above the progress bar, which is on stderr
         sys.stdout.flush()
 
-    table = _TableWriter(videos, labels)
+    table = TableWriter(videos, labels)
     results: dict[int, tuple[str, object]] = {}
     failed: dict[int, tuple[str, str, str]] = {}
     for outcome in map_videos(predict_worker, videos, workers=args.workers, init=init, init_args=init_args):
         video = outcome.item
         if outcome.ok:
             results[outcome.index] = (video, outcome.result)
-            note = _faces_note(video, outcome.result.faces_seen, outcome.result.followed_face,
+            note = faces_note(video, outcome.result.faces_seen, outcome.result.followed_face,
                                "the JSON" if args.json or args.jsonl else "the row")  # fmt: skip
             if note:
                 tqdm.write(note, file=sys.stderr)
-            note = _quality_note(video, outcome.result)
+            note = quality_note(video, outcome.result)
             if note:
                 tqdm.write(note, file=sys.stderr)
             if args.jsonl:
                 emit(json.dumps({"video": video, **outcome.result.to_dict()}))
             elif not args.json:
-                table.write(_row(video, outcome.result), emit)
+                table.write(row(video, outcome.result), emit)
             continue
         failed[outcome.index] = (video, outcome.error_type, outcome.error)
         message = _one_line(outcome.error or "")
@@ -506,7 +430,7 @@ def _predict(args: argparse.Namespace) -> int:
         print(json.dumps(items, indent=2))
     if args.timeline_csv is not None and ordered:
         try:
-            _write_timeline(args.timeline_csv, ordered)
+            write_timeline(args.timeline_csv, ordered)
         except OSError as err:
             raise UsageError(f"--timeline-csv {args.timeline_csv}: cannot write ({err.strerror or err})") from err
     if failed:
@@ -543,14 +467,14 @@ def _crops(args: argparse.Namespace) -> int:
         sheet = contact_sheet(clip, window=args.window, num_frames=feature_extractor.num_frames,
                               stride=feature_extractor.window_stride, max_columns=args.columns)  # fmt: skip
     except StillImageError as e:
-        print(f"microx: {args.video}: StillImageError: {_still_message(e)}", file=sys.stderr)
+        print(f"microx: {args.video}: StillImageError: {still_message(e)}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except MicroXError as e:
         print(f"microx: {args.video}: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except IndexError as e:  # a --window past the end that the header could not rule out
         raise UsageError(f"--window {args.window}: {_one_line(e)}") from e
-    note = _faces_note(args.video, clip.faces_seen, clip.followed_face, "the sheet")
+    note = faces_note(args.video, clip.faces_seen, clip.followed_face, "the sheet")
     if note:
         print(note, file=sys.stderr)
     ok, encoded = cv2.imencode(args.output.suffix.lower(), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

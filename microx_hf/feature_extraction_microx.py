@@ -18,7 +18,8 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .extraction import DEFAULT_IMAGE_MEAN, DEFAULT_IMAGE_STD, SETTINGS, ClipCrops, FrameCrops, MicroXExtraction
+from .extraction import DEFAULT_IMAGE_MEAN, DEFAULT_IMAGE_STD, SETTINGS, MicroXExtraction
+from .stream import ClipCrops, FrameCrops
 
 # What preprocessor_config.json says so that `AutoImageProcessor` / `AutoFeatureExtractor` find the extractor with
 # `trust_remote_code=True`: the file saved beside it, which imports this package (the extraction cannot travel).

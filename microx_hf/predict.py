@@ -33,11 +33,12 @@ from .scoring import WINDOW_BATCH
 from .windows import clip_scores
 
 if TYPE_CHECKING:
-    from .extraction import ClipCrops, FrameCrops, MicroXExtraction
+    from .extraction import MicroXExtraction
     from .feature_extraction_microx import MicroXFeatureExtractor
     from .modeling_microx import MicroXModel
     from .quality import Quality
     from .runtime import Runtime
+    from .stream import ClipCrops, FrameCrops
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from .regions import DEFAULT_REGIONS, CropBox, crop_boxes
 from .windows import window_starts
 
 if TYPE_CHECKING:  # the extraction imports the landmark backends; only its data classes are needed here
-    from .extraction import ClipCrops, FrameCrops
+    from .stream import ClipCrops, FrameCrops
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ import pytest
 from skimage import data
 
 from microx_hf.errors import NoFaceDetectedError, NotAFaceCropError
-from microx_hf.extraction import FACE_CROP_SIDE, MicroXExtraction
+from microx_hf.extraction import MicroXExtraction
 from microx_hf.landmarks import get_backend
 from microx_hf.regions import CropBox, crop_boxes, crop_region, eye_centers
+from microx_hf.stream import FACE_CROP_SIDE
 from tests import media
 
 BACKENDS = ["dlib", "mediapipe"]

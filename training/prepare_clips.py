@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from microx_hf.errors import BackendUnavailableError, DatasetFormatError, NoFaceDetectedError
-from microx_hf.extraction import ClipCrops
 from microx_hf.parallel import map_videos
+from microx_hf.stream import ClipCrops
 
 from .schema import FORMAT_VERSION
 from .sources import SourceClip
