@@ -115,7 +115,8 @@ def test_the_shipped_model_says_its_face_network_decided(clips, fresh_cache, tmp
     """The shipped default's region gate stayed closed at release: both runtimes say so, the prediction says the
     prior decided (its region weights describe a switched-off correction), and the table names the face network.
     The same model with its gate opened says the regions decide."""
-    from microx_hf.cli import PRIOR_NAME, main
+    from microx_hf.cli import main
+    from microx_hf.cli_output import PRIOR_NAME
 
     for runtime in ("onnx", "torch"):
         engine = load_runtime(DEFAULT_MODEL, runtime=runtime)[0]
