@@ -55,18 +55,15 @@ except ImportError:  # run from a source checkout without `pip install -e .`
 
 from microx_hf.card import training_summary
 from microx_hf.container import VIDEO_EXTENSIONS
-from microx_hf.errors import (
-    InvalidVideoError,
-    MicroXError,
-    NoFaceDetectedError,
-    StillImageError,
-    VideoDecodeError,
-    VideoLimitError,
-)
+from microx_hf.errors import MicroXError
 from microx_hf.memory import limit_malloc_arenas, release_free_memory
 from microx_hf.predict import DEFAULT_MODEL, Prediction, predict
 from microx_hf.runtime import load_runtime
+from microx_hf.timeline import timeline_figure
 from microx_hf.visualize import TrackPreview, region_strips
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the app's own modules, here and in a deployed Space
+import app_texts as texts  # noqa: E402
 
 logger = logging.getLogger("microx_space")
 
@@ -75,15 +72,6 @@ logger = logging.getLogger("microx_space")
 # working set of its own, and the server's memory climbs with its visitors).
 MALLOC_ARENAS = int(os.environ.get("MICROX_MALLOC_ARENAS", "2"))
 limit_malloc_arenas(MALLOC_ARENAS)
-
-# The first matching class gives the heading, so subclasses come before their bases.
-ERROR_TITLES = {
-    StillImageError: "A photo, not a video",
-    InvalidVideoError: "Not a video",
-    VideoDecodeError: "The video is damaged",
-    VideoLimitError: "Video too long",
-    NoFaceDetectedError: "No face found",
-}
 
 TITLE = "MicroX: emotion from face videos, region by region"
 DESCRIPTION = """\
@@ -137,22 +125,6 @@ QUEUE_SIZE = int(os.environ.get("MICROX_QUEUE_SIZE", "16"))
 PREVIEW_SECONDS = 2.0  # length of the face-track preview (drawing and encoding cost about 0.1 s a second)
 PREVIEW_SIDE = 480  # its longer side, pixels
 PREVIEW_FPS = 15.0  # an animated WebP encodes in about 4 ms a frame at this size (VP8 video took 11 ms)
-# The timeline draws the clip's likeliest emotions only: the others sit near zero, where no colour tells them apart
-# (every emotion's numbers are in the API's `result`).
-TIMELINE_TOP = 3
-# One colour per emotion, the same on every page: seven distinct hues, each at least 3:1 against white (WCAG's contrast
-# for graphics: no pale yellow, tab10's orange darkened) and far from each other (grey and brown, which look alike as
-# thin lines, are not both used); other labels take the spare ones.
-EMOTION_COLOURS = {
-    "happy": "#e06c00",
-    "sad": "#1f77b4",
-    "anger": "#d62728",
-    "surprise": "#9467bd",
-    "fear": "#c51b7d",
-    "contempt": "#2ca02c",
-    "neutral": "#555555",
-}
-SPARE_COLOURS = ["#008c99", "#8c564b", "#393b79", "#637939", "#843c39"]
 REGION_COLOUR = "#3d5a80"  # the regions' bars: a colour no emotion has, so that a region never reads as an emotion
 # The bar of a model that answered with its face network's prior (`regions_frame`).
 PRIOR_BAR = "face network (prior)"
@@ -215,68 +187,6 @@ def model_note(model_name: str | None) -> str:
 def _card_training_summary(name: str) -> str | None:
     """What the model card says about the model and its training data (`microx_hf.card.training_summary`)."""
     return training_summary(name)
-
-
-def timeline_frame(prediction: Prediction) -> pd.DataFrame:
-    """Long-format table of each emotion's probability at the centre of each window with a face (the numbers the
-    timeline chart draws; the API's `result` has them per window too).
-
-    A clip with a single scored window gets its probabilities at the window's start and end instead: a line drawn
-    from one point shows nothing, and a flat segment over the window's time says what the number covers.
-    """
-    has_face = prediction.window_has_face  # windows without a face have NaN rows: leave them out
-    span = feature_extractor.num_frames / feature_extractor.fps
-    centers = prediction.window_starts[has_face] + span / 2
-    probs = prediction.window_probs[has_face]  # (W, L)
-    if len(centers) == 1:
-        centers = np.array([centers[0] - span / 2, centers[0] + span / 2])
-        probs = np.repeat(probs, 2, axis=0)  # (1, L) -> (2, L)
-    return pd.DataFrame(
-        {
-            "time (s)": np.repeat(centers, len(prediction.labels)).round(3),
-            "probability": probs.reshape(-1).round(4),
-            "emotion": np.tile(prediction.labels, len(centers)),
-        }
-    )
-
-
-def emotion_colour(label: str, labels: list[str]) -> str:
-    """The fixed colour of an emotion (`EMOTION_COLOURS`; other labels take `SPARE_COLOURS` in label order)."""
-    if label in EMOTION_COLOURS:
-        return EMOTION_COLOURS[label]
-    others = [name for name in labels if name not in EMOTION_COLOURS]
-    return SPARE_COLOURS[others.index(label) % len(SPARE_COLOURS)]
-
-
-def timeline_figure(prediction: Prediction):
-    """The timeline chart: the clip's `TIMELINE_TOP` likeliest emotions, one line each in its fixed colour, named in
-    the legend with its share of the whole clip ("happy 61%"), on a time axis from 0 to the last point.
-
-    Drawn here (matplotlib's object API, no pyplot: safe on the analysis threads) rather than by `gr.LinePlot`, whose
-    page in gradio 6.31 redraws a new clip's lines with the previous clip's legend and colours when the axis changes.
-    """
-    from matplotlib.figure import Figure
-
-    table = timeline_frame(prediction)
-    top = sorted(prediction.labels, key=lambda label: -prediction.scores[label])[:TIMELINE_TOP]
-    figure = Figure(figsize=(12.4, 3.0), dpi=100, layout="constrained")  # about the width of the page
-    axes = figure.add_subplot()
-    for label in top:
-        rows = table[table["emotion"] == label]
-        axes.plot(rows["time (s)"], rows["probability"], color=emotion_colour(label, prediction.labels), linewidth=2.4,
-                  marker="o" if len(rows) <= 12 else None, markersize=4, clip_on=False,  # the last point whole
-                  label=f"{label} {prediction.scores[label]:.0%}")  # fmt: skip
-    end = float(table["time (s)"].max())
-    axes.set_xlim(0.0, end if end > 0 else None)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("time (s)")
-    axes.set_ylabel("probability")
-    axes.set_title(f"How the clip's {len(top)} likeliest emotions move over time (legend: over the whole clip)",
-                   fontsize=11)  # fmt: skip
-    axes.grid(color="#e5e5e5", linewidth=0.8)
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=11)
-    return figure
 
 
 def write_timeline(prediction: Prediction) -> str:
@@ -392,32 +302,6 @@ def write_preview(frames: list[np.ndarray], fps: float) -> str:
     return path
 
 
-def _error_title(error: MicroXError) -> str:
-    """A short heading for the message box."""
-    for kind, title in ERROR_TITLES.items():
-        if isinstance(error, kind):
-            return title
-    return "Cannot analyse this video"
-
-
-def _user_message(error: MicroXError, video: str) -> str:
-    """The library's message in the visitor's terms: their file's name, and what they can do here."""
-    name = Path(video).name
-    if isinstance(error, VideoLimitError) and error.limit == "duration":
-        lasts = f"lasts {error.value:.0f} s" if error.value is not None else f"is longer than {MAX_DURATION_S:g} s"
-        return (
-            f"{name} {lasts}; this app takes videos up to {MAX_DURATION_S:g} s. Trim it to the moment that matters "
-            "(most phones and video players can trim a clip) and upload it again."
-        )
-    if isinstance(error, StillImageError):
-        return (
-            f"{name} is a photo, not a video: MicroX reads emotion from how a face moves. Upload or record a video "
-            "of a few seconds instead."
-        )
-    # The upload's server path means nothing to the user: name the file as they know it.
-    return " ".join(str(error).replace(str(video), name).split())
-
-
 # The outputs of `analyze`, in order: the names the API gives them (the components' labels) and what they hold.
 OUTPUTS = {
     "emotion": "the clip's emotion scores",
@@ -461,7 +345,8 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
         prediction = predict(video, model=model, feature_extractor=feature_extractor, on_frame=preview.add)
     except MicroXError as error:
         logger.info("rejected %s: %s", Path(video).name, error)
-        raise gr.Error(_user_message(error, video), title=_error_title(error), print_exception=False) from None
+        raise gr.Error(texts.user_message(error, video, MAX_DURATION_S), title=texts.error_title(error),
+                       print_exception=False) from None  # fmt: skip
     except Exception:
         logger.exception("analysis of %s failed", video)
         raise gr.Error(
@@ -472,18 +357,11 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
         ) from None
 
     window = prediction.telling_window()
-    start = prediction.window_starts[window]
-    end = start + feature_extractor.num_frames / feature_extractor.fps
-    when = f"{start:.2f}-{end:.2f} s"
+    when = texts.window_span(prediction, window)
     strips = region_strips(prediction.window_clip(window))
     # A region's weight is its share of that one window's decision, not a probability of an emotion.
     gallery = [
-        (
-            write_image(strip),
-            f"{region}: read, but the face network decided (window {when})"
-            if prediction.decided_by_prior
-            else f"{region}: {weight:.0%} of the decision in the window {when}",
-        )
+        (write_image(strip), texts.crop_caption(prediction, region, weight, when))
         for region, strip, weight in zip(prediction.regions, strips, prediction.region_weights[window], strict=True)
     ]
     heading = (
@@ -491,30 +369,10 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
         f"{prediction.label} in that window)"
     )
     preview_path = write_preview(preview.frames, preview.fps)
-    quality = prediction.quality
-    summary = (
-        f"**{prediction.label}** over {len(prediction.window_starts)} windows. The most telling window runs from "
-        f"{start:.2f} s to {end:.2f} s ({prediction.window_probs[window].max():.0%} {prediction.label}). "
-        f"Face found in {prediction.face_fraction:.0%} of the frames (landmarks: {prediction.landmark_backend})"
-    )
-    if quality.face_width_px is not None:
-        summary += (
-            f"; the face is {quality.face_width_px:.0f} px wide, brightness {quality.brightness:.0f} of 255, "
-            f"contrast {quality.contrast:.0f}"
-        )
-    summary += "."
-    if prediction.decided_by_prior:
-        summary += (
-            " The face network (the model's frame encoder) decided: this model's region branches are switched off "
-            "(they did not beat it on real labelled faces), so the region crops below show what was read, not what "
-            "decided."
-        )
-    notes = summary_notes(prediction)
-    if notes:
-        summary += "\n\n" + "\n".join(f"- {note}" for note in notes)
+    summary = texts.summary(prediction, window)
     outputs = (
         prediction.scores,
-        quality_note(prediction),
+        texts.quality_note(prediction),
         summary,
         regions_frame(prediction),
         write_timeline(prediction),
@@ -523,43 +381,6 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
         prediction.to_dict(),
     )
     return outputs, prediction, heading
-
-
-def quality_note(prediction: Prediction) -> str:
-    """The low-confidence note in the visitor's words (Markdown), or "" when the prediction is not doubtful."""
-    quality = prediction.quality
-    if not quality.low_confidence:
-        return ""
-    reasons = "; ".join(quality.notes)
-    return (
-        f"**Low confidence.** {reasons[0].upper()}{reasons[1:]}. Take this answer with caution: MicroX reads best a "
-        "well-lit face, looking at the camera, filling a good part of the frame."
-    )
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
-
-
-def summary_notes(prediction: Prediction) -> list[str]:
-    """What the visitor must know to read the result: a still, a clip shorter than one window, several faces."""
-    notes = []
-    if prediction.still:
-        notes.append("**A still image**, analysed as a single frame: there is no motion to read, so take the result "
-                     "with care.")  # fmt: skip
-    elif prediction.padded:
-        span = feature_extractor.num_frames / feature_extractor.fps
-        notes.append(f"**Short clip**: shorter than one window ({feature_extractor.num_frames} frames, {span:.2f} s); "
-                     "its last frame was repeated to fill it, so the result rests on very little motion.")  # fmt: skip
-    faces = prediction.faces_seen
-    if faces > 1:
-        choice = prediction.face_choice
-        followed = prediction.followed_face
-        how = {"auto": "the most prominent one (clearest, large and central)", "largest": "the largest one",
-               "central": "the most central one"}.get(choice, f"face {choice}")  # fmt: skip
-        where = f", the {_ordinal(followed + 1)} from the left" if followed is not None else ""
-        notes.append(f"**{faces} faces** seen; MicroX followed {how}{where}. The result is about that face only.")
-    return notes
 
 
 def _on_analysis_thread(handler, video: str | None):

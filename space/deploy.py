@@ -6,7 +6,7 @@ assembles a self-contained Space folder and uploads it with `huggingface_hub` as
 `--public`; log in first with `hf auth login`, or set HF_TOKEN). `--dry_run DIR` writes the folder to DIR and
 uploads nothing. The folder:
 
-- `app.py` and `examples/`, from this folder;
+- `app.py`, its own modules (`app_texts.py`) and `examples/`, from this folder;
 - `microx_hf/`: the library, unpacked from the wheel this checkout builds (`pip wheel --no-deps`). microx-hf is not
   on PyPI, and a wheel inside the folder cannot be named in `requirements.txt`: a Space installs its requirements
   before it copies the repository in (its build runs `RUN --mount=target=/tmp/requirements.txt,source=requirements.txt
@@ -140,6 +140,9 @@ def render_model_section(text: str, model: str | Path | None) -> str:
     return pattern.sub(lambda m: m.group(1) + model_section(model) + "\n" + m.group(2), text)
 
 
+APP_FILES = ("app.py", "app_texts.py")  # the app and its own modules
+
+
 def copy_model(model: Path, out: Path) -> None:
     """Copy a local checkpoint folder into `out` (what inference needs: no training state, no pickles)."""
     from microx_hf.predict import check_safetensors
@@ -155,7 +158,8 @@ def assemble(out: Path, model: str | None = None) -> Path:
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty: give a new folder (the Space folder is written from scratch)")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SPACE_DIR / "app.py", out / "app.py")
+    for name in APP_FILES:
+        shutil.copy2(SPACE_DIR / name, out / name)
     shutil.copy2(SPACE_DIR / "packages.txt", out / "packages.txt")
     shutil.copytree(SPACE_DIR / "examples", out / "examples", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,7 +59,7 @@ def _header(readme: Path) -> dict:
 
 
 def test_the_dry_run_folder_holds_everything_a_space_needs(space_folder, wheel):
-    for name in ("app.py", "README.md", "requirements.txt", "packages.txt", "examples/astronaut.webm"):
+    for name in ("app.py", "app_texts.py", "README.md", "requirements.txt", "packages.txt", "examples/astronaut.webm"):
         assert (space_folder / name).is_file(), name
     # The library, as the wheel installs it (with the shipped checkpoint), beside app.py.
     in_wheel = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("microx_hf/")}

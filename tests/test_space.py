@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from microx_hf import timeline
 from microx_hf.windows import window_starts
 from tests.media import face_frames, make_face_video, make_noface_video, make_still, make_text_file, write_video
 
@@ -235,10 +236,10 @@ def test_the_page_shows_errors_in_a_message_that_stays(app, media):
 
 def test_a_one_window_clip_draws_a_segment(app, media):
     prediction = app.predict(str(media["one_window"]), model=app.model, feature_extractor=app.feature_extractor)
-    timeline = app.timeline_frame(prediction)
+    table = timeline.timeline_frame(prediction)
     labels = app.model.config.id2label.values()
-    assert len(timeline) == 2 * len(labels), "two points per emotion: the window's start and end"
-    for _, rows in timeline.groupby("emotion"):
+    assert len(table) == 2 * len(labels), "two points per emotion: the window's start and end"
+    for _, rows in table.groupby("emotion"):
         assert rows["time (s)"].tolist() == pytest.approx([0.0, 4 / 30], abs=1e-3)
         assert rows["probability"].nunique() == 1
 
@@ -268,11 +269,11 @@ def test_a_sideways_video_is_told_it_may_be_rotated(app, media):
 
 def test_the_timeline_draws_the_likeliest_emotions_to_the_end_of_the_data(app, media):
     prediction = app.predict(str(media["face"]), model=app.model, feature_extractor=app.feature_extractor)
-    axes = app.timeline_figure(prediction).axes[0]
-    top = sorted(prediction.labels, key=lambda label: -prediction.scores[label])[: app.TIMELINE_TOP]
+    axes = timeline.timeline_figure(prediction).axes[0]
+    top = sorted(prediction.labels, key=lambda label: -prediction.scores[label])[: timeline.TIMELINE_TOP]
     lines = axes.get_lines()
     assert [line.get_label() for line in lines] == [f"{label} {prediction.scores[label]:.0%}" for label in top]
-    assert [line.get_color() for line in lines] == [app.emotion_colour(label, app.LABELS) for label in top]
+    assert [line.get_color() for line in lines] == [timeline.emotion_colour(label, app.LABELS) for label in top]
     # 24 frames at 30 fps in windows of 4 frames every 4: one point per window, at its centre.
     starts = window_starts(24, 4, 4)
     assert all(len(line.get_xdata()) == len(starts) for line in lines)
@@ -283,7 +284,7 @@ def test_the_timeline_draws_the_likeliest_emotions_to_the_end_of_the_data(app, m
 
 
 def test_emotion_colours_are_distinct_and_readable_on_white(app):
-    colours = [app.emotion_colour(label, app.LABELS) for label in app.LABELS]
+    colours = [timeline.emotion_colour(label, app.LABELS) for label in app.LABELS]
     rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], float) / 255
     linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     contrast = 1.05 / (linear @ [0.2126, 0.7152, 0.0722] + 0.05)  # WCAG's contrast ratio against white
