@@ -14,7 +14,7 @@ from datasets import DatasetDict, load_from_disk
 
 from microx_hf import MicroXForVideoClassification
 from tests.media import make_face_video
-from training import calibration, train
+from training import calibration, train, trainer
 from training.data import DistillTargets
 from training.prepare_dataset import main as prepare
 from training.schema import teacher_column
@@ -32,7 +32,7 @@ def test_mixed_loss_learns_unlabelled_windows_from_the_teachers_alone_on_every_r
     labels, labelled = torch.tensor([2, -1, 1]), torch.tensor([True, False, True])
     has = torch.tensor([1.0, 1.0, 0.0])  # window 2 has no face for the teachers
     t, w, rlw = 2.0, 0.4, 0.5
-    loss = train.mixed_loss(outputs, labels, labelled, teacher, has, w, t, rlw)
+    loss = trainer.mixed_loss(outputs, labels, labelled, teacher, has, w, t, rlw)
 
     def kd(lg, tg):
         return (tg * (tg.log() - torch.log_softmax(lg / t, -1))).sum(-1) * t**2
@@ -49,9 +49,9 @@ def test_mixed_loss_learns_unlabelled_windows_from_the_teachers_alone_on_every_r
     )
     torch.testing.assert_close(loss, (row0 + row1 + row2) / 3)
     # An unlabelled window's label is never read; one with no teacher target and no label counts for nothing.
-    other = train.mixed_loss(outputs, torch.tensor([2, 3, 1]), labelled, teacher, has, w, t, rlw)
+    other = trainer.mixed_loss(outputs, torch.tensor([2, 3, 1]), labelled, teacher, has, w, t, rlw)
     torch.testing.assert_close(loss, other)
-    none = train.mixed_loss(outputs, labels, labelled, teacher, torch.tensor([1.0, 0.0, 0.0]), w, t, rlw)
+    none = trainer.mixed_loss(outputs, labels, labelled, teacher, torch.tensor([1.0, 0.0, 0.0]), w, t, rlw)
     torch.testing.assert_close(none, (row0 + row2) / 2)
 
 

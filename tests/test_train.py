@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from training import train
+from training import train, trainer
 from training.folds import aggregate_folds
 from training.schema import FORMAT_VERSION, clip_features
 
@@ -203,12 +203,12 @@ def test_no_pinned_memory_without_a_gpu():
 def test_class_weights_and_weighted_loss():
     import torch
 
-    weights = train.class_weights([0, 0, 0, 1], 3)
+    weights = trainer.class_weights([0, 0, 0, 1], 3)
     # inverse frequency, mean 1 over the rows: 4 / (2 * 3) for class 0, 4 / (2 * 1) for class 1, absent class 0
     assert weights.tolist() == pytest.approx([2 / 3, 2.0, 0.0])
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     labels = torch.tensor([0, 1])
-    loss = train.WeightedLoss(weights)({"logits": logits}, labels)
+    loss = trainer.WeightedLoss(weights)({"logits": logits}, labels)
     ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     expected = (ce[0] * 2 / 3 + ce[1] * 2.0) / (2 / 3 + 2.0)
     assert loss.item() == pytest.approx(expected.item())
@@ -505,8 +505,8 @@ def test_distillation_loss_is_the_tempered_kl_on_windows_with_a_target():
     t = 2.0
     log_student = torch.log_softmax(logits[0] / t, -1)
     expected = (teacher[0] * (teacher[0].log() - log_student)).sum() * t**2
-    torch.testing.assert_close(train.distillation_loss(logits, teacher, weight, t), expected)
-    assert train.distillation_loss(logits, teacher, torch.zeros(2), t) == 0
+    torch.testing.assert_close(trainer.distillation_loss(logits, teacher, weight, t), expected)
+    assert trainer.distillation_loss(logits, teacher, torch.zeros(2), t) == 0
 
 
 def test_distill_targets_average_teachers_over_the_frames_with_a_face():
@@ -572,8 +572,8 @@ def test_weighted_loss_adds_the_visible_regions_own_loss():
     region_weights = torch.tensor([[0.7, 0.3], [1.0, 0.0]])  # region 1 is hidden in the second window
     labels = torch.tensor([0, 1])
     outputs = {"logits": logits, "region_logits": region_logits, "region_weights": region_weights}
-    fused = train.WeightedLoss(weights)(outputs, labels)
-    total = train.WeightedLoss(weights, region_loss_weight=0.5)(outputs, labels)
+    fused = trainer.WeightedLoss(weights)(outputs, labels)
+    total = trainer.WeightedLoss(weights, region_loss_weight=0.5)(outputs, labels)
 
     def weighted_ce(lg, lb):
         losses = torch.nn.functional.cross_entropy(lg, lb, weight=weights, reduction="none")
