@@ -221,7 +221,7 @@ def _space_row() -> str:
 def _space_soak_row() -> str:
     soak, before = _bench("space_soak"), _bench("space_soak_before")
     load = [r["load_1m"] for r in soak["rounds"] if r.get("load_1m") is not None]
-    measured = f" at load average {min(load):.1f}-{max(load):.1f} from other work" if load else ""
+    measured = f", load average {min(load):.1f}-{max(load):.1f} with the soak itself" if load else ""
     return (
         f"{soak['requests']} requests from new visitors, {soak['concurrency']} at a time, real and synthetic 854x480 "
         f"clips (`bench_space_soak.py`): RSS {soak['rss_after_24_mb']:.0f} MB after 24, {soak['rss_final_mb']:.0f} MB "
@@ -230,7 +230,9 @@ def _space_soak_row() -> str:
         f"files at most {soak['temp_mb_max']:.1f} MB; {len(soak['errors'])} errors, "
         f"{soak['answers_differ']} answers differing from the sequential ones; latency p50 "
         f"{soak['latency_p50_s']:.1f} s, p95 {soak['latency_p95_s']:.1f} s with {soak['concurrency']} in flight; "
-        f"throughput {soak['throughput_ratio']:.2f}x sequential{measured}"
+        f"throughput {soak['throughput_ratio']:.2f}x sequential (one request alone keeps "
+        f"{soak['sequential_cores_busy']:.2f} cores busy, so 2 cores allow at most "
+        f"{2 / soak['sequential_cores_busy']:.2f}x){measured}"
     )
 
 

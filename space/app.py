@@ -159,6 +159,11 @@ SESSIONS_KEPT = int(os.environ.get("MICROX_SESSIONS_KEPT", "64"))
 # the threads, their torch/OpenMP teams and what their allocations leave in the malloc arenas stay the same however
 # many visitors come and go.
 ANALYSIS_THREADS = ThreadPoolExecutor(max_workers=CONCURRENCY_LIMIT, thread_name_prefix="microx-analysis")
+# How many analyses are running (`_on_analysis_thread`). A lone analysis decodes and finds landmarks in a second thread
+# (`predict`'s overlap: about 1.3 cores busy); when others run beside it, the cores are taken already and that second
+# thread only adds hand-offs, so each analysis keeps to its own thread (`_overlap`).
+_RUNNING = [0]
+_RUNNING_LOCK = threading.Lock()
 
 # ONNX Runtime where the checkpoint carries an onnx/ export (no torch: faster start, less memory), else torch.
 model, feature_extractor = load_runtime(MODEL_ID)
@@ -342,7 +347,9 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
     # The face-track preview is drawn as the video streams through predict(): no second decoding.
     preview = TrackPreview(feature_extractor, seconds=PREVIEW_SECONDS, side=PREVIEW_SIDE)
     try:
-        prediction = predict(video, model=model, feature_extractor=feature_extractor, on_frame=preview.add)
+        prediction = predict(
+            video, model=model, feature_extractor=feature_extractor, on_frame=preview.add, overlap=_overlap()
+        )
     except MicroXError as error:
         logger.info("rejected %s: %s", Path(video).name, error)
         raise gr.Error(texts.user_message(error, video, MAX_DURATION_S), title=texts.error_title(error),
@@ -385,10 +392,20 @@ def _analysis(video: str | None) -> tuple[tuple, Prediction, str]:
 
 def _on_analysis_thread(handler, video: str | None):
     """Run `handler(video)` on one of the analysis threads, then give the free memory it left back to the system."""
+    with _RUNNING_LOCK:
+        _RUNNING[0] += 1
     try:
         return handler(video)
     finally:
+        with _RUNNING_LOCK:
+            _RUNNING[0] -= 1
         release_free_memory()
+
+
+def _overlap() -> bool:
+    """Whether this analysis may take a second thread: only while it is the only one running."""
+    with _RUNNING_LOCK:
+        return _RUNNING[0] <= 1
 
 
 async def analyze_api(video: str | None) -> tuple:

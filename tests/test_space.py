@@ -447,6 +447,20 @@ def test_server_refuses_uploads_over_the_size_limit(server, media):
 # Memory and disk over many visitors (issue 22) ----------------------------------------------------------------------
 
 
+def test_a_lone_analysis_takes_a_second_thread_and_concurrent_ones_do_not(app):
+    seen = {}
+
+    def second(video):
+        seen["second"] = app._overlap()  # while the first is still running
+
+    def first(video):
+        seen["first"] = app._overlap()
+        app._on_analysis_thread(second, video)
+
+    app._on_analysis_thread(first, None)
+    assert seen == {"first": True, "second": False} and app._RUNNING == [0]
+
+
 def test_analyses_run_on_a_fixed_pool_of_analysis_threads(server, media, app, monkeypatch):
     """Every analysis runs on one of CONCURRENCY_LIMIT long-lived threads of the app's own, not on gradio's pool of
     short-lived workers (each of which would leave a video's working set in a malloc arena of its own)."""
