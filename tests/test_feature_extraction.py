@@ -105,7 +105,7 @@ def test_grey_video_file(tmp_path, extractor):
 
 def test_short_clip_is_padded_with_its_last_frame(extractor, caplog):
     frames = media.face_frames(2)
-    with caplog.at_level(logging.INFO, logger="microx_hf.extraction"):
+    with caplog.at_level(logging.INFO, logger="microx_hf.stream"):
         clip = extractor.extract_clip(frames)
     # The clip keeps its own frames; its one window repeats the last of them (microx_hf.windows).
     assert clip.padded and clip.num_frames == 2
