@@ -44,14 +44,15 @@ OLD_DEFAULT_REV = "62a8874"
 OLD_DEFAULT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
-def old_default() -> Path:
-    """The old shipped checkpoint, written from git into the cache."""
-    folder = cache_dir() / f"old_default_{OLD_DEFAULT_REV}"
+def old_default(rev: str = OLD_DEFAULT_REV) -> Path:
+    """The shipped checkpoint of commit `rev` (default: the old one this bench compares), written from git into the
+    cache."""
+    folder = cache_dir() / f"old_default_{rev}"
     if not (folder / "model.safetensors").is_file():
         folder.mkdir(parents=True, exist_ok=True)
         for name in OLD_DEFAULT_FILES:
             blob = subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{OLD_DEFAULT_REV}:microx_hf/default_model/{name}"],
+                ["git", "-C", str(ROOT), "show", f"{rev}:microx_hf/default_model/{name}"],
                 check=True,
                 capture_output=True,
             ).stdout

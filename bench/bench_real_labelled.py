@@ -470,24 +470,13 @@ def prior_only(model):
 
 # The shipped default before issue 17 (fer encoder, attention fusion, synthetic clips only): the "old default" row.
 OLD_DEFAULT_REV = "d2d2abf"
-OLD_DEFAULT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
 def old_default() -> Path:
     """The old shipped checkpoint (`OLD_DEFAULT_REV`), written from git into the cache."""
-    import subprocess
+    from bench_real_faces import old_default as checkpoint_at
 
-    folder = cache_dir() / f"old_default_{OLD_DEFAULT_REV}"
-    if not (folder / "model.safetensors").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in OLD_DEFAULT_FILES:
-            blob = subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{OLD_DEFAULT_REV}:microx_hf/default_model/{name}"],
-                check=True,
-                capture_output=True,
-            ).stdout
-            (folder / name).write_bytes(blob)
-    return folder
+    return checkpoint_at(OLD_DEFAULT_REV)
 
 
 ONNX_DEFAULT = "default (onnx)"  # a system run only when named in --systems

@@ -69,8 +69,8 @@ def encoder_frames(
 ) -> np.ndarray:
     """What the frames graph's encoder takes: (B, N, C, E, E) crops, zeroed where the encoder region was not found
     (`region_mask` (B, R, N)), every `every`-th frame from the first -> (B, ceil(N / every), C, E, E)."""
-    visible = region_mask[:, encoder_index, :, None, None, None]
-    return np.ascontiguousarray((encoder_pixel_values * visible)[:, ::every], dtype=np.float32)
+    visible = region_mask[:, encoder_index, ::every, None, None, None]  # the frames it encodes only
+    return np.ascontiguousarray(encoder_pixel_values[:, ::every] * visible, dtype=np.float32)
 
 
 class OnnxRuntime:

@@ -202,6 +202,23 @@ class ShuffledFrames(torch.nn.Module):
         return self.model.classify_windows(shuffled, region_mask[:, :, order], labels)  # mask (B, R, T) alike
 
 
+def _test_results(args, settings: dict, model, test_results: dict, shuffled: dict) -> dict:
+    """The part of demo_results.json both runs write: settings, chance, the test set's scores with the frames in order
+    and shuffled."""
+    return {
+        "settings": {**asdict(args), **settings},
+        "num_labels": model.config.num_labels,
+        "chance": 1.0 / model.config.num_labels,
+        "test_subjects": test_results.get("test_subjects"),
+        "num_test_clips": test_results.get("num_clips"),
+        "accuracy": test_results["accuracy"],
+        "uar": test_results["uar"],
+        "macro_f1": test_results["macro_f1"],
+        "shuffled_frames_accuracy": shuffled["accuracy"],
+        "shuffled_frames_uar": shuffled["uar"],
+    }
+
+
 def _settings(args: DemoArguments) -> dict[str, Any]:
     preset = dict(QUICK if args.quick else FULL)
     for key in ("clips_per_label", "epochs", "teachers", "teacher_weights", "distill_weight"):
@@ -318,18 +335,8 @@ def _run_real(args: DemoArguments, out: Path) -> dict[str, Any]:
     with torch.no_grad():
         model.microx.fusion_gate.fill_(gate)
     shuffled = evaluate_dataset(ShuffledFrames(model, seed=args.seed), feature_extractor, splits["test"])
-    chance = 1.0 / model.config.num_labels
     results = {
-        "settings": {**asdict(args), **settings},
-        "num_labels": model.config.num_labels,
-        "chance": chance,
-        "test_subjects": test_results.get("test_subjects"),
-        "num_test_clips": test_results.get("num_clips"),
-        "accuracy": test_results["accuracy"],
-        "uar": test_results["uar"],
-        "macro_f1": test_results["macro_f1"],
-        "shuffled_frames_accuracy": shuffled["accuracy"],
-        "shuffled_frames_uar": shuffled["uar"],
+        **_test_results(args, settings, model, test_results, shuffled),
         "fusion_gate": gate,
         "gate": float(torch.sigmoid(torch.tensor(gate))),
         "validation_people": list(mix.validation_people),
@@ -419,16 +426,7 @@ def _run_synthetic(args: DemoArguments, out: Path) -> dict[str, Any]:
     shuffled = evaluate_dataset(ShuffledFrames(model, seed=args.seed), feature_extractor, clips["test"])
     chance = 1.0 / model.config.num_labels
     results = {
-        "settings": {**asdict(args), **settings},
-        "num_labels": model.config.num_labels,
-        "chance": chance,
-        "test_subjects": test_results.get("test_subjects"),
-        "num_test_clips": test_results.get("num_clips"),
-        "accuracy": test_results["accuracy"],
-        "uar": test_results["uar"],
-        "macro_f1": test_results["macro_f1"],
-        "shuffled_frames_accuracy": shuffled["accuracy"],
-        "shuffled_frames_uar": shuffled["uar"],
+        **_test_results(args, settings, model, test_results, shuffled),
         "timings": timings,
     }
     (out / "demo_results.json").write_text(json.dumps(results, indent=2) + "\n")
